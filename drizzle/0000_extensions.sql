@@ -1,0 +1,2 @@
+-- Trigram matching for runs(filter: { nameContains }); trusted since PostgreSQL 13.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;

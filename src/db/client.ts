@@ -1,0 +1,112 @@
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
+import { sql, type SQL } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import postgres from 'postgres';
+import * as schema from './schema.js';
+
+/** The drizzle database both drivers share: postgres.js on a real server, or embedded PGlite. */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+/** A transaction handle; every store function accepts either. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+export type Executor = Db | Tx;
+
+export interface Database {
+  readonly db: Db;
+  readonly kind: 'postgres' | 'pglite';
+  /** Apply pending migrations from drizzle/ (safe to run from several instances at once). */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** drizzle/ at the package root, whether running from src/ (tsx) or dist/src/ (node). */
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta.url)).replace(
+  /\/dist\/drizzle$/,
+  '/drizzle',
+);
+
+/** Arbitrary, fixed key of the advisory lock that serialises migrations across instances. */
+const MIGRATION_LOCK_KEY = 7_246_153_001;
+
+export interface PostgresOptions {
+  url: string;
+  poolSize?: number;
+}
+
+/** Connect to a real PostgreSQL through postgres.js. */
+export function createPostgresDatabase(options: PostgresOptions): Database {
+  const client = postgres(options.url, {
+    max: options.poolSize ?? 20,
+    onnotice: () => {},
+    connection: { application_name: 'runstate' },
+  });
+  const db = drizzlePostgres(client, { schema }) as unknown as Db;
+  return {
+    db,
+    kind: 'postgres',
+    async migrate() {
+      // drizzle's migrator takes no lock: two instances starting together would both apply the
+      // same migration. A session advisory lock on a reserved connection serialises them.
+      const lockClient = await client.reserve();
+      try {
+        await lockClient`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
+        await migratePostgres(db as never, { migrationsFolder: MIGRATIONS_DIR });
+      } finally {
+        await lockClient`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`.catch(() => {});
+        lockClient.release();
+      }
+    },
+    async close() {
+      await client.end({ timeout: 5 });
+    },
+  };
+}
+
+export interface PgliteOptions {
+  /** Directory the embedded database persists in; `memory://` for a throwaway one. */
+  dataDir: string;
+}
+
+/** Open (or create) the embedded PGlite database. */
+export async function createPgliteDatabase(options: PgliteOptions): Promise<Database> {
+  if (!options.dataDir.startsWith('memory://')) mkdirSync(options.dataDir, { recursive: true });
+  const client = await PGlite.create(options.dataDir, { extensions: { pg_trgm } });
+  const db = drizzlePglite(client, { schema }) as unknown as Db;
+  return {
+    db,
+    kind: 'pglite',
+    async migrate() {
+      // One process owns a PGlite directory, so there is nobody to race.
+      await migratePglite(db as never, { migrationsFolder: MIGRATIONS_DIR });
+    },
+    async close() {
+      await client.close();
+    },
+  };
+}
+
+/**
+ * Rows of a raw `execute()`: postgres.js returns an array, PGlite an object with `rows`.
+ * Both drivers hand timestamps over as text and bigints as text or numbers; callers map them.
+ */
+export async function queryRows<T = Record<string, unknown>>(
+  executor: Executor,
+  query: SQL,
+): Promise<T[]> {
+  const result: unknown = await executor.execute(query);
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
+
+/** Whether the database answers (for readiness checks and tests). */
+export async function pingDatabase(executor: Executor): Promise<boolean> {
+  const rows = await queryRows<{ ok: number }>(executor, sql`/* ping */ SELECT 1 AS ok`);
+  return rows.length === 1;
+}

@@ -1,0 +1,145 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  customType,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import { RUN_STATUSES } from '../lifecycle/lifecycle.js';
+
+/**
+ * Tables of runstate. Migrations in drizzle/ are generated from this file by `npm run db:generate`.
+ *
+ * Timestamps keep millisecond precision: they are keyset-pagination keys, and a cursor carries them
+ * through JavaScript `Date`, which has no microseconds.
+ */
+
+export const runStatusEnum = pgEnum('run_status', RUN_STATUSES);
+
+/** A PostgreSQL transaction id (`xid8`), kept on every change-log row; see status_changes. */
+const xid8 = customType<{ data: string; driverData: string }>({
+  dataType: () => 'xid8',
+});
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3, mode: 'date' });
+
+export const runs = pgTable(
+  'runs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    project: text('project').notNull(),
+    name: text('name'),
+    tags: text('tags').array().notNull().default(sql`'{}'::text[]`),
+    meta: jsonb('meta').$type<Record<string, unknown>>(),
+    status: runStatusEnum('status').notNull().default('CREATED'),
+    /** +1 on every accepted status change; the creation is version 1. */
+    version: integer('version').notNull().default(1),
+    progress: doublePrecision('progress'),
+    phase: text('phase'),
+    stopMessage: text('stop_message'),
+    idempotencyKey: text('idempotency_key'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+    startedAt: ts('started_at'),
+    finishedAt: ts('finished_at'),
+    heartbeatAt: ts('heartbeat_at'),
+  },
+  (t) => [
+    // createRun's idempotency: one run per (project, key).
+    uniqueIndex('runs_project_idempotency_key_uq')
+      .on(t.project, t.idempotencyKey)
+      .where(sql`${t.idempotencyKey} IS NOT NULL`),
+    // Keyset orders (created_at, id) and (updated_at, id), alone and within a project / status.
+    index('runs_created_at_id_idx').on(t.createdAt, t.id),
+    index('runs_updated_at_id_idx').on(t.updatedAt, t.id),
+    index('runs_project_created_at_id_idx').on(t.project, t.createdAt, t.id),
+    index('runs_project_updated_at_id_idx').on(t.project, t.updatedAt, t.id),
+    index('runs_status_created_at_id_idx').on(t.status, t.createdAt, t.id),
+    index('runs_project_status_created_at_id_idx').on(t.project, t.status, t.createdAt, t.id),
+    // tags @> '{…}' (all must match) and name ILIKE '%…%'.
+    index('runs_tags_gin_idx').using('gin', t.tags),
+    index('runs_name_trgm_idx').using('gin', sql`${t.name} gin_trgm_ops`),
+  ],
+);
+
+/**
+ * The change log: one row per accepted status change (and one for each creation), written in the
+ * same transaction as the change. `id` orders the log; `tx_id` is the writing transaction, kept so
+ * that a reader can tell whether every transaction that could still add a row below a given id has
+ * finished (the resumable-cursor design builds on it).
+ */
+export const statusChanges = pgTable(
+  'status_changes',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    txId: xid8('tx_id')
+      .notNull()
+      .default(sql`pg_current_xact_id()`),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    project: text('project').notNull(),
+    fromStatus: runStatusEnum('from_status'),
+    toStatus: runStatusEnum('to_status').notNull(),
+    version: integer('version').notNull(),
+    reason: text('reason'),
+    message: text('message'),
+    at: ts('at').notNull().defaultNow(),
+  },
+  (t) => [
+    // One row per version of a run: the history can only ever be a single path.
+    uniqueIndex('status_changes_run_version_uq').on(t.runId, t.version),
+    index('status_changes_project_id_idx').on(t.project, t.id),
+    index('status_changes_to_status_id_idx').on(t.toStatus, t.id),
+  ],
+);
+
+/**
+ * The first answer to each (run, idempotencyKey) of transitionRun, so a replay returns it again.
+ * `changeId` is set when the answer was an accepted change; `outcome` holds the answer's data.
+ */
+export const transitionKeys = pgTable(
+  'transition_keys',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    changeId: bigint('change_id', { mode: 'number' }),
+    outcome: jsonb('outcome').notNull().$type<Record<string, unknown>>(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.key] })],
+);
+
+export const measurements = pgTable(
+  'measurements',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    value: doublePrecision('value').notNull(),
+    step: integer('step'),
+    at: ts('at').notNull().defaultNow(),
+  },
+  (t) => [
+    // Series in time order (keyset (at, id)), and the newest point per name.
+    index('measurements_run_at_id_idx').on(t.runId, t.at, t.id),
+    index('measurements_run_name_at_id_idx').on(t.runId, t.name, t.at, t.id),
+  ],
+);
+
+export type RunRow = typeof runs.$inferSelect;
+export type StatusChangeRow = Omit<typeof statusChanges.$inferSelect, 'txId'>;
+export type MeasurementRow = typeof measurements.$inferSelect;

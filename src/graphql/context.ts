@@ -1,0 +1,1 @@
+export interface GraphQLContext { placeholder: true }
