@@ -8,7 +8,10 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-restricted-properties': [
         'error',
@@ -17,7 +20,14 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/env.ts', 'test/**', 'scripts/**', 'bench/**', 'drizzle.config.ts', 'vitest.config.ts'],
+    files: [
+      'src/env.ts',
+      'test/**',
+      'scripts/**',
+      'bench/**',
+      'drizzle.config.ts',
+      'vitest.config.ts',
+    ],
     rules: { 'no-restricted-properties': 'off' },
   },
 );

@@ -53,7 +53,7 @@ ALTER TABLE "measurements" ADD CONSTRAINT "measurements_run_id_runs_id_fk" FOREI
 ALTER TABLE "status_changes" ADD CONSTRAINT "status_changes_run_id_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "transition_keys" ADD CONSTRAINT "transition_keys_run_id_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "measurements_run_at_id_idx" ON "measurements" USING btree ("run_id","at","id");--> statement-breakpoint
-CREATE INDEX "measurements_run_name_at_id_idx" ON "measurements" USING btree ("run_id","name","at","id");--> statement-breakpoint
+CREATE INDEX "measurements_run_name_at_id_idx" ON "measurements" USING btree ("run_id","name","at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
 CREATE UNIQUE INDEX "runs_project_idempotency_key_uq" ON "runs" USING btree ("project","idempotency_key") WHERE "runs"."idempotency_key" IS NOT NULL;--> statement-breakpoint
 CREATE INDEX "runs_created_at_id_idx" ON "runs" USING btree ("created_at","id");--> statement-breakpoint
 CREATE INDEX "runs_updated_at_id_idx" ON "runs" USING btree ("updated_at","id");--> statement-breakpoint

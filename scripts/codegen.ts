@@ -28,7 +28,7 @@ const output = await codegen({
       Run: '../../db/schema.js#RunRow',
       StatusChange: '../../db/schema.js#StatusChangeRow',
       Measurement: '../../db/schema.js#MeasurementRow',
-      StatusInfo: '../../lifecycle/lifecycle.js#StatusInfo',
+      StatusInfo: '../mappers.js#LifecycleStatusInfo',
       Lifecycle: '../mappers.js#LifecycleParent',
       TransitionAccepted: '../mappers.js#TransitionAcceptedParent',
       RunConnection: '../mappers.js#ConnectionParent<RunRow>',

@@ -38,7 +38,10 @@ export const runs = pgTable(
     id: uuid('id').primaryKey().defaultRandom(),
     project: text('project').notNull(),
     name: text('name'),
-    tags: text('tags').array().notNull().default(sql`'{}'::text[]`),
+    tags: text('tags')
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
     meta: jsonb('meta').$type<Record<string, unknown>>(),
     status: runStatusEnum('status').notNull().default('CREATED'),
     /** +1 on every accepted status change; the creation is version 1. */
@@ -136,7 +139,7 @@ export const measurements = pgTable(
   (t) => [
     // Series in time order (keyset (at, id)), and the newest point per name.
     index('measurements_run_at_id_idx').on(t.runId, t.at, t.id),
-    index('measurements_run_name_at_id_idx').on(t.runId, t.name, t.at, t.id),
+    index('measurements_run_name_at_id_idx').on(t.runId, t.name, t.at.desc(), t.id.desc()),
   ],
 );
 

@@ -1,1 +1,45 @@
-export interface GraphQLContext { placeholder: true }
+import DataLoader from 'dataloader';
+import type { Db } from '../db/client.js';
+import type { MeasurementRow, RunRow } from '../db/schema.js';
+import type { RunstateEvents } from '../events/topics.js';
+import { listLatestMeasurements } from '../measurements/measurement-store.js';
+import type { MeasurementService } from '../measurements/measurement-service.js';
+import { getRunsByIds } from '../runs/run-store.js';
+import type { RunService } from '../runs/run-service.js';
+
+/** What every resolver gets: the services, and per-operation loaders that batch reads. */
+export interface GraphQLContext {
+  db: Db;
+  events: RunstateEvents;
+  runs: RunService;
+  measurements: MeasurementService;
+  loaders: Loaders;
+}
+
+export interface Loaders {
+  runById: DataLoader<string, RunRow | null>;
+  latestMeasurements: DataLoader<string, MeasurementRow[]>;
+}
+
+export type AppServices = Omit<GraphQLContext, 'loaders'>;
+
+/** Fresh loaders for one operation (their cache must not outlive it). */
+export function createLoaders(db: Db): Loaders {
+  return {
+    runById: new DataLoader(async (ids) => {
+      const rows = await getRunsByIds(db, ids);
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      return ids.map((id) => byId.get(id) ?? null);
+    }),
+    latestMeasurements: new DataLoader(async (runIds) => {
+      const rows = await listLatestMeasurements(db, runIds);
+      const byRun = new Map<string, MeasurementRow[]>();
+      for (const row of rows) {
+        const list = byRun.get(row.runId);
+        if (list) list.push(row);
+        else byRun.set(row.runId, [row]);
+      }
+      return runIds.map((id) => byRun.get(id) ?? []);
+    }),
+  };
+}

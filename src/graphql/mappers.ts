@@ -1,4 +1,5 @@
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
+import type { StatusInfo } from '../lifecycle/lifecycle.js';
 
 /**
  * Parent types the generated resolver types use for objects that are not table rows.
@@ -8,7 +9,11 @@ import type { RunRow, StatusChangeRow } from '../db/schema.js';
 /** `lifecycle` resolves to an empty object; its fields read the lifecycle module. */
 export type LifecycleParent = Record<string, never>;
 
+/** The lifecycle module's StatusInfo, renamed so it cannot clash with the generated type. */
+export type LifecycleStatusInfo = StatusInfo;
+
 export interface TransitionAcceptedParent {
+  __typename?: 'TransitionAccepted';
   run: RunRow;
   change: StatusChangeRow | null;
 }

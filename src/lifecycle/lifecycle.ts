@@ -216,12 +216,7 @@ const TABLE: readonly StatusInfo[] = [
     'FAILED',
     'STOPPED',
   ]),
-  info('UNSCHEDULABLE', 'WARNING', YELLOW, [
-    'QUEUED',
-    'SCHEDULED',
-    'STARTING',
-    ...ESCAPES,
-  ]),
+  info('UNSCHEDULABLE', 'WARNING', YELLOW, ['QUEUED', 'SCHEDULED', 'STARTING', ...ESCAPES]),
   info('SUSPENDED', 'SUSPENDED', YELLOW, ['STOPPING', 'RESUMING', 'UNKNOWN', 'FAILED', 'STOPPED']),
   // Rule 4: a stop request ends only in STOPPED or FAILED, or SUCCEEDED if the run finished first.
   info('STOPPING', 'STOPPING', YELLOW, ['SUCCEEDED', 'FAILED', 'STOPPED']),
@@ -281,7 +276,10 @@ const ALLOWED: ReadonlyMap<RunStatus, ReadonlySet<RunStatus>> = new Map(
   TABLE.map((s) => [s.status, new Set(s.allowedNext)]),
 );
 const ALLOWED_FROM: ReadonlyMap<RunStatus, readonly RunStatus[]> = new Map(
-  RUN_STATUSES.map((to) => [to, TABLE.filter((s) => ALLOWED.get(s.status)?.has(to)).map((s) => s.status)]),
+  RUN_STATUSES.map((to) => [
+    to,
+    TABLE.filter((s) => ALLOWED.get(s.status)?.has(to)).map((s) => s.status),
+  ]),
 );
 
 /** Statuses whose first entry sets a run's `startedAt`. */

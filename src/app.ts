@@ -1,0 +1,149 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionArgs } from 'graphql';
+import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { Database } from './db/client.js';
+import { createEventHub } from './events/event-hub.js';
+import type { Topics } from './events/topics.js';
+import { createLoaders, type AppServices, type GraphQLContext } from './graphql/context.js';
+import { useInputErrorCodes } from './graphql/input-errors.js';
+import { resolvers } from './graphql/resolvers.js';
+import type { Logger } from './logger.js';
+import { createMeasurementService } from './measurements/measurement-service.js';
+import { createRunService } from './runs/run-service.js';
+
+/** schema.graphql at the package root, from src/ (tsx) or dist/src/ (node). */
+const SCHEMA_PATH = fileURLToPath(new URL('../schema.graphql', import.meta.url)).replace(
+  /\/dist\/schema\.graphql$/,
+  '/schema.graphql',
+);
+
+export interface AppOptions {
+  database: Database;
+  logger: Logger;
+  port?: number;
+  host?: string;
+  graphqlPath?: string;
+  graphiql?: boolean;
+}
+
+export interface App {
+  readonly yoga: YogaServerInstance<object, GraphQLContext>;
+  readonly services: AppServices;
+  /** Listen; resolves with the bound address (port 0 picks a free port). */
+  start(): Promise<{ port: number; url: string; wsUrl: string }>;
+  /** Close sockets and subscriptions, stop listening. Does not close the database. */
+  stop(): Promise<void>;
+}
+
+/** Build the HTTP + SSE (yoga) and WebSocket (graphql-ws) service over one database. */
+export function buildApp(options: AppOptions): App {
+  const { database, logger } = options;
+  const graphqlPath = options.graphqlPath ?? '/graphql';
+  const events = createEventHub<Topics>();
+  const services: AppServices = {
+    db: database.db,
+    events,
+    runs: createRunService({ db: database.db, events }),
+    measurements: createMeasurementService({ db: database.db, events }),
+  };
+
+  const yoga = createYoga<object, GraphQLContext>({
+    schema: createSchema<GraphQLContext>({
+      typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
+      resolvers: resolvers as never,
+    }),
+    graphqlEndpoint: graphqlPath,
+    graphiql: options.graphiql === false ? false : { subscriptionsProtocol: 'WS' },
+    // Unexpected errors (database, bugs) become "Unexpected error." with no stack or SQL.
+    maskedErrors: { isDev: false },
+    landingPage: false,
+    logging: {
+      debug: (...args) => logger.debug(args.map(String).join(' ')),
+      info: (...args) => logger.info(args.map(String).join(' ')),
+      warn: (...args) => logger.warn(args.map(String).join(' ')),
+      error: (...args) => logger.error({ err: args[0] }, args.slice(1).map(String).join(' ')),
+    },
+    context: () => ({ ...services, loaders: createLoaders(database.db) }),
+    plugins: [useInputErrorCodes() as Plugin],
+  });
+
+  const server: Server = createServer(yoga);
+  const wsServer = new WebSocketServer({ server, path: graphqlPath });
+
+  // graphql-ws runs operations through yoga's envelop so plugins, context and masking apply.
+  const wsDisposable = useServer(
+    {
+      execute: (args) => (args.rootValue as EnvelopRoot).execute(args) as never,
+      subscribe: (args) => (args.rootValue as EnvelopRoot).subscribe(args) as never,
+      onSubscribe: async (ctx, _id, payload) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+        });
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return [error as never];
+        }
+        const errors = validate(schema, document);
+        if (errors.length > 0) return errors;
+        const args: ExecutionArgs = {
+          schema,
+          operationName: payload.operationName ?? null,
+          document,
+          variableValues: payload.variables ?? null,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe } satisfies EnvelopRoot,
+        };
+        return args;
+      },
+    },
+    wsServer,
+  );
+
+  return {
+    yoga,
+    services,
+    async start() {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port ?? 4000, options.host ?? '0.0.0.0', () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const { port } = server.address() as AddressInfo;
+      const host = options.host && options.host !== '0.0.0.0' ? options.host : '127.0.0.1';
+      return {
+        port,
+        url: `http://${host}:${port}${graphqlPath}`,
+        wsUrl: `ws://${host}:${port}${graphqlPath}`,
+      };
+    },
+    async stop() {
+      events.closeAll();
+      await wsDisposable.dispose();
+      for (const client of wsServer.clients) client.terminate();
+      await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+      server.closeIdleConnections();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // SSE responses stay open until their stream ends; don't wait for them forever.
+        setTimeout(() => server.closeAllConnections(), 1000).unref();
+      });
+    },
+  };
+}
+
+interface EnvelopRoot {
+  execute: (args: ExecutionArgs) => unknown;
+  subscribe: (args: ExecutionArgs) => unknown;
+}

@@ -1,0 +1,12 @@
+import type { Env } from '../env.js';
+import { createPgliteDatabase, createPostgresDatabase, type Database } from './client.js';
+
+/** postgres.js when DATABASE_URL is set, else embedded PGlite under RUNSTATE_DATA_DIR. */
+export async function createDatabase(
+  env: Pick<Env, 'DATABASE_URL' | 'DATABASE_POOL_SIZE' | 'RUNSTATE_DATA_DIR'>,
+): Promise<Database> {
+  if (env.DATABASE_URL) {
+    return createPostgresDatabase({ url: env.DATABASE_URL, poolSize: env.DATABASE_POOL_SIZE });
+  }
+  return createPgliteDatabase({ dataDir: env.RUNSTATE_DATA_DIR });
+}

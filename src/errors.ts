@@ -1,0 +1,43 @@
+import { GraphQLError } from 'graphql';
+
+/**
+ * Exceptional outcomes, as GraphQL errors with a machine-readable `extensions.code`.
+ * Expected domain outcomes (an illegal transition, a conflict) are result types instead.
+ * Anything that is not a GraphQLError is masked by yoga before it reaches a client.
+ */
+
+/** Malformed input: names the offending field (a path such as `input.progress`). */
+export class BadUserInputError extends GraphQLError {
+  constructor(field: string, problem: string) {
+    super(`${field}: ${problem}`, { extensions: { code: 'BAD_USER_INPUT', field } });
+  }
+}
+
+/** The addressed object does not exist (for mutations whose answer is not a result union). */
+export class NotFoundError extends GraphQLError {
+  constructor(what: string, id: string) {
+    super(`${what} ${id} not found`, { extensions: { code: 'NOT_FOUND', id } });
+  }
+}
+
+/** A subscriber fell further behind than its buffer allows; it must resubscribe from its cursor. */
+export class SubscriptionOverflowError extends GraphQLError {
+  constructor(limit: number) {
+    super(
+      `subscription closed: more than ${limit} events were waiting for this subscriber; ` +
+        'resubscribe with `after` set to the last cursor you received',
+      { extensions: { code: 'SUBSCRIPTION_OVERFLOW', limit } },
+    );
+  }
+}
+
+/** The PostgreSQL error code of an error, looking through drizzle's wrapping (`.cause`). */
+export function getPgErrorCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

@@ -1,0 +1,137 @@
+import { SubscriptionOverflowError } from '../errors.js';
+
+/**
+ * In-process fan-out of committed events to subscribers, keyed by topic and key (a run id, or `*`
+ * for a global topic). Subscribing registers at once, so nothing published after `subscribe()`
+ * returns is missed, even before the first `next()`. Each subscriber has a bounded buffer: a
+ * subscriber that falls further behind is closed with SubscriptionOverflowError instead of
+ * growing server memory.
+ */
+export interface EventHub<Topics extends Record<string, unknown>> {
+  publish<K extends keyof Topics & string>(topic: K, key: string, payload: Topics[K]): void;
+  subscribe<K extends keyof Topics & string>(
+    topic: K,
+    key: string,
+    options?: { bufferSize?: number },
+  ): AsyncIterableIterator<Topics[K]>;
+  /** Whether anyone listens on (topic, key); lets publishers skip building unused payloads. */
+  hasSubscribers(topic: keyof Topics & string, key: string): boolean;
+  /** Number of open subscriptions. */
+  size(): number;
+  /** End every subscription (server shutdown). */
+  closeAll(): void;
+}
+
+export const DEFAULT_SUBSCRIBER_BUFFER = 10_000;
+
+interface Subscriber {
+  push(payload: unknown): void;
+  end(): void;
+}
+
+export function createEventHub<Topics extends Record<string, unknown>>(): EventHub<Topics> {
+  const subscribers = new Map<string, Set<Subscriber>>();
+  const channel = (topic: string, key: string) => `${topic}\u0000${key}`;
+
+  function remove(name: string, subscriber: Subscriber) {
+    const set = subscribers.get(name);
+    if (!set) return;
+    set.delete(subscriber);
+    if (set.size === 0) subscribers.delete(name);
+  }
+
+  return {
+    publish(topic, key, payload) {
+      const set = subscribers.get(channel(topic, key));
+      if (!set) return;
+      for (const subscriber of [...set]) subscriber.push(payload);
+    },
+
+    subscribe(topic, key, options) {
+      const name = channel(topic, key);
+      const limit = options?.bufferSize ?? DEFAULT_SUBSCRIBER_BUFFER;
+      const queue: unknown[] = [];
+      let waiting: ((result: IteratorResult<never>) => void) | null = null;
+      let failure: Error | null = null;
+      let done = false;
+
+      const subscriber: Subscriber = {
+        push(payload) {
+          if (done) return;
+          if (waiting) {
+            const resolve = waiting;
+            waiting = null;
+            resolve({ value: payload as never, done: false });
+            return;
+          }
+          queue.push(payload);
+          if (queue.length > limit) {
+            queue.length = 0;
+            failure = new SubscriptionOverflowError(limit);
+            done = true;
+            remove(name, subscriber);
+          }
+        },
+        end() {
+          done = true;
+          remove(name, subscriber);
+          if (waiting) {
+            const resolve = waiting;
+            waiting = null;
+            resolve({ value: undefined as never, done: true });
+          }
+        },
+      };
+
+      let set = subscribers.get(name);
+      if (!set) subscribers.set(name, (set = new Set()));
+      set.add(subscriber);
+
+      const iterator: AsyncIterableIterator<Topics[typeof topic]> = {
+        next() {
+          if (queue.length > 0) {
+            return Promise.resolve({ value: queue.shift() as Topics[typeof topic], done: false });
+          }
+          if (failure) {
+            const error = failure;
+            failure = null;
+            return Promise.reject(error);
+          }
+          if (done) return Promise.resolve({ value: undefined, done: true });
+          return new Promise((resolve) => {
+            waiting = resolve;
+          });
+        },
+        return() {
+          subscriber.end();
+          queue.length = 0;
+          failure = null;
+          return Promise.resolve({ value: undefined, done: true });
+        },
+        throw(error?: unknown) {
+          subscriber.end();
+          queue.length = 0;
+          return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+        },
+        [Symbol.asyncIterator]() {
+          return iterator;
+        },
+      };
+      return iterator;
+    },
+
+    hasSubscribers(topic, key) {
+      return subscribers.has(channel(topic, key));
+    },
+
+    size() {
+      let total = 0;
+      for (const set of subscribers.values()) total += set.size;
+      return total;
+    },
+
+    closeAll() {
+      for (const set of [...subscribers.values()]) for (const s of [...set]) s.end();
+    },
+  };
+}

@@ -1,0 +1,16 @@
+import type { MeasurementRow, RunRow, StatusChangeRow } from '../db/schema.js';
+import type { EventHub } from './event-hub.js';
+
+/** Every live topic, keyed as documented. Published only after the writing transaction commits. */
+export interface Topics extends Record<string, unknown> {
+  /** Key `*`: every change of the log. */
+  statusChanged: StatusChangeRow;
+  /** Key: the run id. */
+  runUpdated: RunRow;
+  /** Key: the run id. */
+  measurementRecorded: MeasurementRow;
+}
+
+export type RunstateEvents = EventHub<Topics>;
+
+export const ALL = '*';

@@ -1,0 +1,126 @@
+import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
+import type { MeasurementRow, RunRow, StatusChangeRow } from '../db/schema.js';
+import { NotFoundError } from '../errors.js';
+import { streamStatusChanges } from '../events/status-feed.js';
+import { getStatusInfo, listStatuses } from '../lifecycle/lifecycle.js';
+import { listMeasurements } from '../measurements/measurement-service.js';
+import { allowedNextFor, type TransitionOutcome } from '../runs/run-service.js';
+import {
+  checkStatusChangeFilter,
+  decodeStatusChangeCursor,
+  getRun,
+  listRunHistory,
+  listRuns,
+  listStatusChanges,
+  statusChangeCursor,
+} from '../runs/run-queries.js';
+import { checkListLength, LIMITS } from '../validation.js';
+import type { Resolvers } from './generated/resolvers-types.js';
+
+/** Seconds from start to finish, or to now while the run is not finished. */
+function durationOf(run: RunRow): number | null {
+  if (!run.startedAt) return null;
+  const end = run.finishedAt ?? new Date();
+  return Math.max(0, (end.getTime() - run.startedAt.getTime()) / 1000);
+}
+
+/** Every resolver of schema.graphql; arrows go to services and queries, never to SQL. */
+export const resolvers: Resolvers = {
+  DateTime: DateTimeResolver,
+  JSON: JSONResolver,
+
+  Query: {
+    run: (_, { id }, { db }) => getRun(db, id),
+    runs: (_, args, { db }) => listRuns(db, args),
+    statusChanges: (_, args, { db }) => listStatusChanges(db, args),
+    lifecycle: () => ({}),
+  },
+
+  Mutation: {
+    createRun: (_, { input }, { runs }) => runs.createRun(input),
+    transitionRun: async (_, { input }, { runs }) =>
+      (await runs.transitionRuns([input], 'input'))[0]!,
+    transitionRuns: (_, { inputs }, { runs }) => runs.transitionRuns(inputs, 'inputs'),
+    reportProgress: (_, { input }, { runs }) =>
+      runs.reportProgress(input.id, input.progress, input.phase),
+    recordMeasurements: (_, { input }, { measurements }) =>
+      measurements.recordMeasurements(input.runId, input.measurements),
+    heartbeat: (_, { id }, { runs }) => runs.heartbeat(id),
+  },
+
+  Subscription: {
+    statusChanged: {
+      subscribe: (_, { filter, after }, { db, events }) =>
+        streamStatusChanges(
+          { db, events },
+          checkStatusChangeFilter('filter', filter),
+          after == null ? null : decodeStatusChangeCursor('after', after),
+        ),
+      resolve: (change: StatusChangeRow) => change,
+    },
+    runUpdated: {
+      subscribe: async (_, { id }, { db, events }) => {
+        const run = await getRun(db, id);
+        if (!run) throw new NotFoundError('run', id);
+        return events.subscribe('runUpdated', run.id);
+      },
+      resolve: (run: RunRow) => run,
+    },
+    measurementRecorded: {
+      subscribe: async (_, { runId, names }, { db, events }) => {
+        const run = await getRun(db, runId);
+        if (!run) throw new NotFoundError('run', runId);
+        const wanted =
+          names == null ? null : new Set(checkListLength('names', names, LIMITS.filterValues));
+        const source = events.subscribe('measurementRecorded', run.id);
+        if (!wanted) return source;
+        return (async function* () {
+          try {
+            for await (const m of source) if (wanted.has(m.name)) yield m;
+          } finally {
+            await source.return?.();
+          }
+        })();
+      },
+      resolve: (measurement: MeasurementRow) => measurement,
+    },
+  },
+
+  Run: {
+    category: (run) => getStatusInfo(run.status).category,
+    color: (run) => getStatusInfo(run.status).color,
+    isDone: (run) => getStatusInfo(run.status).category === 'DONE',
+    isFinal: (run) => getStatusInfo(run.status).isFinal,
+    isRunning: (run) => getStatusInfo(run.status).category === 'RUNNING',
+    isPending: (run) => ['PENDING', 'QUEUED'].includes(getStatusInfo(run.status).category),
+    isStoppable: (run) => allowedNextFor(run).includes('STOPPING'),
+    allowedTransitions: (run) => [...allowedNextFor(run)],
+    duration: (run) => durationOf(run),
+    statusHistory: (run, args, { db }) => listRunHistory(db, run.id, args),
+    measurements: (run, args, { db }) => listMeasurements(db, run.id, args),
+    latestMeasurements: (run, _, { loaders }) => loaders.latestMeasurements.load(run.id),
+  },
+
+  StatusChange: {
+    cursor: (change) => statusChangeCursor(change),
+    run: async (change, _, { loaders }) => {
+      const run = await loaders.runById.load(change.runId);
+      if (!run) throw new NotFoundError('run', change.runId);
+      return run;
+    },
+    from: (change) => change.fromStatus,
+    to: (change) => change.toStatus,
+  },
+
+  Lifecycle: {
+    statuses: () => [...listStatuses()],
+  },
+
+  StatusInfo: {
+    allowedNext: (info) => [...info.allowedNext],
+  },
+
+  TransitionResult: {
+    __resolveType: (result) => (result as TransitionOutcome).__typename,
+  },
+};

@@ -1,0 +1,53 @@
+import { buildApp } from './app.js';
+import { createDatabase } from './db/create-database.js';
+import { readEnv } from './env.js';
+import { createLogger } from './logger.js';
+
+/** Read the environment, open and migrate the database, serve; drain and stop on a signal. */
+async function main(): Promise<void> {
+  const env = readEnv();
+  const logger = createLogger(env.LOG_LEVEL);
+  const started = performance.now();
+  const database = await createDatabase(env);
+  await database.migrate();
+  const app = buildApp({
+    database,
+    logger,
+    port: env.PORT,
+    host: env.HOST,
+    graphqlPath: env.GRAPHQL_PATH,
+    graphiql: env.GRAPHIQL,
+  });
+  const { url } = await app.start();
+  logger.info(
+    {
+      url,
+      database:
+        database.kind === 'pglite' ? `embedded PGlite in ${env.RUNSTATE_DATA_DIR}` : 'PostgreSQL',
+      startupMs: Math.round(performance.now() - started),
+    },
+    `runstate listening on ${url}`,
+  );
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      logger.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, 10_000);
+    timer.unref();
+    await app.stop();
+    await database.close();
+    logger.info('stopped');
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,83 @@
+import type { Db, Executor } from '../db/client.js';
+import type { MeasurementRow } from '../db/schema.js';
+import { BadUserInputError, getPgErrorCode, NotFoundError } from '../errors.js';
+import type { RunstateEvents } from '../events/topics.js';
+import { getRunById } from '../runs/run-store.js';
+import { decodeCursor, encodeCursor, toConnection } from '../pagination.js';
+import { checkFirst, checkListLength, checkString, checkUuid, LIMITS } from '../validation.js';
+import * as store from './measurement-store.js';
+
+export interface MeasurementInput {
+  name: string;
+  value: number;
+  step?: number | null;
+  at?: Date | null;
+}
+
+export interface MeasurementService {
+  /** Validate and write a batch in one INSERT; answers how many points were written. */
+  recordMeasurements(runId: string, points: readonly MeasurementInput[]): Promise<number>;
+}
+
+const FOREIGN_KEY_VIOLATION = '23503';
+
+export function createMeasurementService(deps: {
+  db: Db;
+  events: RunstateEvents;
+}): MeasurementService {
+  const { db, events } = deps;
+  return {
+    async recordMeasurements(runIdInput, points) {
+      const runId = checkUuid('input.runId', runIdInput);
+      checkListLength('input.measurements', points, LIMITS.measurementsPerBatch, 1);
+      const rows = points.map((p, i) => {
+        const field = `input.measurements[${i}]`;
+        if (!Number.isFinite(p.value))
+          throw new BadUserInputError(`${field}.value`, 'must be a finite number');
+        if (p.at != null && Number.isNaN(p.at.getTime())) {
+          throw new BadUserInputError(`${field}.at`, 'must be a valid date-time');
+        }
+        return {
+          name: checkString(`${field}.name`, p.name, { min: 1, max: LIMITS.measurementNameLength }),
+          value: p.value,
+          step: p.step ?? null,
+          at: p.at ?? null,
+        };
+      });
+      let inserted: MeasurementRow[];
+      try {
+        inserted = await store.insertMeasurements(db, runId, rows);
+      } catch (error) {
+        if (getPgErrorCode(error) === FOREIGN_KEY_VIOLATION) throw new NotFoundError('run', runId);
+        throw error;
+      }
+      for (const row of inserted) events.publish('measurementRecorded', runId, row);
+      if (events.hasSubscribers('runUpdated', runId)) {
+        const run = await getRunById(db, runId);
+        if (run) events.publish('runUpdated', runId, run);
+      }
+      return inserted.length;
+    },
+  };
+}
+
+const MEASUREMENT_CURSOR = 'm';
+
+/** A run's points, oldest first, as a Relay connection. */
+export async function listMeasurements(
+  ex: Executor,
+  runId: string,
+  args: { names?: readonly string[] | null; first?: number | null; after?: string | null },
+) {
+  const first = checkFirst('first', args.first, 100);
+  const kind = `${MEASUREMENT_CURSOR}:${runId}`;
+  let after: store.MeasurementQuery['after'] = null;
+  if (args.after != null) {
+    const [at, id] = decodeCursor('after', args.after, kind, 2);
+    after = { at: new Date(Number(at)), id: Number(id) };
+  }
+  const names =
+    args.names == null ? null : checkListLength('names', args.names, LIMITS.filterValues);
+  const rows = await store.listMeasurements(ex, { runId, names, after, limit: first + 1 });
+  return toConnection(rows, first, (m) => encodeCursor(kind, [m.at.getTime(), m.id]));
+}

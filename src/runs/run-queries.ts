@@ -1,0 +1,145 @@
+import type { Executor } from '../db/client.js';
+import type { RunRow, StatusChangeRow } from '../db/schema.js';
+import type { RunStatus, StatusCategory } from '../lifecycle/lifecycle.js';
+import { decodeCursor, encodeCursor, toConnection } from '../pagination.js';
+import {
+  checkFirst,
+  checkListLength,
+  checkOptionalString,
+  checkUuid,
+  LIMITS,
+} from '../validation.js';
+import { resolveStatusFilter } from './run-service.js';
+import * as store from './run-store.js';
+
+/** Reads: filters and cursors are checked here, the SQL is in run-store.ts. */
+
+export interface RunFilterInput {
+  project?: string | null;
+  statuses?: readonly RunStatus[] | null;
+  categories?: readonly StatusCategory[] | null;
+  tags?: readonly string[] | null;
+  nameContains?: string | null;
+  createdAfter?: Date | null;
+  createdBefore?: Date | null;
+}
+
+export interface StatusChangeFilterInput {
+  runIds?: readonly string[] | null;
+  projects?: readonly string[] | null;
+  statuses?: readonly RunStatus[] | null;
+  categories?: readonly StatusCategory[] | null;
+}
+
+export interface RunOrderInput {
+  field?: store.RunOrderField | null;
+  direction?: store.OrderDirection | null;
+}
+
+const RUN_CURSOR = 'run';
+const CHANGE_CURSOR = 'sc';
+const HISTORY_CURSOR = 'hist';
+
+export function statusChangeCursor(change: Pick<StatusChangeRow, 'id'>): string {
+  return encodeCursor(CHANGE_CURSOR, [change.id]);
+}
+
+/** The log position a `statusChanged`/`statusChanges` cursor stands for. */
+export function decodeStatusChangeCursor(field: string, cursor: string): number {
+  const [id] = decodeCursor(field, cursor, CHANGE_CURSOR, 1);
+  if (typeof id !== 'number' || id < 0) throw new Error('unreachable: checked by decodeCursor');
+  return id;
+}
+
+export async function listRuns(
+  ex: Executor,
+  args: {
+    filter?: RunFilterInput | null;
+    first?: number | null;
+    after?: string | null;
+    orderBy?: RunOrderInput | null;
+  },
+) {
+  const first = checkFirst('first', args.first, 50);
+  const filter = args.filter ?? {};
+  const orderField = args.orderBy?.field ?? 'CREATED_AT';
+  const direction = args.orderBy?.direction ?? 'DESC';
+  const kind = `${RUN_CURSOR}:${orderField}:${direction}`;
+  let after: store.RunQuery['after'] = null;
+  if (args.after != null) {
+    const [at, id] = decodeCursor('after', args.after, kind, 2);
+    after = { at: new Date(Number(at)), id: checkUuid('after', String(id)) };
+  }
+  checkListLength('filter.tags', filter.tags ?? [], LIMITS.tags);
+  checkListLength('filter.statuses', filter.statuses ?? [], LIMITS.filterValues);
+  const rows = await store.listRuns(ex, {
+    project: checkOptionalString('filter.project', filter.project, { max: LIMITS.projectLength }),
+    statuses: resolveStatusFilter(filter.statuses, filter.categories),
+    tags: filter.tags?.map((t, i) =>
+      checkOptionalString(`filter.tags[${i}]`, t, { max: LIMITS.tagLength })!,
+    ),
+    nameContains: checkOptionalString('filter.nameContains', filter.nameContains, {
+      max: LIMITS.nameLength,
+    }),
+    createdAfter: filter.createdAfter ?? null,
+    createdBefore: filter.createdBefore ?? null,
+    orderField,
+    direction,
+    after,
+    limit: first + 1,
+  });
+  const keyOf = (run: RunRow) =>
+    (orderField === 'UPDATED_AT' ? run.updatedAt : run.createdAt).getTime();
+  return toConnection(rows, first, (run) => encodeCursor(kind, [keyOf(run), run.id]));
+}
+
+export async function listStatusChanges(
+  ex: Executor,
+  args: { filter?: StatusChangeFilterInput | null; first?: number | null; after?: string | null },
+) {
+  const first = checkFirst('first', args.first, 100);
+  const rows = await store.listStatusChanges(ex, {
+    ...checkStatusChangeFilter('filter', args.filter),
+    afterId: args.after == null ? null : decodeStatusChangeCursor('after', args.after),
+    limit: first + 1,
+  });
+  return toConnection(rows, first, statusChangeCursor);
+}
+
+/** A checked StatusChangeFilter, in the shape run-store's queries take. */
+export function checkStatusChangeFilter(
+  field: string,
+  filter: StatusChangeFilterInput | null | undefined,
+) {
+  const f = filter ?? {};
+  return {
+    runIds:
+      f.runIds == null
+        ? null
+        : checkListLength(`${field}.runIds`, f.runIds, LIMITS.filterValues).map((id, i) =>
+            checkUuid(`${field}.runIds[${i}]`, id),
+          ),
+    projects:
+      f.projects == null
+        ? null
+        : [...checkListLength(`${field}.projects`, f.projects, LIMITS.filterValues)],
+    statuses: resolveStatusFilter(f.statuses, f.categories),
+  };
+}
+
+export async function listRunHistory(
+  ex: Executor,
+  runId: string,
+  args: { first?: number | null; after?: string | null },
+) {
+  const first = checkFirst('first', args.first, 100);
+  const kind = `${HISTORY_CURSOR}:${runId}`;
+  const afterVersion =
+    args.after == null ? null : Number(decodeCursor('after', args.after, kind, 1)[0]);
+  const rows = await store.listRunHistory(ex, runId, afterVersion, first + 1);
+  return toConnection(rows, first, (c) => encodeCursor(kind, [c.version]));
+}
+
+export async function getRun(ex: Executor, id: string): Promise<RunRow | null> {
+  return store.getRunById(ex, checkUuid('id', id));
+}

@@ -1,0 +1,385 @@
+import type { Db } from '../db/client.js';
+import type { RunRow, StatusChangeRow } from '../db/schema.js';
+import { BadUserInputError, NotFoundError } from '../errors.js';
+import { ALL, type RunstateEvents } from '../events/topics.js';
+import {
+  getStatusesInCategories,
+  getStatusInfo,
+  type RunStatus,
+  type StatusCategory,
+} from '../lifecycle/lifecycle.js';
+import {
+  checkFiniteInRange,
+  checkJsonObject,
+  checkListLength,
+  checkOptionalString,
+  checkString,
+  checkUuid,
+  LIMITS,
+} from '../validation.js';
+import * as store from './run-store.js';
+import { applyTransition, decideTransition, type TransitionRequest } from './transition-rules.js';
+
+export type { TransitionRequest } from './transition-rules.js';
+
+/** The answer to one requested change; `__typename` names the GraphQL result type. */
+export type TransitionOutcome =
+  | { __typename: 'TransitionAccepted'; run: RunRow; change: StatusChangeRow | null }
+  | {
+      __typename: 'IllegalTransition';
+      runId: string;
+      from: RunStatus;
+      to: RunStatus;
+      allowed: RunStatus[];
+      message: string;
+    }
+  | {
+      __typename: 'TransitionConflict';
+      runId: string;
+      expectedStatus: RunStatus | null;
+      expectedVersion: number | null;
+      actualStatus: RunStatus;
+      actualVersion: number;
+      message: string;
+    }
+  | { __typename: 'RunNotFound'; runId: string; message: string };
+
+export interface CreateRunInput {
+  project: string;
+  name?: string | null;
+  tags?: readonly string[] | null;
+  meta?: unknown;
+  idempotencyKey?: string | null;
+}
+
+export interface TransitionInput {
+  id: string;
+  to: RunStatus;
+  reason?: string | null;
+  message?: string | null;
+  expectedStatus?: RunStatus | null;
+  expectedVersion?: number | null;
+  idempotencyKey?: string | null;
+}
+
+export interface RunService {
+  createRun(input: CreateRunInput): Promise<RunRow>;
+  transitionRuns(inputs: readonly TransitionInput[], field: string): Promise<TransitionOutcome[]>;
+  reportProgress(id: string, progress: number, phase: string | null | undefined): Promise<RunRow>;
+  heartbeat(id: string): Promise<RunRow>;
+}
+
+/** Statuses matching both a status list and a category list; null when neither is given. */
+export function resolveStatusFilter(
+  statuses: readonly RunStatus[] | null | undefined,
+  categories: readonly StatusCategory[] | null | undefined,
+): RunStatus[] | null {
+  if (statuses == null && categories == null) return null;
+  const fromCategories = categories == null ? null : new Set(getStatusesInCategories(categories));
+  const base = statuses ?? [...(fromCategories ?? [])];
+  return [...new Set(base)].filter((s) => fromCategories == null || fromCategories.has(s));
+}
+
+export function createRunService(deps: { db: Db; events: RunstateEvents }): RunService {
+  const { db, events } = deps;
+
+  function publishCommitted(changes: readonly StatusChangeRow[], runsChanged: readonly RunRow[]) {
+    for (const change of changes) events.publish('statusChanged', ALL, change);
+    for (const run of runsChanged) events.publish('runUpdated', run.id, run);
+  }
+
+  return {
+    async createRun(input) {
+      const values: store.NewRun = {
+        project: checkString('input.project', input.project, { min: 1, max: LIMITS.projectLength }),
+        name: checkOptionalString('input.name', input.name, { max: LIMITS.nameLength }),
+        tags: [
+          ...new Set(
+            checkListLength('input.tags', input.tags ?? [], LIMITS.tags).map((tag, i) =>
+              checkString(`input.tags[${i}]`, tag, { min: 1, max: LIMITS.tagLength }),
+            ),
+          ),
+        ],
+        meta: input.meta == null ? null : checkJsonObject('input.meta', input.meta),
+        idempotencyKey: checkOptionalString('input.idempotencyKey', input.idempotencyKey, {
+          min: 1,
+          max: LIMITS.idempotencyKeyLength,
+        }),
+      };
+      const created = await db.transaction(async (tx) => {
+        const run = await store.insertRun(tx, values);
+        if (!run) return null;
+        const [change] = await store.insertStatusChanges(tx, [
+          {
+            runId: run.id,
+            project: run.project,
+            fromStatus: null,
+            toStatus: run.status,
+            version: run.version,
+            reason: 'CREATED',
+            message: null,
+            at: run.createdAt,
+          },
+        ]);
+        return { run, change: change! };
+      });
+      if (created) {
+        publishCommitted([created.change], []);
+        return created.run;
+      }
+      // A replay of createRun: the first run, nothing created. The key is unique per project.
+      const existing = await store.getRunByIdempotencyKey(
+        db,
+        values.project,
+        values.idempotencyKey!,
+      );
+      if (!existing) throw new Error('idempotent createRun found no run for its key');
+      return existing;
+    },
+
+    async transitionRuns(inputs, field) {
+      checkListLength(field, inputs, LIMITS.transitionsPerBatch);
+      const requests = inputs.map((input, i) =>
+        toRequest(input, inputs.length === 1 ? field : `${field}[${i}]`),
+      );
+      if (requests.length === 0) return [];
+      const result = await db.transaction((tx) => runTransitionBatch(tx, requests));
+      publishCommitted(result.changes, result.changedRuns);
+      return result.outcomes;
+    },
+
+    async reportProgress(id, progress, phase) {
+      const runId = checkUuid('input.id', id);
+      checkFiniteInRange('input.progress', progress, 0, 1);
+      const checkedPhase =
+        phase === undefined
+          ? undefined
+          : checkOptionalString('input.phase', phase, { max: LIMITS.phaseLength });
+      const run = await store.updateProgress(db, runId, progress, checkedPhase);
+      if (!run) throw new NotFoundError('run', runId);
+      publishCommitted([], [run]);
+      return run;
+    },
+
+    async heartbeat(id) {
+      const runId = checkUuid('id', id);
+      const run = await store.touchHeartbeat(db, runId);
+      if (!run) throw new NotFoundError('run', runId);
+      publishCommitted([], [run]);
+      return run;
+    },
+  };
+}
+
+function toRequest(input: TransitionInput, field: string): TransitionRequest {
+  if (input.expectedVersion != null && input.expectedVersion < 1) {
+    throw new BadUserInputError(`${field}.expectedVersion`, 'must be at least 1');
+  }
+  return {
+    id: checkUuid(`${field}.id`, input.id),
+    to: input.to,
+    reason: checkOptionalString(`${field}.reason`, input.reason, { max: LIMITS.reasonLength }),
+    message: checkOptionalString(`${field}.message`, input.message, { max: LIMITS.messageLength }),
+    expectedStatus: input.expectedStatus ?? null,
+    expectedVersion: input.expectedVersion ?? null,
+    idempotencyKey: checkOptionalString(`${field}.idempotencyKey`, input.idempotencyKey, {
+      min: 1,
+      max: LIMITS.idempotencyKeyLength,
+    }),
+  };
+}
+
+interface BatchResult {
+  outcomes: TransitionOutcome[];
+  changes: StatusChangeRow[];
+  changedRuns: RunRow[];
+}
+
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/**
+ * Apply requests in order, each on its own, in one transaction: lock every touched run (id
+ * order), decide each request against the run as the previous requests left it, then write all
+ * new run states, history rows and idempotency records with one statement each.
+ */
+async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promise<BatchResult> {
+  const ids = [...new Set(requests.map((r) => r.id))];
+  const locked = await store.lockRunsForTransition(tx, ids);
+  const state = new Map(locked.rows.map((run) => [run.id, run]));
+  const changedIds = new Set<string>();
+
+  const keyed = requests.filter((r) => r.idempotencyKey != null && state.has(r.id));
+  const stored = await store.findTransitionKeys(
+    tx,
+    keyed.map((r) => ({ runId: r.id, key: r.idempotencyKey! })),
+  );
+  /** key → index of the first request with it in this batch, or the stored answer. */
+  const seenKeys = new Map<string, { index: number } | { stored: store.StoredTransitionKey }>(
+    stored.map((s) => [keyOf(s.runId, s.key), { stored: s }]),
+  );
+
+  type Pending =
+    | { kind: 'done'; outcome: TransitionOutcome }
+    | { kind: 'change'; change: store.NewStatusChange }
+    | { kind: 'noop' }
+    | { kind: 'replayIndex'; index: number }
+    | { kind: 'replayStored'; stored: store.StoredTransitionKey };
+  const pending: Pending[] = [];
+  const newKeys: { runId: string; key: string; index: number }[] = [];
+
+  requests.forEach((request, index) => {
+    const run = state.get(request.id);
+    if (!run) {
+      pending.push({
+        kind: 'done',
+        outcome: {
+          __typename: 'RunNotFound',
+          runId: request.id,
+          message: `run ${request.id} not found`,
+        },
+      });
+      return;
+    }
+    if (request.idempotencyKey != null) {
+      const key = keyOf(run.id, request.idempotencyKey);
+      const seen = seenKeys.get(key);
+      if (seen) {
+        pending.push(
+          'index' in seen
+            ? { kind: 'replayIndex', index: seen.index }
+            : { kind: 'replayStored', stored: seen.stored },
+        );
+        return;
+      }
+      seenKeys.set(key, { index });
+      newKeys.push({ runId: run.id, key: request.idempotencyKey, index });
+    }
+    const decision = decideTransition(run, request);
+    switch (decision.kind) {
+      case 'noop':
+        pending.push({ kind: 'noop' });
+        return;
+      case 'conflict': {
+        const { kind: _kind, ...rest } = decision;
+        pending.push({
+          kind: 'done',
+          outcome: { __typename: 'TransitionConflict', runId: run.id, ...rest },
+        });
+        return;
+      }
+      case 'illegal': {
+        const { kind: _kind, ...rest } = decision;
+        pending.push({
+          kind: 'done',
+          outcome: { __typename: 'IllegalTransition', runId: run.id, ...rest },
+        });
+        return;
+      }
+      case 'apply': {
+        const next = applyTransition(run, request.to, locked.now, request.message);
+        state.set(run.id, next);
+        changedIds.add(run.id);
+        pending.push({
+          kind: 'change',
+          change: {
+            runId: run.id,
+            project: run.project,
+            fromStatus: run.status,
+            toStatus: next.status,
+            version: next.version,
+            reason: request.reason,
+            message: request.message,
+            at: locked.now,
+          },
+        });
+      }
+    }
+  });
+
+  const changedRuns = [...changedIds].map((id) => state.get(id)!);
+  await store.updateRunStates(tx, changedRuns);
+  const inserted = await store.insertStatusChanges(
+    tx,
+    pending.flatMap((p) => (p.kind === 'change' ? [p.change] : [])),
+  );
+  const insertedByVersion = new Map(inserted.map((c) => [keyOf(c.runId, String(c.version)), c]));
+  const storedChangeIds = pending.flatMap((p) =>
+    p.kind === 'replayStored' && p.stored.changeId != null ? [p.stored.changeId] : [],
+  );
+  const replayedChanges = new Map(
+    (await store.getStatusChangesByIds(tx, storedChangeIds)).map((c) => [c.id, c]),
+  );
+
+  // Answers refer to the run as it is at the end of the batch (what the caller will read next).
+  const outcomes: TransitionOutcome[] = [];
+  const resolve = (p: Pending, runId: string): TransitionOutcome => {
+    const run = state.get(runId)!;
+    switch (p.kind) {
+      case 'done':
+        return p.outcome;
+      case 'noop':
+        return { __typename: 'TransitionAccepted', run, change: null };
+      case 'change':
+        return {
+          __typename: 'TransitionAccepted',
+          run,
+          change: insertedByVersion.get(keyOf(p.change.runId, String(p.change.version)))!,
+        };
+      case 'replayIndex':
+        return replaceRun(outcomes[p.index]!, run);
+      case 'replayStored':
+        return fromStored(p.stored, run, replayedChanges);
+    }
+  };
+  pending.forEach((p, i) => outcomes.push(resolve(p, requests[i]!.id)));
+
+  await store.insertTransitionKeys(
+    tx,
+    newKeys.map(({ runId, key, index }) => {
+      const outcome = outcomes[index]!;
+      return {
+        runId,
+        key,
+        changeId: outcome.__typename === 'TransitionAccepted' ? (outcome.change?.id ?? null) : null,
+        outcome: toStoredOutcome(outcome),
+      };
+    }),
+  );
+
+  return { outcomes, changes: inserted, changedRuns };
+}
+
+function keyOf(runId: string, key: string): string {
+  return `${runId}\u0000${key}`;
+}
+
+function replaceRun(outcome: TransitionOutcome, run: RunRow): TransitionOutcome {
+  return outcome.__typename === 'TransitionAccepted' ? { ...outcome, run } : outcome;
+}
+
+/** What is kept of an answer for replays: everything but the run, which is read fresh. */
+function toStoredOutcome(outcome: TransitionOutcome): Record<string, unknown> {
+  if (outcome.__typename === 'TransitionAccepted') return { __typename: outcome.__typename };
+  return { ...outcome };
+}
+
+function fromStored(
+  stored: store.StoredTransitionKey,
+  run: RunRow,
+  changes: Map<number, StatusChangeRow>,
+): TransitionOutcome {
+  const typename = stored.outcome['__typename'];
+  if (typename === 'TransitionAccepted') {
+    return {
+      __typename: 'TransitionAccepted',
+      run,
+      change: stored.changeId == null ? null : (changes.get(stored.changeId) ?? null),
+    };
+  }
+  return stored.outcome as TransitionOutcome;
+}
+
+/** The lifecycle's allowed next statuses for a run (used by resolvers). */
+export function allowedNextFor(run: RunRow): readonly RunStatus[] {
+  return getStatusInfo(run.status).allowedNext;
+}

@@ -1,0 +1,322 @@
+import {
+  and,
+  arrayContains,
+  asc,
+  desc,
+  eq,
+  getTableColumns,
+  gt,
+  gte,
+  ilike,
+  inArray,
+  lt,
+  or,
+  sql,
+  type SQL,
+} from 'drizzle-orm';
+import type { Executor, Tx } from '../db/client.js';
+import {
+  runs,
+  statusChanges,
+  transitionKeys,
+  type RunRow,
+  type StatusChangeRow,
+} from '../db/schema.js';
+import type { RunStatus } from '../lifecycle/lifecycle.js';
+
+/** SQL only: no rules here. The rules live in run-service.ts. */
+
+export interface NewRun {
+  project: string;
+  name: string | null;
+  tags: string[];
+  meta: Record<string, unknown> | null;
+  idempotencyKey: string | null;
+}
+
+export interface NewStatusChange {
+  runId: string;
+  project: string;
+  fromStatus: RunStatus | null;
+  toStatus: RunStatus;
+  version: number;
+  reason: string | null;
+  message: string | null;
+  at: Date;
+}
+
+const changeColumns = (() => {
+  const { txId: _txId, ...columns } = getTableColumns(statusChanges);
+  return columns;
+})();
+
+/** Insert a run; null when a run with the same (project, idempotencyKey) already exists. */
+export async function insertRun(tx: Executor, values: NewRun): Promise<RunRow | null> {
+  const rows = await tx
+    .insert(runs)
+    .values(values)
+    .onConflictDoNothing({
+      target: [runs.project, runs.idempotencyKey],
+      where: sql`${runs.idempotencyKey} IS NOT NULL`,
+    })
+    .returning();
+  return rows[0] ?? null;
+}
+
+export async function getRunByIdempotencyKey(
+  ex: Executor,
+  project: string,
+  key: string,
+): Promise<RunRow | null> {
+  const rows = await ex
+    .select()
+    .from(runs)
+    .where(and(eq(runs.project, project), eq(runs.idempotencyKey, key)));
+  return rows[0] ?? null;
+}
+
+export async function getRunById(ex: Executor, id: string): Promise<RunRow | null> {
+  const rows = await ex.select().from(runs).where(eq(runs.id, id));
+  return rows[0] ?? null;
+}
+
+export async function getRunsByIds(ex: Executor, ids: readonly string[]): Promise<RunRow[]> {
+  if (ids.length === 0) return [];
+  return ex
+    .select()
+    .from(runs)
+    .where(inArray(runs.id, [...ids]));
+}
+
+/**
+ * Lock the runs a transition batch touches, in id order so that concurrent batches cannot
+ * deadlock, and read the transaction's clock (truncated to the columns' millisecond precision).
+ * FOR NO KEY UPDATE: measurement inserts (FOR KEY SHARE through their foreign key) do not wait.
+ */
+export async function lockRunsForTransition(
+  tx: Tx,
+  ids: readonly string[],
+): Promise<{ rows: RunRow[]; now: Date }> {
+  const rows = await tx
+    .select({
+      ...getTableColumns(runs),
+      now: sql<Date>`date_trunc('milliseconds', now())`.mapWith((v: string) => new Date(v)),
+    })
+    .from(runs)
+    .where(inArray(runs.id, [...ids]))
+    .orderBy(asc(runs.id))
+    .for('no key update');
+  if (rows.length === 0) return { rows: [], now: new Date() };
+  const now = rows[0]!.now;
+  return { rows: rows.map(({ now: _now, ...run }) => run), now };
+}
+
+/** Write the new state of each transitioned run (computed by the service) in one statement. */
+export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promise<void> {
+  if (states.length === 0) return;
+  const payload = JSON.stringify(
+    states.map((s) => ({
+      id: s.id,
+      status: s.status,
+      version: s.version,
+      updated_at: s.updatedAt,
+      started_at: s.startedAt,
+      finished_at: s.finishedAt,
+      stop_message: s.stopMessage,
+    })),
+  );
+  await tx.execute(sql`
+    /* applyRunTransitions */
+    UPDATE runs AS r
+    SET status = v.status::run_status, version = v.version, updated_at = v.updated_at,
+        started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message
+    FROM jsonb_to_recordset(${payload}::jsonb) AS v(
+      id uuid, status text, version int, updated_at timestamptz, started_at timestamptz,
+      finished_at timestamptz, stop_message text)
+    WHERE r.id = v.id`);
+}
+
+export async function insertStatusChanges(
+  tx: Executor,
+  rows: readonly NewStatusChange[],
+): Promise<StatusChangeRow[]> {
+  if (rows.length === 0) return [];
+  return tx
+    .insert(statusChanges)
+    .values([...rows])
+    .returning(changeColumns);
+}
+
+export async function getStatusChangesByIds(
+  ex: Executor,
+  ids: readonly number[],
+): Promise<StatusChangeRow[]> {
+  if (ids.length === 0) return [];
+  return ex
+    .select(changeColumns)
+    .from(statusChanges)
+    .where(inArray(statusChanges.id, [...ids]));
+}
+
+export interface StoredTransitionKey {
+  runId: string;
+  key: string;
+  changeId: number | null;
+  outcome: Record<string, unknown>;
+}
+
+export async function findTransitionKeys(
+  tx: Tx,
+  pairs: readonly { runId: string; key: string }[],
+): Promise<StoredTransitionKey[]> {
+  if (pairs.length === 0) return [];
+  return tx
+    .select({
+      runId: transitionKeys.runId,
+      key: transitionKeys.key,
+      changeId: transitionKeys.changeId,
+      outcome: transitionKeys.outcome,
+    })
+    .from(transitionKeys)
+    .where(
+      or(
+        ...pairs.map((p) => and(eq(transitionKeys.runId, p.runId), eq(transitionKeys.key, p.key))),
+      ),
+    );
+}
+
+export async function insertTransitionKeys(
+  tx: Tx,
+  rows: readonly StoredTransitionKey[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await tx.insert(transitionKeys).values([...rows]);
+}
+
+export async function updateProgress(
+  ex: Executor,
+  id: string,
+  progress: number,
+  phase: string | null | undefined,
+): Promise<RunRow | null> {
+  const rows = await ex
+    .update(runs)
+    .set({
+      progress,
+      ...(phase === undefined ? {} : { phase }),
+      updatedAt: sql`now()`,
+    })
+    .where(eq(runs.id, id))
+    .returning();
+  return rows[0] ?? null;
+}
+
+/** Record a heartbeat; deliberately leaves updatedAt alone so heartbeats do not reorder lists. */
+export async function touchHeartbeat(ex: Executor, id: string): Promise<RunRow | null> {
+  const rows = await ex
+    .update(runs)
+    .set({ heartbeatAt: sql`now()` })
+    .where(eq(runs.id, id))
+    .returning();
+  return rows[0] ?? null;
+}
+
+export type RunOrderField = 'CREATED_AT' | 'UPDATED_AT';
+export type OrderDirection = 'ASC' | 'DESC';
+
+export interface RunQuery {
+  project?: string | null;
+  /** null: any status; an empty list matches nothing. */
+  statuses: readonly RunStatus[] | null;
+  tags?: readonly string[] | null;
+  nameContains?: string | null;
+  createdAfter?: Date | null;
+  createdBefore?: Date | null;
+  orderField: RunOrderField;
+  direction: OrderDirection;
+  after: { at: Date; id: string } | null;
+  limit: number;
+}
+
+/** Keyset-paginated runs; every filter and order is backed by an index (see schema.ts). */
+export async function listRuns(ex: Executor, q: RunQuery): Promise<RunRow[]> {
+  const orderColumn = q.orderField === 'UPDATED_AT' ? runs.updatedAt : runs.createdAt;
+  const conditions: (SQL | undefined)[] = [];
+  if (q.project != null) conditions.push(eq(runs.project, q.project));
+  if (q.statuses != null) {
+    if (q.statuses.length === 0) return [];
+    conditions.push(inArray(runs.status, [...q.statuses]));
+  }
+  if (q.tags != null && q.tags.length > 0) conditions.push(arrayContains(runs.tags, [...q.tags]));
+  if (q.nameContains != null) conditions.push(ilike(runs.name, `%${escapeLike(q.nameContains)}%`));
+  if (q.createdAfter != null) conditions.push(gte(runs.createdAt, q.createdAfter));
+  if (q.createdBefore != null) conditions.push(lt(runs.createdAt, q.createdBefore));
+  if (q.after) {
+    // Row comparison: one index range scan on (column, id).
+    conditions.push(
+      q.direction === 'DESC'
+        ? sql`(${orderColumn}, ${runs.id}) < (${q.after.at.toISOString()}::timestamptz, ${q.after.id}::uuid)`
+        : sql`(${orderColumn}, ${runs.id}) > (${q.after.at.toISOString()}::timestamptz, ${q.after.id}::uuid)`,
+    );
+  }
+  const dir = q.direction === 'DESC' ? desc : asc;
+  return ex
+    .select()
+    .from(runs)
+    .where(and(...conditions))
+    .orderBy(dir(orderColumn), dir(runs.id))
+    .limit(q.limit);
+}
+
+export interface StatusChangeQuery {
+  runIds?: readonly string[] | null;
+  projects?: readonly string[] | null;
+  /** null: any status; an empty list matches nothing. */
+  statuses: readonly RunStatus[] | null;
+  afterId: number | null;
+  limit: number;
+}
+
+/** The global change log, in log order. */
+export async function listStatusChanges(
+  ex: Executor,
+  q: StatusChangeQuery,
+): Promise<StatusChangeRow[]> {
+  if ([q.runIds, q.projects, q.statuses].some((list) => list != null && list.length === 0))
+    return [];
+  const conditions: (SQL | undefined)[] = [];
+  if (q.runIds != null) conditions.push(inArray(statusChanges.runId, [...q.runIds]));
+  if (q.projects != null) conditions.push(inArray(statusChanges.project, [...q.projects]));
+  if (q.statuses != null) conditions.push(inArray(statusChanges.toStatus, [...q.statuses]));
+  if (q.afterId != null) conditions.push(gt(statusChanges.id, q.afterId));
+  return ex
+    .select(changeColumns)
+    .from(statusChanges)
+    .where(and(...conditions))
+    .orderBy(asc(statusChanges.id))
+    .limit(q.limit);
+}
+
+/** One run's history, oldest first (by version). */
+export async function listRunHistory(
+  ex: Executor,
+  runId: string,
+  afterVersion: number | null,
+  limit: number,
+): Promise<StatusChangeRow[]> {
+  return ex
+    .select(changeColumns)
+    .from(statusChanges)
+    .where(
+      and(
+        eq(statusChanges.runId, runId),
+        afterVersion == null ? undefined : gt(statusChanges.version, afterVersion),
+      ),
+    )
+    .orderBy(asc(statusChanges.version))
+    .limit(limit);
+}
+
+function escapeLike(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
