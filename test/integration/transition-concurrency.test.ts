@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  isTransitionAllowed,
+  RUN_STATUSES,
+  type RunStatus,
+} from '../../src/lifecycle/lifecycle.js';
+import {
+  createRun,
+  getHistory,
+  RESULT_FIELDS,
+  transitionRun,
+  type TransitionResultData,
+} from '../support/operations.js';
+import { postGraphQL, startServer, uniqueProject, type TestServer } from '../support/server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(async () => {
+  await server.stop();
+});
+
+/** Each request is its own HTTP request on its own connection, all in flight at once. */
+async function fireConcurrently(
+  inputs: Record<string, unknown>[],
+): Promise<TransitionResultData[]> {
+  return Promise.all(
+    inputs.map(async (input) => {
+      const response = await postGraphQL<{ transitionRun: TransitionResultData }>(
+        server.url,
+        `mutation($input: TransitionRunInput!) { transitionRun(input: $input) { ${RESULT_FIELDS} } }`,
+        { input },
+      );
+      if (response.errors) throw new Error(JSON.stringify(response.errors));
+      return response.data!.transitionRun;
+    }),
+  );
+}
+
+function expectLegalPath(history: { from: string | null; to: string; version: number }[]) {
+  expect(history[0]).toMatchObject({ from: null, to: 'CREATED', version: 1 });
+  for (let i = 1; i < history.length; i++) {
+    const previous = history[i - 1]!;
+    const change = history[i]!;
+    expect(change.version).toBe(previous.version + 1);
+    expect(change.from).toBe(previous.to);
+    expect(isTransitionAllowed(change.from as RunStatus, change.to as RunStatus)).toBe(true);
+  }
+}
+
+describe('transitionRun under concurrency', () => {
+  it('50 concurrent conflicting transitions leave a single legal path; version counts the accepted ones', async () => {
+    const run = await createRun(server, { project: uniqueProject() });
+    const targets: RunStatus[] = RUN_STATUSES.filter((s) => s !== 'CREATED');
+    const inputs = Array.from({ length: 50 }, (_, i) => ({
+      id: run.id,
+      to: targets[i % targets.length]!,
+    }));
+    const results = await fireConcurrently(inputs);
+
+    const accepted = results.filter((r) => r.__typename === 'TransitionAccepted' && r.change);
+    const history = await getHistory(server, run.id);
+    expectLegalPath(history);
+    // Every accepted change is in the history exactly once, and nothing else is.
+    expect(history.length - 1).toBe(accepted.length);
+    expect(accepted.map((r) => r.change!.version).sort((a, b) => a - b)).toEqual(
+      history.slice(1).map((h) => h.version),
+    );
+    const final = await server.gql<{ run: { version: number; status: string } }>(
+      `query($id: ID!) { run(id: $id) { version status } }`,
+      { id: run.id },
+    );
+    expect(final.data!.run.version).toBe(1 + accepted.length);
+    expect(final.data!.run.status).toBe(history.at(-1)!.to);
+    // Every refusal names the run's real state at the time; illegal ones list what was allowed.
+    for (const r of results) {
+      expect(['TransitionAccepted', 'IllegalTransition']).toContain(r.__typename);
+      if (r.__typename === 'IllegalTransition') {
+        expect(isTransitionAllowed(r['from'] as RunStatus, r['to'] as RunStatus)).toBe(false);
+      }
+    }
+  });
+
+  it('of 50 concurrent compare-and-sets on the same expectedVersion exactly one wins', async () => {
+    const run = await createRun(server, { project: uniqueProject() });
+    const inputs = Array.from({ length: 50 }, (_, i) => ({
+      id: run.id,
+      to: i % 2 === 0 ? 'QUEUED' : 'RUNNING',
+      expectedVersion: 1,
+    }));
+    const results = await fireConcurrently(inputs);
+    const winners = results.filter((r) => r.__typename === 'TransitionAccepted');
+    expect(winners).toHaveLength(1);
+    const winner = winners[0]!;
+    for (const r of results) {
+      if (r === winner) continue;
+      expect(r).toMatchObject({
+        __typename: 'TransitionConflict',
+        expectedVersion: 1,
+        actualVersion: 2,
+        actualStatus: winner.run!.status,
+      });
+    }
+    const history = await getHistory(server, run.id);
+    expect(history).toHaveLength(2);
+    expectLegalPath(history);
+  });
+
+  it('50 concurrent requests with one idempotencyKey make one change and all get its answer', async () => {
+    const run = await createRun(server, { project: uniqueProject() });
+    const results = await fireConcurrently(
+      Array.from({ length: 50 }, () => ({ id: run.id, to: 'RUNNING', idempotencyKey: 'start-1' })),
+    );
+    const changes = new Set(results.map((r) => r.change?.cursor));
+    expect(changes.size).toBe(1);
+    expect(
+      results.every((r) => r.__typename === 'TransitionAccepted' && r.change?.version === 2),
+    ).toBe(true);
+    expect(await getHistory(server, run.id)).toHaveLength(2);
+  });
+
+  it('concurrent createRun with one idempotencyKey creates one run', async () => {
+    const project = uniqueProject();
+    const runs = await Promise.all(
+      Array.from({ length: 20 }, () => createRun(server, { project, idempotencyKey: 'job-42' })),
+    );
+    expect(new Set(runs.map((r) => r.id)).size).toBe(1);
+    const listed = await server.gql<{ runs: { edges: unknown[] } }>(
+      `query($p: String!) { runs(filter: { project: $p }) { edges { node { id } } } }`,
+      { p: project },
+    );
+    expect(listed.data!.runs.edges).toHaveLength(1);
+    expect(await getHistory(server, runs[0]!.id)).toHaveLength(1);
+  });
+
+  it('concurrent transitionRuns batches over overlapping runs neither deadlock nor lose changes', async () => {
+    const project = uniqueProject();
+    const a = await createRun(server, { project });
+    const b = await createRun(server, { project });
+    // Opposite orders in the two kinds of batches: a lock-order bug would deadlock here.
+    const batches = Array.from({ length: 20 }, (_, i) =>
+      i % 2 === 0
+        ? [
+            { id: a.id, to: 'QUEUED' },
+            { id: b.id, to: 'QUEUED' },
+          ]
+        : [
+            { id: b.id, to: 'RUNNING' },
+            { id: a.id, to: 'RUNNING' },
+          ],
+    );
+    const responses = await Promise.all(
+      batches.map((inputs) =>
+        server.gql<{ transitionRuns: TransitionResultData[] }>(
+          `mutation($inputs: [TransitionRunInput!]!) { transitionRuns(inputs: $inputs) { ${RESULT_FIELDS} } }`,
+          { inputs },
+        ),
+      ),
+    );
+    for (const r of responses) expect(r.errors).toBeUndefined();
+    for (const run of [a, b]) {
+      const history = await getHistory(server, run.id);
+      expectLegalPath(history);
+      const accepted = responses
+        .flatMap((r) => r.data!.transitionRuns)
+        .filter((r) => r.__typename === 'TransitionAccepted' && r.change && r.run!.id === run.id);
+      expect(history.length - 1).toBe(accepted.length);
+    }
+  });
+});
+
+it('transitionRun answers RunNotFound for an unknown run', async () => {
+  const id = '00000000-0000-4000-8000-000000000000';
+  expect(await transitionRun(server, { id, to: 'RUNNING' })).toMatchObject({
+    __typename: 'RunNotFound',
+    runId: id,
+  });
+});

@@ -1,0 +1,166 @@
+import type { Client, ExecutionResult } from 'graphql-ws';
+import type { GqlResponse, TestServer } from './server.js';
+
+/** The GraphQL operations most tests need, failing loudly on any error. */
+
+export const RUN_FIELDS = `
+  id project name tags meta status category color version isDone isFinal isRunning isPending
+  isStoppable allowedTransitions progress phase stopMessage createdAt updatedAt startedAt
+  finishedAt duration heartbeatAt`;
+
+export const RESULT_FIELDS = `
+  __typename
+  ... on TransitionAccepted { run { id status version startedAt finishedAt stopMessage }
+    change { cursor runId from to version reason message at } }
+  ... on IllegalTransition { runId from to allowed message }
+  ... on TransitionConflict { runId expectedStatus expectedVersion actualStatus actualVersion message }
+  ... on RunNotFound { runId message }`;
+
+export interface RunData {
+  id: string;
+  project: string;
+  status: string;
+  version: number;
+  [field: string]: unknown;
+}
+
+export interface TransitionResultData {
+  __typename: 'TransitionAccepted' | 'IllegalTransition' | 'TransitionConflict' | 'RunNotFound';
+  run?: { id: string; status: string; version: number; [f: string]: unknown };
+  change?: {
+    cursor: string;
+    from: string | null;
+    to: string;
+    version: number;
+    [f: string]: unknown;
+  } | null;
+  [field: string]: unknown;
+}
+
+export function dataOf<T>(response: GqlResponse<T>): T {
+  if (response.errors?.length || response.data == null) {
+    throw new Error(`GraphQL errors: ${JSON.stringify(response.errors)}`);
+  }
+  return response.data;
+}
+
+export async function createRun(
+  server: Pick<TestServer, 'gql'>,
+  input: Record<string, unknown>,
+): Promise<RunData> {
+  const response = await server.gql<{ createRun: RunData }>(
+    `mutation($input: CreateRunInput!) { createRun(input: $input) { ${RUN_FIELDS} } }`,
+    { input },
+  );
+  return dataOf(response).createRun;
+}
+
+export async function transitionRun(
+  server: Pick<TestServer, 'gql'>,
+  input: Record<string, unknown>,
+): Promise<TransitionResultData> {
+  const response = await server.gql<{ transitionRun: TransitionResultData }>(
+    `mutation($input: TransitionRunInput!) { transitionRun(input: $input) { ${RESULT_FIELDS} } }`,
+    { input },
+  );
+  return dataOf(response).transitionRun;
+}
+
+export async function getHistory(
+  server: Pick<TestServer, 'gql'>,
+  id: string,
+): Promise<
+  {
+    from: string | null;
+    to: string;
+    version: number;
+    reason: string | null;
+    message: string | null;
+  }[]
+> {
+  const response = await server.gql<{
+    run: {
+      statusHistory: {
+        edges: {
+          node: {
+            from: string | null;
+            to: string;
+            version: number;
+            reason: string | null;
+            message: string | null;
+          };
+        }[];
+      };
+    };
+  }>(
+    `query($id: ID!) { run(id: $id) { statusHistory(first: 500) { edges { node { from to version reason message } } } } }`,
+    { id },
+  );
+  return dataOf(response).run.statusHistory.edges.map((e) => e.node);
+}
+
+/** A live subscription that records every result it receives. */
+export interface Recorder<T> {
+  readonly results: ExecutionResult<T>[];
+  readonly values: T[];
+  /** Resolves once at least `count` results arrived (rejects after `timeoutMs`). */
+  waitFor(count: number, timeoutMs?: number): Promise<T[]>;
+  /** Resolves when the server completes or errors the subscription. */
+  ended: Promise<unknown>;
+  dispose(): void;
+}
+
+export function record<T = Record<string, unknown>>(
+  client: Client,
+  query: string,
+  variables?: Record<string, unknown>,
+): Recorder<T> {
+  const results: ExecutionResult<T>[] = [];
+  const waiters: { count: number; resolve: () => void }[] = [];
+  let endResolve: (value: unknown) => void = () => {};
+  const ended = new Promise((resolve) => (endResolve = resolve));
+  const dispose = client.subscribe<T>(
+    { query, variables },
+    {
+      next: (result) => {
+        results.push(result);
+        for (const w of [...waiters]) if (results.length >= w.count) w.resolve();
+      },
+      error: (error) => endResolve({ error }),
+      complete: () => endResolve({ complete: true }),
+    },
+  );
+  const recorder: Recorder<T> = {
+    results,
+    get values() {
+      return results.map((r) => r.data as T);
+    },
+    waitFor(count, timeoutMs = 10_000) {
+      if (results.length >= count) return Promise.resolve(recorder.values);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `expected ${count} results, got ${results.length}: ${JSON.stringify(results)}`,
+              ),
+            ),
+          timeoutMs,
+        );
+        waiters.push({
+          count,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve(recorder.values);
+          },
+        });
+      });
+    },
+    ended,
+    dispose,
+  };
+  return recorder;
+}
+
+/** Resolve after `ms` (only for letting a subscription settle, never for timing assertions). */
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
