@@ -1,4 +1,5 @@
-import type { Client, ExecutionResult } from 'graphql-ws';
+import type { FormattedExecutionResult } from 'graphql';
+import type { Client } from 'graphql-ws';
 import type { GqlResponse, TestServer } from './server.js';
 
 /** The GraphQL operations most tests need, failing loudly on any error. */
@@ -101,7 +102,7 @@ export async function getHistory(
 
 /** A live subscription that records every result it receives. */
 export interface Recorder<T> {
-  readonly results: ExecutionResult<T>[];
+  readonly results: FormattedExecutionResult<T, unknown>[];
   readonly values: T[];
   /** Resolves once at least `count` results arrived (rejects after `timeoutMs`). */
   waitFor(count: number, timeoutMs?: number): Promise<T[]>;
@@ -115,7 +116,7 @@ export function record<T = Record<string, unknown>>(
   query: string,
   variables?: Record<string, unknown>,
 ): Recorder<T> {
-  const results: ExecutionResult<T>[] = [];
+  const results: FormattedExecutionResult<T, unknown>[] = [];
   const waiters: { count: number; resolve: () => void }[] = [];
   let endResolve: (value: unknown) => void = () => {};
   const ended = new Promise((resolve) => (endResolve = resolve));
