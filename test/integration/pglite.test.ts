@@ -1,0 +1,82 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createPgliteDatabase } from '../../src/db/client.js';
+import { createRun, dataOf, record, transitionRun } from '../support/operations.js';
+import { startServer } from '../support/server.js';
+
+/** The embedded default: no DATABASE_URL, everything in a data directory. */
+describe('embedded PGlite database', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'runstate-pglite-'));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('migrates a new directory and serves create → transition → query → subscribe', async () => {
+    const database = await createPgliteDatabase({ dataDir });
+    await database.migrate();
+    const server = await startServer({ database });
+    try {
+      const run = await createRun(server, { project: 'embedded', name: 'first', tags: ['x'] });
+      expect(run).toMatchObject({ status: 'CREATED', version: 1 });
+
+      const changes = record<{ statusChanged: { to: string; version: number; runId: string } }>(
+        server.wsClient(),
+        `subscription($id: ID!) { statusChanged(filter: { runIds: [$id] }) { runId to version } }`,
+        { id: run.id },
+      );
+      await waitUntil(() => server.app.services.events.size() > 0);
+
+      expect(await transitionRun(server, { id: run.id, to: 'RUNNING' })).toMatchObject({
+        __typename: 'TransitionAccepted',
+        change: { from: 'CREATED', to: 'RUNNING', version: 2 },
+      });
+      expect(
+        await transitionRun(server, { id: run.id, to: 'SUCCEEDED', message: 'done' }),
+      ).toMatchObject({
+        __typename: 'TransitionAccepted',
+        run: { status: 'SUCCEEDED', version: 3, stopMessage: 'done' },
+      });
+      const live = await changes.waitFor(2);
+      expect(live.map((c) => [c.statusChanged.to, c.statusChanged.version])).toEqual([
+        ['RUNNING', 2],
+        ['SUCCEEDED', 3],
+      ]);
+      changes.dispose();
+
+      const listed = dataOf(
+        await server.gql<{ runs: { edges: { node: { id: string; status: string } }[] } }>(
+          `{ runs(filter: { project: "embedded", nameContains: "fir", tags: ["x"] }) { edges { node { id status } } } }`,
+        ),
+      );
+      expect(listed.runs.edges.map((e) => e.node)).toEqual([{ id: run.id, status: 'SUCCEEDED' }]);
+    } finally {
+      await server.stop();
+      await database.close();
+    }
+  });
+
+  it('keeps its data across restarts, and migrating again changes nothing', async () => {
+    const database = await createPgliteDatabase({ dataDir });
+    await database.migrate();
+    const server = await startServer({ database });
+    try {
+      const found = dataOf(
+        await server.gql<{ runs: { edges: { node: { name: string; version: number } }[] } }>(
+          `{ runs(filter: { project: "embedded" }) { edges { node { name version } } } }`,
+        ),
+      );
+      expect(found.runs.edges.map((e) => e.node)).toEqual([{ name: 'first', version: 3 }]);
+    } finally {
+      await server.stop();
+      await database.close();
+    }
+  });
+});
+
+async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
