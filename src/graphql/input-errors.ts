@@ -1,4 +1,12 @@
-import { GraphQLError, type ExecutionResult } from 'graphql';
+import {
+  BREAK,
+  GraphQLError,
+  Kind,
+  visit,
+  type ASTNode,
+  type DocumentNode,
+  type ExecutionResult,
+} from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 
 /**
@@ -34,7 +42,37 @@ function fieldOf(error: GraphQLError): string | undefined {
   return whole?.[1];
 }
 
-function withCode(error: GraphQLError): GraphQLError {
+/**
+ * The input path of a value written in the query, e.g. `input.to` for the `to` field of the
+ * `input` argument, found by walking the document to the error's node.
+ */
+function literalFieldOf(document: DocumentNode, target: ASTNode): string | undefined {
+  const stack: string[] = [];
+  const kinds: Kind[] = [];
+  let found: string | undefined;
+  visit(document, {
+    enter(node, key) {
+      const inList = kinds.at(-1) === Kind.LIST;
+      kinds.push(node.kind);
+      if (node.kind === Kind.ARGUMENT || node.kind === Kind.OBJECT_FIELD)
+        stack.push(`.${node.name.value}`);
+      else if (inList && typeof key === 'number') stack.push(`[${key}]`);
+      else stack.push('');
+      if (node === target) {
+        found = stack.join('').replace(/^\./, '');
+        return BREAK;
+      }
+      return undefined;
+    },
+    leave() {
+      stack.pop();
+      kinds.pop();
+    },
+  });
+  return found || undefined;
+}
+
+function withCode(error: GraphQLError, document?: DocumentNode): GraphQLError {
   if (
     error.extensions['code'] !== undefined &&
     error.extensions['code'] !== 'GRAPHQL_VALIDATION_FAILED'
@@ -42,7 +80,11 @@ function withCode(error: GraphQLError): GraphQLError {
     return error;
   }
   if (!isValueProblem(error)) return error;
-  const field = fieldOf(error);
+  const node = error.nodes?.[0];
+  let field = fieldOf(error) ?? (document && node ? literalFieldOf(document, node) : undefined);
+  // A missing required field is reported on the object that lacks it: name the field itself.
+  const missing = /^Field "\w+\.(\w+)" of required type/.exec(error.message);
+  if (field && missing) field = `${field}.${missing[1]}`;
   return new GraphQLError(error.message, {
     nodes: error.nodes,
     source: error.source,
@@ -57,13 +99,15 @@ function mapResult(result: unknown, setResult: (r: ExecutionResult) => void): vo
   if (!result || typeof result !== 'object' || Symbol.asyncIterator in result) return;
   const execution = result as ExecutionResult;
   if (!execution.errors?.length) return;
-  setResult({ ...execution, errors: execution.errors.map(withCode) });
+  setResult({ ...execution, errors: execution.errors.map((error) => withCode(error)) });
 }
 
 export function useInputErrorCodes(): Plugin {
   return {
     onValidate({ validateFn, setValidationFn }) {
-      setValidationFn((...args) => validateFn(...args).map(withCode));
+      setValidationFn((...args) =>
+        validateFn(...args).map((error: GraphQLError) => withCode(error, args[1])),
+      );
     },
     onExecute() {
       return { onExecuteDone: ({ result, setResult }) => mapResult(result, setResult) };
