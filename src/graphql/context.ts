@@ -23,23 +23,32 @@ export interface Loaders {
 
 export type AppServices = Omit<GraphQLContext, 'loaders'>;
 
-/** Fresh loaders for one operation (their cache must not outlive it). */
+/**
+ * Loaders for one operation. They batch but do not cache: a subscription keeps its context for
+ * its whole life, and a cached run or measurement would be served stale to every later event.
+ */
 export function createLoaders(db: Db): Loaders {
   return {
-    runById: new DataLoader(async (ids) => {
-      const rows = await getRunsByIds(db, ids);
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      return ids.map((id) => byId.get(id) ?? null);
-    }),
-    latestMeasurements: new DataLoader(async (runIds) => {
-      const rows = await listLatestMeasurements(db, runIds);
-      const byRun = new Map<string, MeasurementRow[]>();
-      for (const row of rows) {
-        const list = byRun.get(row.runId);
-        if (list) list.push(row);
-        else byRun.set(row.runId, [row]);
-      }
-      return runIds.map((id) => byRun.get(id) ?? []);
-    }),
+    runById: new DataLoader(
+      async (ids) => {
+        const rows = await getRunsByIds(db, ids);
+        const byId = new Map(rows.map((r) => [r.id, r]));
+        return ids.map((id) => byId.get(id) ?? null);
+      },
+      { cache: false },
+    ),
+    latestMeasurements: new DataLoader(
+      async (runIds) => {
+        const rows = await listLatestMeasurements(db, runIds);
+        const byRun = new Map<string, MeasurementRow[]>();
+        for (const row of rows) {
+          const list = byRun.get(row.runId);
+          if (list) list.push(row);
+          else byRun.set(row.runId, [row]);
+        }
+        return runIds.map((id) => byRun.get(id) ?? []);
+      },
+      { cache: false },
+    ),
   };
 }

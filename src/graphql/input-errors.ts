@@ -37,7 +37,10 @@ function isValueProblem(error: GraphQLError): boolean {
 /** `Variable "$input" got invalid value 1.5 at "input.progress"; …` → `input.progress`. */
 function fieldOf(error: GraphQLError): string | undefined {
   const at = /^Variable "\$([^"]+)" got invalid value .*? at "([^"]+)"/.exec(error.message);
-  if (at) return at[2];
+  const missing = /; Field "(\w+)" of required type/.exec(error.message);
+  if (at) return missing ? `${at[2]}.${missing[1]}` : at[2];
+  const top = /^Variable "\$([^"]+)" got invalid value/.exec(error.message);
+  if (top && missing) return `${top[1]}.${missing[1]}`;
   const whole = /^Variable "\$([^"]+)"/.exec(error.message);
   return whole?.[1];
 }
