@@ -8,7 +8,10 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Database } from './db/client.js';
 import { createEventHub } from './events/event-hub.js';
-import type { Topics } from './events/topics.js';
+import { createChangeLogTail } from './events/change-log-tail.js';
+import { createCommitSignal } from './events/commit-signal.js';
+import { ALL, type Topics } from './events/topics.js';
+import { getRunsByIds } from './runs/run-store.js';
 import { createLoaders, type AppServices, type GraphQLContext } from './graphql/context.js';
 import { useInputErrorCodes } from './graphql/input-errors.js';
 import { resolvers } from './graphql/resolvers.js';
@@ -45,10 +48,26 @@ export function buildApp(options: AppOptions): App {
   const { database, logger } = options;
   const graphqlPath = options.graphqlPath ?? '/graphql';
   const events = createEventHub<Topics>();
+  const tail = createChangeLogTail({
+    db: database.db,
+    logger,
+    publish: (change) => events.publish('statusChanged', ALL, change),
+    // A status change is also a runUpdated event: read the runs someone here is watching.
+    afterBatch: async (changes) => {
+      const watched = [...new Set(changes.map((c) => c.runId))].filter((id) =>
+        events.hasSubscribers('runUpdated', id),
+      );
+      if (watched.length === 0) return;
+      for (const run of await getRunsByIds(database.db, watched))
+        events.publish('runUpdated', run.id, run);
+    },
+  });
+  const commitSignal = createCommitSignal({ database, tail, logger });
   const services: AppServices = {
     db: database.db,
     events,
-    runs: createRunService({ db: database.db, events }),
+    tail,
+    runs: createRunService({ db: database.db, events, changeLog: commitSignal }),
     measurements: createMeasurementService({ db: database.db, events }),
   };
 
@@ -113,6 +132,8 @@ export function buildApp(options: AppOptions): App {
     yoga,
     services,
     async start() {
+      await tail.start();
+      await commitSignal.start();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(options.port ?? 4000, options.host ?? '0.0.0.0', () => {
@@ -129,6 +150,8 @@ export function buildApp(options: AppOptions): App {
       };
     },
     async stop() {
+      await commitSignal.stop();
+      await tail.stop();
       events.closeAll();
       await wsDisposable.dispose();
       for (const client of wsServer.clients) client.terminate();

@@ -23,6 +23,18 @@ export interface Database {
   readonly kind: 'postgres' | 'pglite';
   /** Apply pending migrations from drizzle/ (safe to run from several instances at once). */
   migrate(): Promise<void>;
+  /**
+   * LISTEN on a channel on a dedicated connection. `onListen` runs each time listening (re)starts,
+   * e.g. after PostgreSQL restarted: notifications sent while disconnected are lost, so the caller
+   * catches up there. Answers a function that stops listening.
+   */
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onListen: () => void,
+  ): Promise<() => Promise<void>>;
+  /** NOTIFY a channel, outside any write transaction. */
+  notify(channel: string, payload: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -63,6 +75,13 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
         lockClient.release();
       }
     },
+    async listen(channel, onNotify, onListen) {
+      const request = await client.listen(channel, onNotify, onListen);
+      return () => request.unlisten();
+    },
+    async notify(channel, payload) {
+      await client`SELECT pg_notify(${channel}, ${payload})`;
+    },
     async close() {
       await client.end({ timeout: 5 });
     },
@@ -86,6 +105,12 @@ export async function createPgliteDatabase(options: PgliteOptions): Promise<Data
       // One process owns a PGlite directory, so there is nobody to race.
       await migratePglite(db as never, { migrationsFolder: MIGRATIONS_DIR });
     },
+    // One process owns a PGlite database: local commits wake the tail directly.
+    async listen(_channel, _onNotify, onListen) {
+      onListen();
+      return async () => {};
+    },
+    async notify() {},
     async close() {
       await client.close();
     },

@@ -2,6 +2,8 @@ import type { Db } from '../db/client.js';
 import type { StatusChangeRow } from '../db/schema.js';
 import type { RunStatus } from '../lifecycle/lifecycle.js';
 import { listStatusChanges } from '../runs/run-store.js';
+import type { ChangeLogTail } from './change-log-tail.js';
+import { filterEvents, interruptible, type TerminalError } from './terminal-error.js';
 import { ALL, type RunstateEvents } from './topics.js';
 
 export interface CheckedStatusChangeFilter {
@@ -24,28 +26,44 @@ export function matchesStatusChangeFilter(
 const REPLAY_PAGE = 500;
 
 /**
- * Matching status changes: with `afterId`, first every committed change after it from the log,
- * then live ones. The live subscription is opened before the replay reads, so a change committed
- * during the replay is buffered, and dropped at the seam when the replay already returned it.
+ * Matching committed status changes, live; with `afterId`, first every matching change after it.
  *
- * Known limit (issue 3 replaces this with a change-log tail): ids are assigned at insert, not at
- * commit, so a change committed concurrently with the replay's last read, with an id below the
- * highest replayed one, is neither replayed nor (being below the seam) delivered live.
+ * The seam is exact: the live subscription is registered and the tail's position read in the
+ * same synchronous step, so every change with id <= seam was published before (replay it from
+ * the database) and every change with id > seam is published after (it arrives live, buffered
+ * while the replay runs). A cursor ahead of this instance's tail (taken on a faster instance)
+ * replays nothing and skips live events up to it.
  */
-export async function* streamStatusChanges(
-  deps: { db: Db; events: RunstateEvents },
+export function streamStatusChanges(
+  deps: { db: Db; events: RunstateEvents; tail: ChangeLogTail },
   filter: CheckedStatusChangeFilter,
   afterId: number | null,
-): AsyncGenerator<StatusChangeRow> {
+): AsyncIterableIterator<StatusChangeRow | TerminalError> {
   const live = deps.events.subscribe('statusChanged', ALL);
+  const seam = deps.tail.position();
+  const floor = Math.max(afterId ?? 0, seam);
+  const source = filterEvents(
+    live,
+    (event) => event.id > floor && matchesStatusChangeFilter(filter, event),
+  );
+  return interruptible(replayThenLive(deps.db, filter, afterId, seam, source), source);
+}
+
+async function* replayThenLive(
+  db: Db,
+  filter: CheckedStatusChangeFilter,
+  afterId: number | null,
+  seam: number,
+  source: AsyncIterableIterator<StatusChangeRow | TerminalError>,
+): AsyncGenerator<StatusChangeRow | TerminalError> {
   try {
-    let replayedUpTo: number | null = null;
-    if (afterId != null) {
+    if (afterId != null && afterId < seam) {
       let cursor = afterId;
       for (;;) {
-        const page = await listStatusChanges(deps.db, {
+        const page = await listStatusChanges(db, {
           ...filter,
           afterId: cursor,
+          throughId: seam,
           limit: REPLAY_PAGE,
         });
         for (const change of page) {
@@ -54,13 +72,9 @@ export async function* streamStatusChanges(
         }
         if (page.length < REPLAY_PAGE) break;
       }
-      replayedUpTo = cursor;
     }
-    for await (const change of live) {
-      if (replayedUpTo != null && change.id <= replayedUpTo) continue;
-      if (matchesStatusChangeFilter(filter, change)) yield change;
-    }
+    yield* source;
   } finally {
-    await live.return?.();
+    await source.return?.();
   }
 }

@@ -1,6 +1,7 @@
 import DataLoader from 'dataloader';
 import type { Db } from '../db/client.js';
 import type { MeasurementRow, RunRow } from '../db/schema.js';
+import type { ChangeLogTail } from '../events/change-log-tail.js';
 import type { RunstateEvents } from '../events/topics.js';
 import { listLatestMeasurements } from '../measurements/measurement-store.js';
 import type { MeasurementService } from '../measurements/measurement-service.js';
@@ -11,6 +12,8 @@ import type { RunService } from '../runs/run-service.js';
 export interface GraphQLContext {
   db: Db;
   events: RunstateEvents;
+  /** This instance's reader of the change log (its position bounds log reads). */
+  tail: ChangeLogTail;
   runs: RunService;
   measurements: MeasurementService;
   loaders: Loaders;

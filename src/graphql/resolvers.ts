@@ -2,6 +2,7 @@ import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type { MeasurementRow, RunRow, StatusChangeRow } from '../db/schema.js';
 import { NotFoundError } from '../errors.js';
 import { streamStatusChanges } from '../events/status-feed.js';
+import { filterEvents, resolveEvent, type TerminalError } from '../events/terminal-error.js';
 import { getStatusInfo, listStatuses } from '../lifecycle/lifecycle.js';
 import { listMeasurements } from '../measurements/measurement-service.js';
 import { allowedNextFor, type TransitionOutcome } from '../runs/run-service.js';
@@ -32,7 +33,7 @@ export const resolvers: Resolvers = {
   Query: {
     run: (_, { id }, { db }) => getRun(db, id),
     runs: (_, args, { db }) => listRuns(db, args),
-    statusChanges: (_, args, { db }) => listStatusChanges(db, args),
+    statusChanges: (_, args, { db, tail }) => listStatusChanges(db, tail.position(), args),
     lifecycle: () => ({}),
   },
 
@@ -50,21 +51,21 @@ export const resolvers: Resolvers = {
 
   Subscription: {
     statusChanged: {
-      subscribe: (_, { filter, after }, { db, events }) =>
+      subscribe: (_, { filter, after }, { db, events, tail }) =>
         streamStatusChanges(
-          { db, events },
+          { db, events, tail },
           checkStatusChangeFilter('filter', filter),
           after == null ? null : decodeStatusChangeCursor('after', after),
         ),
-      resolve: (change: StatusChangeRow) => change,
+      resolve: (change: StatusChangeRow | TerminalError) => resolveEvent(change),
     },
     runUpdated: {
       subscribe: async (_, { id }, { db, events }) => {
         const run = await getRun(db, id);
         if (!run) throw new NotFoundError('run', id);
-        return events.subscribe('runUpdated', run.id);
+        return filterEvents(events.subscribe('runUpdated', run.id));
       },
-      resolve: (run: RunRow) => run,
+      resolve: (run: RunRow | TerminalError) => resolveEvent(run),
     },
     measurementRecorded: {
       subscribe: async (_, { runId, names }, { db, events }) => {
@@ -72,17 +73,12 @@ export const resolvers: Resolvers = {
         if (!run) throw new NotFoundError('run', runId);
         const wanted =
           names == null ? null : new Set(checkListLength('names', names, LIMITS.filterValues));
-        const source = events.subscribe('measurementRecorded', run.id);
-        if (!wanted) return source;
-        return (async function* () {
-          try {
-            for await (const m of source) if (wanted.has(m.name)) yield m;
-          } finally {
-            await source.return?.();
-          }
-        })();
+        return filterEvents(
+          events.subscribe('measurementRecorded', run.id),
+          (m) => wanted == null || wanted.has(m.name),
+        );
       },
-      resolve: (measurement: MeasurementRow) => measurement,
+      resolve: (measurement: MeasurementRow | TerminalError) => resolveEvent(measurement),
     },
   },
 

@@ -93,14 +93,22 @@ export async function listRuns(
   return toConnection(rows, first, (run) => encodeCursor(kind, [keyOf(run), run.id]));
 }
 
+/**
+ * A page of the change log. It stops where a change with a lower id may still commit (see
+ * events/change-log-tail.ts), so a client paging with `after` never skips one.
+ */
 export async function listStatusChanges(
   ex: Executor,
+  resolvedLogPosition: number,
   args: { filter?: StatusChangeFilterInput | null; first?: number | null; after?: string | null },
 ) {
   const first = checkFirst('first', args.first, 100);
+  const filter = checkStatusChangeFilter('filter', args.filter);
+  const afterId = args.after == null ? null : decodeStatusChangeCursor('after', args.after);
   const rows = await store.listStatusChanges(ex, {
-    ...checkStatusChangeFilter('filter', args.filter),
-    afterId: args.after == null ? null : decodeStatusChangeCursor('after', args.after),
+    ...filter,
+    afterId,
+    throughId: await store.findContiguousLogHead(ex, resolvedLogPosition),
     limit: first + 1,
   });
   return toConnection(rows, first, statusChangeCursor);

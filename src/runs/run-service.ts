@@ -1,7 +1,7 @@
 import type { Db } from '../db/client.js';
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
 import { BadUserInputError, NotFoundError } from '../errors.js';
-import { ALL, type RunstateEvents } from '../events/topics.js';
+import type { RunstateEvents } from '../events/topics.js';
 import {
   getStatusesInCategories,
   getStatusInfo,
@@ -80,11 +80,22 @@ export function resolveStatusFilter(
   return [...new Set(base)].filter((s) => fromCategories == null || fromCategories.has(s));
 }
 
-export function createRunService(deps: { db: Db; events: RunstateEvents }): RunService {
-  const { db, events } = deps;
+export interface RunServiceDeps {
+  db: Db;
+  events: RunstateEvents;
+  /**
+   * Told after every commit that appended to the change log. Status changes reach subscribers
+   * (statusChanged, and runUpdated for status) only through the change-log tail, on every
+   * instance alike; they are never published from here.
+   */
+  changeLog: { committed(): void };
+}
+
+export function createRunService(deps: RunServiceDeps): RunService {
+  const { db, events, changeLog } = deps;
 
   function publishCommitted(changes: readonly StatusChangeRow[], runsChanged: readonly RunRow[]) {
-    for (const change of changes) events.publish('statusChanged', ALL, change);
+    if (changes.length > 0) changeLog.committed();
     for (const run of runsChanged) events.publish('runUpdated', run.id, run);
   }
 
@@ -144,7 +155,7 @@ export function createRunService(deps: { db: Db; events: RunstateEvents }): RunS
       );
       if (requests.length === 0) return [];
       const result = await db.transaction((tx) => runTransitionBatch(tx, requests));
-      publishCommitted(result.changes, result.changedRuns);
+      publishCommitted(result.changes, []);
       return result.outcomes;
     },
 
@@ -218,10 +229,12 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
     stored.map((s) => [keyOf(s.runId, s.key), { stored: s }]),
   );
 
+  // `run` is the run right after the request was applied: "the run after the change", even
+  // when later requests of the batch change it again.
   type Pending =
     | { kind: 'done'; outcome: TransitionOutcome }
-    | { kind: 'change'; change: store.NewStatusChange }
-    | { kind: 'noop' }
+    | { kind: 'change'; change: store.NewStatusChange; run: RunRow }
+    | { kind: 'noop'; run: RunRow }
     | { kind: 'replayIndex'; index: number }
     | { kind: 'replayStored'; stored: store.StoredTransitionKey };
   const pending: Pending[] = [];
@@ -257,7 +270,7 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
     const decision = decideTransition(run, request);
     switch (decision.kind) {
       case 'noop':
-        pending.push({ kind: 'noop' });
+        pending.push({ kind: 'noop', run });
         return;
       case 'conflict': {
         const { kind: _kind, ...rest } = decision;
@@ -281,6 +294,7 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
         changedIds.add(run.id);
         pending.push({
           kind: 'change',
+          run: next,
           change: {
             runId: run.id,
             project: run.project,
@@ -310,25 +324,24 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
     (await store.getStatusChangesByIds(tx, storedChangeIds)).map((c) => [c.id, c]),
   );
 
-  // Answers refer to the run as it is at the end of the batch (what the caller will read next).
+  // A replay answers the first answer again; one from an earlier request shows the run now.
   const outcomes: TransitionOutcome[] = [];
   const resolve = (p: Pending, runId: string): TransitionOutcome => {
-    const run = state.get(runId)!;
     switch (p.kind) {
       case 'done':
         return p.outcome;
       case 'noop':
-        return { __typename: 'TransitionAccepted', run, change: null };
+        return { __typename: 'TransitionAccepted', run: p.run, change: null };
       case 'change':
         return {
           __typename: 'TransitionAccepted',
-          run,
+          run: p.run,
           change: insertedByVersion.get(keyOf(p.change.runId, String(p.change.version)))!,
         };
       case 'replayIndex':
-        return replaceRun(outcomes[p.index]!, run);
+        return outcomes[p.index]!;
       case 'replayStored':
-        return fromStored(p.stored, run, replayedChanges);
+        return fromStored(p.stored, state.get(runId)!, replayedChanges);
     }
   };
   pending.forEach((p, i) => outcomes.push(resolve(p, requests[i]!.id)));
@@ -351,10 +364,6 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
 
 function keyOf(runId: string, key: string): string {
   return `${runId}\u0000${key}`;
-}
-
-function replaceRun(outcome: TransitionOutcome, run: RunRow): TransitionOutcome {
-  return outcome.__typename === 'TransitionAccepted' ? { ...outcome, run } : outcome;
 }
 
 /** What is kept of an answer for replays: everything but the run, which is read fresh. */

@@ -10,11 +10,12 @@ import {
   ilike,
   inArray,
   lt,
+  lte,
   or,
   sql,
   type SQL,
 } from 'drizzle-orm';
-import type { Executor, Tx } from '../db/client.js';
+import { queryRows, type Executor, type Tx } from '../db/client.js';
 import {
   runs,
   statusChanges,
@@ -136,15 +137,60 @@ export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promis
     WHERE r.id = v.id`);
 }
 
+/** A status_changes row as both drivers return it from raw SQL. */
+export interface RawStatusChange {
+  id: string | number;
+  run_id: string;
+  project: string;
+  from_status: RunStatus | null;
+  to_status: RunStatus;
+  version: number;
+  reason: string | null;
+  message: string | null;
+  at: string | Date;
+}
+
+export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
+  return {
+    id: Number(row.id),
+    runId: row.run_id,
+    project: row.project,
+    fromStatus: row.from_status,
+    toStatus: row.to_status,
+    version: row.version,
+    reason: row.reason,
+    message: row.message,
+    at: row.at instanceof Date ? row.at : new Date(row.at),
+  };
+}
+
+/**
+ * Append to the change log, ids in the given order. The transaction's xid is taken (CTE `tx`)
+ * before the first id is drawn from the sequence: the change-log tail's gap rule relies on
+ * every writer having its xid before its ids (see events/change-log-tail.ts).
+ */
 export async function insertStatusChanges(
   tx: Executor,
   rows: readonly NewStatusChange[],
 ): Promise<StatusChangeRow[]> {
   if (rows.length === 0) return [];
-  return tx
-    .insert(statusChanges)
-    .values([...rows])
-    .returning(changeColumns);
+  const payload = JSON.stringify(rows);
+  const inserted = await queryRows<RawStatusChange>(
+    tx,
+    sql`
+    /* insertStatusChanges */
+    WITH tx AS (SELECT pg_current_xact_id() AS xid)
+    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, at)
+    SELECT tx.xid, c.run_id, c.project, c.from_status::run_status, c.to_status::run_status,
+           c.version, c.reason, c.message, c.at
+    FROM tx, ROWS FROM (
+      jsonb_to_recordset(${payload}::jsonb) AS ("runId" uuid, project text, "fromStatus" text,
+        "toStatus" text, version int, reason text, message text, at timestamptz)
+    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, at, n)
+    ORDER BY c.n
+    RETURNING id, run_id, project, from_status, to_status, version, reason, message, at`,
+  );
+  return inserted.map(mapStatusChangeRow);
 }
 
 export async function getStatusChangesByIds(
@@ -274,6 +320,8 @@ export interface StatusChangeQuery {
   /** null: any status; an empty list matches nothing. */
   statuses: readonly RunStatus[] | null;
   afterId: number | null;
+  /** Only changes with id <= throughId (the part of the log known to have no gaps left). */
+  throughId: number | null;
   limit: number;
 }
 
@@ -289,6 +337,7 @@ export async function listStatusChanges(
   if (q.projects != null) conditions.push(inArray(statusChanges.project, [...q.projects]));
   if (q.statuses != null) conditions.push(inArray(statusChanges.toStatus, [...q.statuses]));
   if (q.afterId != null) conditions.push(gt(statusChanges.id, q.afterId));
+  if (q.throughId != null) conditions.push(lte(statusChanges.id, q.throughId));
   return ex
     .select(changeColumns)
     .from(statusChanges)
@@ -319,4 +368,24 @@ export async function listRunHistory(
 
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/**
+ * The highest id up to which the log has no unresolved gap: `resolved` (from the change-log
+ * tail, below which every gap is known to be final) extended by the ids that follow it without
+ * a hole (visible now, so committed). A page of the log never goes past it.
+ */
+export async function findContiguousLogHead(ex: Executor, resolved: number): Promise<number> {
+  const rows = await ex
+    .select({ id: statusChanges.id })
+    .from(statusChanges)
+    .where(gt(statusChanges.id, resolved))
+    .orderBy(asc(statusChanges.id))
+    .limit(1000);
+  let head = resolved;
+  for (const { id } of rows) {
+    if (id !== head + 1) break;
+    head = id;
+  }
+  return head;
 }

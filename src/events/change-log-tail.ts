@@ -1,0 +1,201 @@
+import { sql } from 'drizzle-orm';
+import { queryRows, type Db } from '../db/client.js';
+import type { StatusChangeRow } from '../db/schema.js';
+import type { Logger } from '../logger.js';
+import { mapStatusChangeRow, type RawStatusChange } from '../runs/run-store.js';
+
+/**
+ * One tail of the change log per instance: it reads committed status changes in log order and
+ * hands each to `publish` exactly once, however many subscribers there are.
+ *
+ * Why a reader cannot simply remember the highest id it saw: an id is taken from the sequence at
+ * INSERT, not at COMMIT, so id 105 can be visible while id 104 is still in flight; a reader that
+ * moved past 105 would miss 104 forever. Gaps therefore stop the tail until they are resolved:
+ *
+ *   A gap below the highest id `upTo` seen in a snapshot S is resolved once a later snapshot's
+ *   xmin (the oldest transaction still running) is at least S's xmax (the first xid not yet
+ *   assigned at S). Proof: the writer of a missing id g < upTo took g from the sequence before
+ *   the writer of upTo took upTo, and the latter had committed before S. Every writer has its
+ *   xid before it takes an id (insertStatusChanges assigns the xid first), so g's writer had an
+ *   xid below S's xmax. Once xmin passes S's xmax that writer has finished: if it committed, g is
+ *   visible to the next read; if not, g will never exist.
+ *
+ * So `position()` only ever grows past ids that are visible or certain never to appear: every
+ * committed change with id <= position() has been published, and none will be added below it.
+ * Subscribers that resume from a cursor replay (cursor, position()] from the database and take
+ * live events above it, which makes the seam exact.
+ *
+ * Per-run order is version order: a change row is inserted while its run's row lock is held, so
+ * a later version of the same run always takes a larger id.
+ */
+export interface ChangeLogTail {
+  /** Every committed change with id <= position() has been published; none can appear below it. */
+  position(): number;
+  /** Read now (a change was just committed through this instance, or another one said so). */
+  poke(): void;
+  /** Find the starting position (the end of the log, once in-flight writers are done) and run. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Whether the tail loop is running (for readiness). */
+  isRunning(): boolean;
+}
+
+export interface ChangeLogTailOptions {
+  db: Db;
+  logger: Logger;
+  /** Called for each change in log order, in the same step as position() moves past it. */
+  publish: (change: StatusChangeRow) => void;
+  /** Awaited after each batch of published changes (follow-up work that needs I/O). */
+  afterBatch?: (changes: StatusChangeRow[]) => Promise<void>;
+  /** Safety-net poll when nothing pokes the tail (e.g. a missed notification). */
+  idlePollMs?: number;
+  /** Re-read interval while a gap is waiting for in-flight writers. */
+  gapPollMs?: number;
+  batchSize?: number;
+}
+
+interface TailRow extends Omit<RawStatusChange, 'id'> {
+  xmin: string;
+  xmax: string;
+  id: string | number | null;
+}
+
+export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTail {
+  const { db, logger, publish } = options;
+  const idlePollMs = options.idlePollMs ?? 1000;
+  const gapPollMs = options.gapPollMs ?? 20;
+  const batchSize = options.batchSize ?? 1000;
+
+  let position = 0;
+  /** Missing ids <= resolvedUpTo will never appear. */
+  let resolvedUpTo = 0;
+  let gap: { upTo: number; horizon: bigint } | null = null;
+  let running = false;
+  let loop: Promise<void> | null = null;
+  let wake: (() => void) | null = null;
+  let poked = false;
+
+  /** One read: publish the contiguous (or resolved) prefix above position. */
+  async function readOnce(): Promise<'more' | 'idle' | 'gap'> {
+    const rows = await queryRows<TailRow>(
+      db,
+      sql`
+      /* tailChangeLog */
+      SELECT s.xmin::text AS xmin, s.xmax::text AS xmax, c.*
+      FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin,
+                   pg_snapshot_xmax(pg_current_snapshot()) AS xmax) AS s
+      LEFT JOIN LATERAL (
+        SELECT id, run_id, project, from_status, to_status, version, reason, message, at
+        FROM status_changes WHERE id > ${position} ORDER BY id LIMIT ${batchSize}
+      ) AS c ON true`,
+    );
+    const snapshot = rows[0]!;
+    const xmin = BigInt(snapshot.xmin);
+    if (gap && xmin >= gap.horizon) {
+      resolvedUpTo = Math.max(resolvedUpTo, gap.upTo);
+      gap = null;
+    }
+    const changes = rows.flatMap((r) =>
+      r.id == null ? [] : [mapStatusChangeRow({ ...r, id: r.id })],
+    );
+    const published: StatusChangeRow[] = [];
+    let state: 'more' | 'idle' | 'gap' = changes.length === batchSize ? 'more' : 'idle';
+    for (const change of changes) {
+      if (change.id !== position + 1 && change.id - 1 > resolvedUpTo) {
+        gap ??= { upTo: changes.at(-1)!.id, horizon: BigInt(snapshot.xmax) };
+        state = 'gap';
+        break;
+      }
+      position = change.id;
+      publish(change);
+      published.push(change);
+    }
+    if (published.length > 0 && options.afterBatch) await options.afterBatch(published);
+    return state;
+  }
+
+  function sleep(ms: number): Promise<void> {
+    if (poked) {
+      poked = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = null;
+        poked = false;
+        resolve();
+      }
+      wake = done;
+    });
+  }
+
+  async function run(): Promise<void> {
+    let failures = 0;
+    while (running) {
+      let state: 'more' | 'idle' | 'gap';
+      try {
+        state = await readOnce();
+        failures = 0;
+      } catch (error) {
+        // The database went away (restart, network): keep the position and try again.
+        failures++;
+        if (failures === 1 || failures % 50 === 0)
+          logger.warn({ err: error }, 'change-log tail read failed; retrying');
+        state = 'idle';
+        await sleep(Math.min(2000, 50 * failures));
+        continue;
+      }
+      if (state === 'more') continue;
+      await sleep(state === 'gap' ? gapPollMs : idlePollMs);
+    }
+  }
+
+  /** Start at the end of the log, after every writer that was in flight there has finished. */
+  async function findStart(): Promise<void> {
+    const [first] = await queryRows<{ max: string | number; xmax: string }>(
+      db,
+      sql`/* tailStart */ SELECT coalesce(max(id), 0) AS max,
+            pg_snapshot_xmax(pg_current_snapshot())::text AS xmax FROM status_changes`,
+    );
+    const horizon = BigInt(first!.xmax);
+    const started = Date.now();
+    let warned = false;
+    for (;;) {
+      const [now] = await queryRows<{ xmin: string }>(
+        db,
+        sql`/* tailStartWait */ SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`,
+      );
+      if (BigInt(now!.xmin) >= horizon) break;
+      if (!warned && Date.now() - started > 5000) {
+        warned = true;
+        logger.warn('change-log tail waits for a long-running transaction before it can start');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    position = Number(first!.max);
+    resolvedUpTo = position;
+  }
+
+  return {
+    position: () => position,
+    poke() {
+      if (wake) wake();
+      else poked = true;
+    },
+    async start() {
+      if (running) return;
+      await findStart();
+      running = true;
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      wake?.();
+      await loop;
+      loop = null;
+    },
+    isRunning: () => running,
+  };
+}

@@ -1,0 +1,67 @@
+import type { Database } from '../db/client.js';
+import type { Logger } from '../logger.js';
+import type { ChangeLogTail } from './change-log-tail.js';
+
+/** The channel on which instances tell each other that the change log grew. */
+export const CHANGE_LOG_CHANNEL = 'runstate_change_log';
+
+/**
+ * Wakes change-log tails after commits: this instance's at once, the others' through one NOTIFY
+ * sent after the commit, never inside the write transaction (a NOTIFY there takes a global lock
+ * through the commit and serialises every writer). NOTIFYs are coalesced: while one is in flight,
+ * further commits only mark that another is due, so there is at most one at a time per instance.
+ * A lost notification only delays delivery until the tail's idle poll; nothing is lost.
+ */
+export interface CommitSignal {
+  /** Call after a transaction that appended to the change log committed. */
+  committed(): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createCommitSignal(deps: {
+  database: Database;
+  tail: ChangeLogTail;
+  logger: Logger;
+}): CommitSignal {
+  const { database, tail, logger } = deps;
+  let sending = false;
+  let due = false;
+  let unlisten: (() => Promise<void>) | null = null;
+
+  async function sendNotifications() {
+    sending = true;
+    while (due) {
+      due = false;
+      try {
+        await database.notify(CHANGE_LOG_CHANNEL, '');
+      } catch (error) {
+        logger.warn(
+          { err: error },
+          'change-log NOTIFY failed; other instances catch up by polling',
+        );
+      }
+    }
+    sending = false;
+  }
+
+  return {
+    committed() {
+      tail.poke();
+      due = true;
+      if (!sending) void sendNotifications();
+    },
+    async start() {
+      // On every (re)connect of the listener, read: whatever was notified meanwhile is caught up.
+      unlisten = await database.listen(
+        CHANGE_LOG_CHANNEL,
+        () => tail.poke(),
+        () => tail.poke(),
+      );
+    },
+    async stop() {
+      await unlisten?.();
+      unlisten = null;
+    },
+  };
+}
