@@ -28,7 +28,7 @@ it('statusChanged { run } shows the run as of each event', async () => {
     statusChanged: { to: string; run: { status: string; version: number } };
   }>(
     server.wsClient(),
-    `subscription($id: ID!) { statusChanged(filter: { runIds: [$id] }) { to run { status version } } }`,
+    `subscription($id: ID!) { statusChanged(filter: { runIds: [$id], statuses: [QUEUED, RUNNING] }) { to version run { status version } } }`,
     { id: run.id },
   );
   await untilSubscribed(before);
@@ -36,9 +36,9 @@ it('statusChanged { run } shows the run as of each event', async () => {
   await events.waitFor(1);
   await transitionRun(server, { id: run.id, to: 'RUNNING' });
   const received = await events.waitFor(2);
-  expect(received.map((e) => e.statusChanged.run)).toEqual([
-    { status: 'QUEUED', version: 2 },
-    { status: 'RUNNING', version: 3 },
+  expect(received.map((e) => e.statusChanged)).toEqual([
+    { to: 'QUEUED', version: 2, run: { status: 'QUEUED', version: 2 } },
+    { to: 'RUNNING', version: 3, run: { status: 'RUNNING', version: 3 } },
   ]);
   events.dispose();
 });
