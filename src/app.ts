@@ -32,6 +32,8 @@ export interface AppOptions {
   host?: string;
   graphqlPath?: string;
   graphiql?: boolean;
+  /** Events a subscriber may fall behind by before it is closed (default 10,000). */
+  subscriberBufferSize?: number;
 }
 
 export interface App {
@@ -47,7 +49,7 @@ export interface App {
 export function buildApp(options: AppOptions): App {
   const { database, logger } = options;
   const graphqlPath = options.graphqlPath ?? '/graphql';
-  const events = createEventHub<Topics>();
+  const events = createEventHub<Topics>({ bufferSize: options.subscriberBufferSize });
   const tail = createChangeLogTail({
     db: database.db,
     logger,

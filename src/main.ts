@@ -17,6 +17,7 @@ async function main(): Promise<void> {
     host: env.HOST,
     graphqlPath: env.GRAPHQL_PATH,
     graphiql: env.GRAPHIQL,
+    subscriberBufferSize: env.SUBSCRIBER_BUFFER,
   });
   const { url } = await app.start();
   logger.info(

@@ -29,7 +29,10 @@ interface Subscriber {
   end(): void;
 }
 
-export function createEventHub<Topics extends Record<string, unknown>>(): EventHub<Topics> {
+export function createEventHub<Topics extends Record<string, unknown>>(
+  options: { bufferSize?: number } = {},
+): EventHub<Topics> {
+  const defaultLimit = options.bufferSize ?? DEFAULT_SUBSCRIBER_BUFFER;
   const subscribers = new Map<string, Set<Subscriber>>();
   const channel = (topic: string, key: string) => `${topic}\u0000${key}`;
 
@@ -49,7 +52,7 @@ export function createEventHub<Topics extends Record<string, unknown>>(): EventH
 
     subscribe(topic, key, options) {
       const name = channel(topic, key);
-      const limit = options?.bufferSize ?? DEFAULT_SUBSCRIBER_BUFFER;
+      const limit = options?.bufferSize ?? defaultLimit;
       const queue: unknown[] = [];
       let waiting: ((result: IteratorResult<never>) => void) | null = null;
       let failure: Error | null = null;

@@ -27,10 +27,18 @@ export interface GqlResponse<T> {
 }
 
 /** A service on port 0 over the run's test database (real PostgreSQL). */
-export async function startServer(options: { database?: Database } = {}): Promise<TestServer> {
+export async function startServer(
+  options: { database?: Database; subscriberBufferSize?: number } = {},
+): Promise<TestServer> {
   const database =
     options.database ?? createPostgresDatabase({ url: inject('databaseUrl'), poolSize: 10 });
-  const app = buildApp({ database, logger: createLogger('silent'), port: 0, host: '127.0.0.1' });
+  const app = buildApp({
+    database,
+    logger: createLogger('silent'),
+    port: 0,
+    host: '127.0.0.1',
+    subscriberBufferSize: options.subscriberBufferSize,
+  });
   const { url, wsUrl } = await app.start();
   const clients: Client[] = [];
   return {
