@@ -10,6 +10,7 @@ import type { Database } from './db/client.js';
 import { createEventHub } from './events/event-hub.js';
 import { createChangeLogTail } from './events/change-log-tail.js';
 import { createCommitSignal } from './events/commit-signal.js';
+import { createRunSignal } from './events/run-signal.js';
 import { ALL, type Topics } from './events/topics.js';
 import { getRunsByIds } from './runs/run-store.js';
 import { createLoaders, type AppServices, type GraphQLContext } from './graphql/context.js';
@@ -65,12 +66,13 @@ export function buildApp(options: AppOptions): App {
     },
   });
   const commitSignal = createCommitSignal({ database, tail, logger });
+  const runSignal = createRunSignal({ database, events, logger });
   const services: AppServices = {
     db: database.db,
     events,
     tail,
-    runs: createRunService({ db: database.db, events, changeLog: commitSignal }),
-    measurements: createMeasurementService({ db: database.db, events }),
+    runs: createRunService({ db: database.db, events, changeLog: commitSignal, runSignal }),
+    measurements: createMeasurementService({ db: database.db, events, runSignal }),
   };
 
   const yoga = createYoga<object, GraphQLContext>({
@@ -136,6 +138,7 @@ export function buildApp(options: AppOptions): App {
     async start() {
       await tail.start();
       await commitSignal.start();
+      await runSignal.start();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(options.port ?? 4000, options.host ?? '0.0.0.0', () => {
@@ -152,6 +155,7 @@ export function buildApp(options: AppOptions): App {
       };
     },
     async stop() {
+      await runSignal.stop();
       await commitSignal.stop();
       await tail.stop();
       events.closeAll();

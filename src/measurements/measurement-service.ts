@@ -24,8 +24,10 @@ const FOREIGN_KEY_VIOLATION = '23503';
 export function createMeasurementService(deps: {
   db: Db;
   events: RunstateEvents;
+  /** Passes recorded points on to the other instances (events/run-signal.ts). */
+  runSignal: { measurementsRecorded(runId: string, firstId: number, lastId: number): void };
 }): MeasurementService {
-  const { db, events } = deps;
+  const { db, events, runSignal } = deps;
   return {
     async recordMeasurements(runIdInput, points) {
       const runId = checkUuid('input.runId', runIdInput);
@@ -52,6 +54,7 @@ export function createMeasurementService(deps: {
         throw error;
       }
       for (const row of inserted) events.publish('measurementRecorded', runId, row);
+      runSignal.measurementsRecorded(runId, inserted[0]!.id, inserted.at(-1)!.id);
       if (events.hasSubscribers('runUpdated', runId)) {
         const run = await getRunById(db, runId);
         if (run) events.publish('runUpdated', runId, run);

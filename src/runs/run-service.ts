@@ -89,14 +89,19 @@ export interface RunServiceDeps {
    * instance alike; they are never published from here.
    */
   changeLog: { committed(): void };
+  /** Passes progress and heartbeat updates on to the other instances (events/run-signal.ts). */
+  runSignal: { runChanged(runId: string): void };
 }
 
 export function createRunService(deps: RunServiceDeps): RunService {
-  const { db, events, changeLog } = deps;
+  const { db, events, changeLog, runSignal } = deps;
 
   function publishCommitted(changes: readonly StatusChangeRow[], runsChanged: readonly RunRow[]) {
     if (changes.length > 0) changeLog.committed();
-    for (const run of runsChanged) events.publish('runUpdated', run.id, run);
+    for (const run of runsChanged) {
+      events.publish('runUpdated', run.id, run);
+      runSignal.runChanged(run.id);
+    }
   }
 
   return {

@@ -405,3 +405,52 @@ it('the statusChanges query and the subscription give the same cursors', async (
   );
   expect(raw.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
 });
+
+it('runUpdated and measurementRecorded reach subscribers on the other instance', async () => {
+  const run = await createRun(a, { project: uniqueProject() });
+  const before = b.app.services.events.size();
+  const updates = record<{
+    runUpdated: { progress: number | null; phase: string | null; heartbeatAt: string | null };
+  }>(
+    b.wsClient(),
+    `subscription($id: ID!) { runUpdated(id: $id) { progress phase heartbeatAt } }`,
+    { id: run.id },
+  );
+  const points = record<{
+    measurementRecorded: { name: string; value: number; step: number | null };
+  }>(
+    b.wsClient(),
+    `subscription($id: ID!) { measurementRecorded(runId: $id, names: ["loss"]) { name value step } }`,
+    { id: run.id },
+  );
+  await waitUntil('both subscribed on b', () => b.app.services.events.size() >= before + 2);
+
+  dataOf(
+    await a.gql(
+      `mutation($id: ID!) { reportProgress(input: { id: $id, progress: 0.25, phase: "warmup" }) { id } }`,
+      {
+        id: run.id,
+      },
+    ),
+  );
+  await updates.waitFor(1);
+  expect(updates.values[0]!.runUpdated).toMatchObject({ progress: 0.25, phase: 'warmup' });
+  dataOf(await a.gql(`mutation($id: ID!) { heartbeat(id: $id) { id } }`, { id: run.id }));
+  await updates.waitFor(2);
+  expect(updates.values[1]!.runUpdated.heartbeatAt).not.toBeNull();
+  dataOf(
+    await a.gql(
+      `mutation($id: ID!) { recordMeasurements(input: { runId: $id, measurements: [
+        { name: "loss", value: 0.5, step: 1 }, { name: "acc", value: 0.7, step: 1 }, { name: "loss", value: 0.4, step: 2 }] }) }`,
+      { id: run.id },
+    ),
+  );
+  const got = await points.waitFor(2);
+  expect(got.map((p) => p.measurementRecorded)).toEqual([
+    { name: 'loss', value: 0.5, step: 1 },
+    { name: 'loss', value: 0.4, step: 2 },
+  ]);
+  await updates.waitFor(3); // the measurements also update the run
+  updates.dispose();
+  points.dispose();
+});

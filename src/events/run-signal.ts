@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { and, asc, between, eq } from 'drizzle-orm';
+import type { Database } from '../db/client.js';
+import { measurements } from '../db/schema.js';
+import type { Logger } from '../logger.js';
+import { getRunsByIds } from '../runs/run-store.js';
+import type { RunstateEvents } from './topics.js';
+
+/** The channel on which instances pass on run updates that are not status changes. */
+export const RUN_EVENTS_CHANNEL = 'runstate_run_events';
+
+/** NOTIFY payloads must stay under 8000 bytes. */
+const MAX_PAYLOAD = 7000;
+
+interface Payload {
+  /** The sending instance: it has published these events itself already. */
+  i: string;
+  /** Runs whose progress or heartbeat changed. */
+  r?: string[];
+  /** Measurements recorded: [runId, first id, last id]. */
+  m?: [string, number, number][];
+}
+
+/**
+ * Carries runUpdated (progress, heartbeat, measurements) and measurementRecorded events to the
+ * other instances. The writing instance publishes to its own subscribers directly; the others
+ * get one coalesced NOTIFY, sent after the commit, naming the runs and measurement id ranges, and
+ * read the rows themselves, only for runs someone there subscribed to.
+ *
+ * These two streams carry current state and have no cursor: a notification lost while an
+ * instance's listener reconnects is not replayed (status changes, which are, travel through the
+ * change log instead).
+ */
+export interface RunSignal {
+  runChanged(runId: string): void;
+  measurementsRecorded(runId: string, firstId: number, lastId: number): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createRunSignal(deps: {
+  database: Database;
+  events: RunstateEvents;
+  logger: Logger;
+}): RunSignal {
+  const { database, events, logger } = deps;
+  const instance = randomUUID();
+  let runs = new Set<string>();
+  let ranges: [string, number, number][] = [];
+  let sending = false;
+  let unlisten: (() => Promise<void>) | null = null;
+
+  function takePayloads(): string[] {
+    const payloads: string[] = [];
+    let current: Payload = { i: instance };
+    const flush = () => {
+      if (current.r || current.m) payloads.push(JSON.stringify(current));
+      current = { i: instance };
+    };
+    for (const runId of runs) {
+      (current.r ??= []).push(runId);
+      if (JSON.stringify(current).length > MAX_PAYLOAD) flush();
+    }
+    for (const range of ranges) {
+      (current.m ??= []).push(range);
+      if (JSON.stringify(current).length > MAX_PAYLOAD) flush();
+    }
+    flush();
+    runs = new Set();
+    ranges = [];
+    return payloads;
+  }
+
+  async function send() {
+    if (sending) return;
+    sending = true;
+    try {
+      for (let payloads = takePayloads(); payloads.length > 0; payloads = takePayloads()) {
+        for (const payload of payloads) {
+          await database.notify(RUN_EVENTS_CHANNEL, payload).catch((error: unknown) => {
+            logger.warn({ err: error }, 'run-events NOTIFY failed');
+          });
+        }
+      }
+    } finally {
+      sending = false;
+    }
+  }
+
+  async function receive(text: string) {
+    let payload: Payload;
+    try {
+      payload = JSON.parse(text) as Payload;
+    } catch {
+      return;
+    }
+    if (payload.i === instance) return;
+    const db = database.db;
+    for (const [runId, first, last] of payload.m ?? []) {
+      if (!events.hasSubscribers('measurementRecorded', runId)) continue;
+      const rows = await db
+        .select()
+        .from(measurements)
+        .where(and(eq(measurements.runId, runId), between(measurements.id, first, last)))
+        .orderBy(asc(measurements.id));
+      for (const row of rows) events.publish('measurementRecorded', runId, row);
+    }
+    const touched = [
+      ...new Set([...(payload.r ?? []), ...(payload.m ?? []).map(([runId]) => runId)]),
+    ];
+    const watched = touched.filter((id) => events.hasSubscribers('runUpdated', id));
+    if (watched.length === 0) return;
+    for (const run of await getRunsByIds(db, watched)) events.publish('runUpdated', run.id, run);
+  }
+
+  return {
+    runChanged(runId) {
+      runs.add(runId);
+      void send();
+    },
+    measurementsRecorded(runId, firstId, lastId) {
+      ranges.push([runId, firstId, lastId]);
+      void send();
+    },
+    async start() {
+      unlisten = await database.listen(
+        RUN_EVENTS_CHANNEL,
+        (text) => {
+          receive(text).catch((error: unknown) =>
+            logger.warn({ err: error }, 'run-events read failed'),
+          );
+        },
+        () => {},
+      );
+    },
+    async stop() {
+      await unlisten?.();
+      unlisten = null;
+    },
+  };
+}
