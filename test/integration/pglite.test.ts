@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPgliteDatabase } from '../../src/db/client.js';
-import { createRun, dataOf, record, transitionRun } from '../support/operations.js';
+import { createRun, dataOf, record, transitionRun, waitUntil } from '../support/operations.js';
 import { startServer } from '../support/server.js';
 
 /** The embedded default: no DATABASE_URL, everything in a data directory. */
@@ -24,7 +24,7 @@ describe('embedded PGlite database', () => {
         `subscription($id: ID!) { statusChanged(filter: { runIds: [$id] }) { runId to version } }`,
         { id: run.id },
       );
-      await waitUntil(() => server.app.services.events.size() > 0);
+      await waitUntil('the subscription', () => server.app.services.events.size() > 0);
 
       expect(await transitionRun(server, { id: run.id, to: 'RUNNING' })).toMatchObject({
         __typename: 'TransitionAccepted',
@@ -72,11 +72,3 @@ describe('embedded PGlite database', () => {
     }
   });
 });
-
-async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -1,7 +1,7 @@
 import type { Client } from 'graphql-ws';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import { createRun, dataOf, record, transitionRun } from '../support/operations.js';
+import { createRun, dataOf, record, transitionRun, waitUntil } from '../support/operations.js';
 import { postGraphQL, startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 /**
@@ -67,18 +67,6 @@ async function readLog(
 async function lastCursorOf(server: TestServer, runId: string): Promise<string> {
   const changes = await readLog(server, { runIds: [runId] }, null);
   return changes.at(-1)!.cursor;
-}
-
-async function waitUntil(
-  what: string,
-  condition: () => boolean,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Resolves once the subscription is registered on the server (its hub grew). */

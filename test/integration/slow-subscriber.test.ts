@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { createRun, dataOf, RESULT_FIELDS } from '../support/operations.js';
+import { createRun, dataOf, RESULT_FIELDS, waitUntil } from '../support/operations.js';
 import { startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // A subscriber that stops reading must not grow server memory without bound: its buffer is
@@ -33,7 +33,7 @@ async function connect(url: string) {
     socket.once('error', reject);
   });
   socket.send(JSON.stringify({ type: 'connection_init' }));
-  await until(() => messages.some((m) => m.type === 'connection_ack'));
+  await waitUntil('connection_ack', () => messages.some((m) => m.type === 'connection_ack'));
   return {
     socket,
     messages,
@@ -42,14 +42,6 @@ async function connect(url: string) {
       socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query } }));
     },
   };
-}
-
-async function until(condition: () => boolean, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 it('closes an overflowing subscription with SUBSCRIPTION_OVERFLOW and keeps the connection', async () => {
@@ -61,7 +53,7 @@ it('closes an overflowing subscription with SUBSCRIPTION_OVERFLOW and keeps the 
     '1',
     `subscription { statusChanged(filter: { projects: ["${project}"] }) { cursor runId to message } }`,
   );
-  await until(() => server.app.services.events.size() === hubBefore + 1);
+  await waitUntil('the subscription', () => server.app.services.events.size() === hubBefore + 1);
 
   // Stop reading. Large events fill the kernel's socket buffers, then the server's bounded one.
   client.tcp.pause();
@@ -78,10 +70,18 @@ it('closes an overflowing subscription with SUBSCRIPTION_OVERFLOW and keeps the 
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   // The server dropped the subscription: nothing more is kept for it.
-  await until(() => server.app.services.events.size() === hubBefore);
+  await waitUntil(
+    'the overflowing subscription to be dropped',
+    () => server.app.services.events.size() === hubBefore,
+    30_000,
+  );
 
   client.tcp.resume();
-  await until(() => client.messages.some((m) => m.id === '1' && m.type === 'complete'));
+  await waitUntil(
+    'complete',
+    () => client.messages.some((m) => m.id === '1' && m.type === 'complete'),
+    30_000,
+  );
   const mine = client.messages.filter((m) => m.id === '1');
   const errors = mine.filter((m) => m.type === 'next' && m.payload?.errors);
   expect(errors).toHaveLength(1);
@@ -94,8 +94,13 @@ it('closes an overflowing subscription with SUBSCRIPTION_OVERFLOW and keeps the 
 
   // The same connection still works.
   client.subscribe('2', `subscription { runUpdated(id: "${runs[0]!.id}") { status } }`);
-  await until(() => server.app.services.events.size() === hubBefore + 1);
+  await waitUntil(
+    'the second subscription',
+    () => server.app.services.events.size() === hubBefore + 1,
+  );
   await server.gql(`mutation($id: ID!) { heartbeat(id: $id) { id } }`, { id: runs[0]!.id });
-  await until(() => client.messages.some((m) => m.id === '2' && m.type === 'next'));
+  await waitUntil('an event on it', () =>
+    client.messages.some((m) => m.id === '2' && m.type === 'next'),
+  );
   client.socket.close();
 }, 60_000);

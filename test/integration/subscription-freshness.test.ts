@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createRun, dataOf, record, transitionRun } from '../support/operations.js';
+import { createRun, dataOf, record, transitionRun, waitUntil } from '../support/operations.js';
 import { startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // A subscription keeps one GraphQL context for its whole life: nested fields of every event must
@@ -13,13 +13,8 @@ afterAll(async () => {
   await server.stop();
 });
 
-async function untilSubscribed(before: number) {
-  const deadline = Date.now() + 5000;
-  while (server.app.services.events.size() <= before) {
-    if (Date.now() > deadline) throw new Error('subscription did not register');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const untilSubscribed = (before: number) =>
+  waitUntil('the subscription', () => server.app.services.events.size() > before);
 
 it('statusChanged { run } shows the run as of each event', async () => {
   const run = await createRun(server, { project: uniqueProject() });
