@@ -60,6 +60,24 @@ describe('embedded PGlite database', () => {
     await database.migrate();
     const server = await startServer({ database });
     try {
+      // Resuming from a cursor works on the embedded database too.
+      const log = dataOf(
+        await server.gql<{ statusChanges: { edges: { node: { cursor: string; to: string } }[] } }>(
+          `{ statusChanges(filter: { projects: ["embedded"] }) { edges { node { cursor to } } } }`,
+        ),
+      ).statusChanges.edges.map((e) => e.node);
+      expect(log.map((c) => c.to)).toEqual(['CREATED', 'RUNNING', 'SUCCEEDED']);
+      const resumed = record<{ statusChanged: { to: string } }>(
+        server.wsClient(),
+        `subscription($after: String) { statusChanged(after: $after, filter: { projects: ["embedded"] }) { to } }`,
+        { after: log[0]!.cursor },
+      );
+      expect((await resumed.waitFor(2)).map((c) => c.statusChanged.to)).toEqual([
+        'RUNNING',
+        'SUCCEEDED',
+      ]);
+      resumed.dispose();
+
       const found = dataOf(
         await server.gql<{ runs: { edges: { node: { name: string; version: number } }[] } }>(
           `{ runs(filter: { project: "embedded" }) { edges { node { name version } } } }`,
