@@ -458,7 +458,10 @@ export type Query = {
   run: Maybe<Run>;
   /** Runs matching a filter, keyset-paginated. */
   runs: RunConnection;
-  /** The global change log in commit order. */
+  /**
+   * The global change log in log order (per run: in version order). A page never skips a change
+   * that is still committing: it ends before it, and the next page (with `after`) includes it.
+   */
   statusChanges: StatusChangeConnection;
   /** The lifecycle table: statuses, categories, colors and legal moves. */
   lifecycle: Lifecycle;
@@ -543,7 +546,12 @@ export type MutationHeartbeatArgs = {
 /** Live changes. */
 export type Subscription = {
   __typename?: 'Subscription';
-  /** Every committed status change matching the filter; with `after`, first those since that cursor. */
+  /**
+   * Every committed status change matching the filter, in log order (per run: in version order).
+   * Without `after`, the stream starts where this instance's reading of the log is when you
+   * subscribe, so a change committed a moment before may still arrive. With `after`, every
+   * matching change after that cursor is sent first, then live ones: none missed, none twice.
+   */
   statusChanged: StatusChange;
   /** The run, each time its status, progress, measurements or heartbeat changed. */
   runUpdated: Run;
