@@ -22,6 +22,7 @@ export const LIMITS = {
   measurementsPerBatch: 10_000,
   transitionsPerBatch: 500,
   filterValues: 100,
+  maxRetries: 100,
   pageSize: 500,
 } as const;
 
@@ -86,6 +87,13 @@ export function checkFirst(
     throw new BadUserInputError(field, 'must be at least 1');
   if (value > LIMITS.pageSize)
     throw new BadUserInputError(field, `must be at most ${LIMITS.pageSize}`);
+  return value;
+}
+
+export function checkIntInRange(field: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new BadUserInputError(field, `must be a whole number between ${min} and ${max}`);
+  }
   return value;
 }
 

@@ -46,6 +46,10 @@ export const runs = pgTable(
     status: runStatusEnum('status').notNull().default('CREATED'),
     /** +1 on every accepted status change; the creation is version 1. */
     version: integer('version').notNull().default(1),
+    /** 1, then +1 per retry; a worker's change from an older attempt is refused (fencing). */
+    attempt: integer('attempt').notNull().default(1),
+    /** Failures turned into RETRYING while attempt <= maxRetries. */
+    maxRetries: integer('max_retries').notNull().default(0),
     progress: doublePrecision('progress'),
     phase: text('phase'),
     stopMessage: text('stop_message'),

@@ -47,6 +47,9 @@ export const resolvers: Resolvers = {
     recordMeasurements: (_, { input }, { measurements }) =>
       measurements.recordMeasurements(input.runId, input.measurements),
     heartbeat: (_, { id }, { runs }) => runs.heartbeat(id),
+    stopRun: (_, { id, message }, { runs }) => runs.stopRun(id, message),
+    retryRun: (_, { id, reason }, { runs }) => runs.retryRun(id, reason),
+    resumeRun: (_, { id, reason }, { runs }) => runs.resumeRun(id, reason),
   },
 
   Subscription: {

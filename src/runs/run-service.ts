@@ -10,6 +10,7 @@ import {
 } from '../lifecycle/lifecycle.js';
 import {
   checkFiniteInRange,
+  checkIntInRange,
   checkJsonObject,
   checkListLength,
   checkOptionalString,
@@ -18,7 +19,13 @@ import {
   LIMITS,
 } from '../validation.js';
 import * as store from './run-store.js';
-import { applyTransition, decideTransition, type TransitionRequest } from './transition-rules.js';
+import {
+  applyTransition,
+  decideTransition,
+  planChanges,
+  targetOf,
+  type TransitionRequest,
+} from './transition-rules.js';
 
 export type { TransitionRequest } from './transition-rules.js';
 
@@ -38,8 +45,10 @@ export type TransitionOutcome =
       runId: string;
       expectedStatus: RunStatus | null;
       expectedVersion: number | null;
+      expectedAttempt: number | null;
       actualStatus: RunStatus;
       actualVersion: number;
+      actualAttempt: number;
       message: string;
     }
   | { __typename: 'RunNotFound'; runId: string; message: string };
@@ -50,6 +59,7 @@ export interface CreateRunInput {
   tags?: readonly string[] | null;
   meta?: unknown;
   idempotencyKey?: string | null;
+  maxRetries?: number | null;
 }
 
 export interface TransitionInput {
@@ -60,11 +70,18 @@ export interface TransitionInput {
   expectedStatus?: RunStatus | null;
   expectedVersion?: number | null;
   idempotencyKey?: string | null;
+  attempt?: number | null;
 }
 
 export interface RunService {
   createRun(input: CreateRunInput): Promise<RunRow>;
   transitionRuns(inputs: readonly TransitionInput[], field: string): Promise<TransitionOutcome[]>;
+  /** STOPPED if the run was not handed to an executor yet, else STOPPING (a stop request). */
+  stopRun(id: string, message: string | null | undefined): Promise<TransitionOutcome>;
+  /** RETRYING with the next attempt (from FAILED or UNKNOWN, as the lifecycle allows). */
+  retryRun(id: string, reason: string | null | undefined): Promise<TransitionOutcome>;
+  /** RESUMING (from STOPPED, FAILED or SUSPENDED, as the lifecycle allows). */
+  resumeRun(id: string, reason: string | null | undefined): Promise<TransitionOutcome>;
   reportProgress(id: string, progress: number, phase: string | null | undefined): Promise<RunRow>;
   heartbeat(id: string): Promise<RunRow>;
 }
@@ -93,8 +110,42 @@ export interface RunServiceDeps {
   runSignal: { runChanged(runId: string): void };
 }
 
+/** Statuses of a run not yet handed to an executor (lifecycle rule 8): a stop ends it at once. */
+const NOT_HANDED_ON: ReadonlySet<RunStatus> = new Set([
+  'CREATED',
+  'ON_SCHEDULE',
+  'COMPILED',
+  'QUEUED',
+  'RESUMING',
+  'RETRYING',
+]);
+
+function emptyRequest(id: string, to: RunStatus): TransitionRequest {
+  return {
+    id,
+    to,
+    attempt: null,
+    reason: null,
+    message: null,
+    expectedStatus: null,
+    expectedVersion: null,
+    idempotencyKey: null,
+  };
+}
+
 export function createRunService(deps: RunServiceDeps): RunService {
   const { db, events, changeLog, runSignal } = deps;
+
+  async function applyRequests(requests: TransitionRequest[]): Promise<TransitionOutcome[]> {
+    if (requests.length === 0) return [];
+    const result = await db.transaction((tx) => runTransitionBatch(tx, requests));
+    publishCommitted(result.changes, []);
+    return result.outcomes;
+  }
+
+  async function applyOne(request: TransitionRequest): Promise<TransitionOutcome> {
+    return (await applyRequests([request]))[0]!;
+  }
 
   function publishCommitted(changes: readonly StatusChangeRow[], runsChanged: readonly RunRow[]) {
     if (changes.length > 0) changeLog.committed();
@@ -121,6 +172,10 @@ export function createRunService(deps: RunServiceDeps): RunService {
           min: 1,
           max: LIMITS.idempotencyKeyLength,
         }),
+        maxRetries:
+          input.maxRetries == null
+            ? 0
+            : checkIntInRange('input.maxRetries', input.maxRetries, 0, LIMITS.maxRetries),
       };
       const created = await db.transaction(async (tx) => {
         const run = await store.insertRun(tx, values);
@@ -159,9 +214,30 @@ export function createRunService(deps: RunServiceDeps): RunService {
         toRequest(input, inputs.length === 1 ? field : `${field}[${i}]`),
       );
       if (requests.length === 0) return [];
-      const result = await db.transaction((tx) => runTransitionBatch(tx, requests));
-      publishCommitted(result.changes, []);
-      return result.outcomes;
+      return applyRequests(requests);
+    },
+
+    stopRun(id, message) {
+      return applyOne({
+        ...emptyRequest(checkUuid('id', id), 'STOPPING'),
+        message: checkOptionalString('message', message, { max: LIMITS.messageLength }),
+        reason: 'STOP_REQUESTED',
+        resolveTo: (run) => (NOT_HANDED_ON.has(run.status) ? 'STOPPED' : 'STOPPING'),
+      });
+    },
+
+    retryRun(id, reason) {
+      return applyOne({
+        ...emptyRequest(checkUuid('id', id), 'RETRYING'),
+        reason: checkOptionalString('reason', reason, { max: LIMITS.reasonLength }) ?? 'RETRY',
+      });
+    },
+
+    resumeRun(id, reason) {
+      return applyOne({
+        ...emptyRequest(checkUuid('id', id), 'RESUMING'),
+        reason: checkOptionalString('reason', reason, { max: LIMITS.reasonLength }) ?? 'RESUME',
+      });
     },
 
     async reportProgress(id, progress, phase) {
@@ -191,9 +267,13 @@ function toRequest(input: TransitionInput, field: string): TransitionRequest {
   if (input.expectedVersion != null && input.expectedVersion < 1) {
     throw new BadUserInputError(`${field}.expectedVersion`, 'must be at least 1');
   }
+  if (input.attempt != null && input.attempt < 1) {
+    throw new BadUserInputError(`${field}.attempt`, 'must be at least 1');
+  }
   return {
     id: checkUuid(`${field}.id`, input.id),
     to: input.to,
+    attempt: input.attempt ?? null,
     reason: checkOptionalString(`${field}.reason`, input.reason, { max: LIMITS.reasonLength }),
     message: checkOptionalString(`${field}.message`, input.message, { max: LIMITS.messageLength }),
     expectedStatus: input.expectedStatus ?? null,
@@ -238,7 +318,7 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
   // when later requests of the batch change it again.
   type Pending =
     | { kind: 'done'; outcome: TransitionOutcome }
-    | { kind: 'change'; change: store.NewStatusChange; run: RunRow }
+    | { kind: 'change'; changes: store.NewStatusChange[]; run: RunRow }
     | { kind: 'noop'; run: RunRow }
     | { kind: 'replayIndex'; index: number }
     | { kind: 'replayStored'; stored: store.StoredTransitionKey };
@@ -294,23 +374,26 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
         return;
       }
       case 'apply': {
-        const next = applyTransition(run, request.to, locked.now, request.message);
-        state.set(run.id, next);
-        changedIds.add(run.id);
-        pending.push({
-          kind: 'change',
-          run: next,
-          change: {
+        // Each planned change (a failure may become FAILED then RETRYING) is its own version.
+        let current = run;
+        const changes: store.NewStatusChange[] = [];
+        for (const step of planChanges(run, targetOf(run, request), request)) {
+          const next = applyTransition(current, step.to, locked.now, step.message);
+          changes.push({
             runId: run.id,
             project: run.project,
-            fromStatus: run.status,
+            fromStatus: current.status,
             toStatus: next.status,
             version: next.version,
-            reason: request.reason,
-            message: request.message,
+            reason: step.reason,
+            message: step.message,
             at: locked.now,
-          },
-        });
+          });
+          current = next;
+        }
+        state.set(run.id, current);
+        changedIds.add(run.id);
+        pending.push({ kind: 'change', run: current, changes });
       }
     }
   });
@@ -319,7 +402,7 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
   await store.updateRunStates(tx, changedRuns);
   const inserted = await store.insertStatusChanges(
     tx,
-    pending.flatMap((p) => (p.kind === 'change' ? [p.change] : [])),
+    pending.flatMap((p) => (p.kind === 'change' ? p.changes : [])),
   );
   const insertedByVersion = new Map(inserted.map((c) => [keyOf(c.runId, String(c.version)), c]));
   const storedChangeIds = pending.flatMap((p) =>
@@ -337,12 +420,15 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
         return p.outcome;
       case 'noop':
         return { __typename: 'TransitionAccepted', run: p.run, change: null };
-      case 'change':
+      case 'change': {
+        // The answer shows the status actually written last (RETRYING for a retried failure).
+        const last = p.changes.at(-1)!;
         return {
           __typename: 'TransitionAccepted',
           run: p.run,
-          change: insertedByVersion.get(keyOf(p.change.runId, String(p.change.version)))!,
+          change: insertedByVersion.get(keyOf(last.runId, String(last.version)))!,
         };
+      }
       case 'replayIndex':
         return outcomes[p.index]!;
       case 'replayStored':

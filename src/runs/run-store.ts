@@ -33,6 +33,7 @@ export interface NewRun {
   tags: string[];
   meta: Record<string, unknown> | null;
   idempotencyKey: string | null;
+  maxRetries: number;
 }
 
 export interface NewStatusChange {
@@ -120,6 +121,7 @@ export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promis
       id: s.id,
       status: s.status,
       version: s.version,
+      attempt: s.attempt,
       updated_at: s.updatedAt,
       started_at: s.startedAt,
       finished_at: s.finishedAt,
@@ -129,10 +131,10 @@ export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promis
   await tx.execute(sql`
     /* applyRunTransitions */
     UPDATE runs AS r
-    SET status = v.status::run_status, version = v.version, updated_at = v.updated_at,
+    SET status = v.status::run_status, version = v.version, attempt = v.attempt, updated_at = v.updated_at,
         started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message
     FROM jsonb_to_recordset(${payload}::jsonb) AS v(
-      id uuid, status text, version int, updated_at timestamptz, started_at timestamptz,
+      id uuid, status text, version int, attempt int, updated_at timestamptz, started_at timestamptz,
       finished_at timestamptz, stop_message text)
     WHERE r.id = v.id`);
 }

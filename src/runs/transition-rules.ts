@@ -15,6 +15,10 @@ import {
 export interface TransitionRequest {
   id: string;
   to: RunStatus;
+  /** For requests whose target depends on the run's state (stopRun): computed under the lock. */
+  resolveTo?: (run: RunRow) => RunStatus;
+  /** The worker's attempt (fencing); null: not checked. */
+  attempt: number | null;
   reason: string | null;
   message: string | null;
   expectedStatus: RunStatus | null;
@@ -29,19 +33,46 @@ export type Decision =
       kind: 'conflict';
       expectedStatus: RunStatus | null;
       expectedVersion: number | null;
+      expectedAttempt: number | null;
       actualStatus: RunStatus;
       actualVersion: number;
+      actualAttempt: number;
       message: string;
     }
   | { kind: 'illegal'; from: RunStatus; to: RunStatus; allowed: RunStatus[]; message: string };
 
+/** The status a request asks for, given the run as it is under its lock. */
+export function targetOf(run: RunRow, request: TransitionRequest): RunStatus {
+  return request.resolveTo ? request.resolveTo(run) : request.to;
+}
+
 /** Decide what to do with a request against the locked, current run. */
 export function decideTransition(run: RunRow, request: TransitionRequest): Decision {
+  const to = targetOf(run, request);
   return (
+    refuseStaleAttempt(run, request) ??
     refuseStalePrecondition(run, request) ??
-    acceptSameStatusAsNoop(run, request) ??
-    refuseIllegalMove(run, request) ?? { kind: 'apply' }
+    acceptSameStatusAsNoop(run, to) ??
+    refuseIllegalMove(run, to) ?? { kind: 'apply' }
   );
+}
+
+/**
+ * Fencing: a worker still reporting for an attempt that was retried must not overwrite the new
+ * attempt's status (nor may it claim an attempt that does not exist yet).
+ */
+function refuseStaleAttempt(run: RunRow, request: TransitionRequest): Decision | null {
+  if (request.attempt == null || request.attempt === run.attempt) return null;
+  return {
+    kind: 'conflict',
+    expectedStatus: request.expectedStatus,
+    expectedVersion: request.expectedVersion,
+    expectedAttempt: request.attempt,
+    actualStatus: run.status,
+    actualVersion: run.version,
+    actualAttempt: run.attempt,
+    message: `run ${run.id} is at attempt ${run.attempt}, not ${request.attempt}`,
+  };
 }
 
 /** The caller acted on a state that is no longer current (a lost race): tell it what is. */
@@ -60,37 +91,62 @@ function refuseStalePrecondition(run: RunRow, request: TransitionRequest): Decis
     kind: 'conflict',
     expectedStatus: request.expectedStatus,
     expectedVersion: request.expectedVersion,
+    expectedAttempt: request.attempt,
     actualStatus: run.status,
     actualVersion: run.version,
+    actualAttempt: run.attempt,
     message: `run ${run.id} is ${run.status} at version ${run.version}, not ${expected}`,
   };
 }
 
 /** Rule 10: moving to the current status writes nothing and sends nothing. */
-function acceptSameStatusAsNoop(run: RunRow, request: TransitionRequest): Decision | null {
-  return request.to === run.status ? { kind: 'noop' } : null;
+function acceptSameStatusAsNoop(run: RunRow, to: RunStatus): Decision | null {
+  return to === run.status ? { kind: 'noop' } : null;
 }
 
 /** Only moves in the lifecycle table; the answer lists what is allowed instead. */
-function refuseIllegalMove(run: RunRow, request: TransitionRequest): Decision | null {
-  if (isTransitionAllowed(run.status, request.to)) return null;
+function refuseIllegalMove(run: RunRow, to: RunStatus): Decision | null {
+  if (isTransitionAllowed(run.status, to)) return null;
   const allowed = [...getStatusInfo(run.status).allowedNext];
   return {
     kind: 'illegal',
     from: run.status,
-    to: request.to,
+    to,
     allowed,
     message:
       allowed.length === 0
         ? `run ${run.id} is ${run.status}, which is final: no transition is allowed`
-        : `run ${run.id} cannot go from ${run.status} to ${request.to}; allowed: ${allowed.join(', ')}`,
+        : `run ${run.id} cannot go from ${run.status} to ${to}; allowed: ${allowed.join(', ')}`,
   };
+}
+
+/** One status change to write: the status, and why. */
+export interface PlannedChange {
+  to: RunStatus;
+  reason: string | null;
+  message: string | null;
+}
+
+/**
+ * What an accepted request writes. A failure with retries left becomes RETRYING (reason RETRY,
+ * the failure message kept): directly where the lifecycle allows it, else as FAILED then
+ * RETRYING (FAILED -> RETRYING always is).
+ */
+export function planChanges(
+  run: RunRow,
+  to: RunStatus,
+  request: TransitionRequest,
+): PlannedChange[] {
+  const asked: PlannedChange = { to, reason: request.reason, message: request.message };
+  if (to !== 'FAILED' || run.attempt > run.maxRetries) return [asked];
+  const retry: PlannedChange = { to: 'RETRYING', reason: 'RETRY', message: request.message };
+  return isTransitionAllowed(run.status, 'RETRYING') ? [retry] : [asked, retry];
 }
 
 /**
  * The run after an accepted change into `to` at `now`: version +1; the first entry into the
  * running statuses sets startedAt; a DONE status sets finishedAt and stopMessage; leaving DONE
- * (resume, retry) clears them again.
+ * (resume, retry) clears them again; entering RETRYING starts the next attempt.
  */
 export function applyTransition(
   run: RunRow,
@@ -99,6 +155,7 @@ export function applyTransition(
   message: string | null,
 ): RunRow {
   const next: RunRow = { ...run, status: to, version: run.version + 1, updatedAt: now };
+  if (to === 'RETRYING') next.attempt = run.attempt + 1;
   if (startsRunning(to) && run.startedAt == null) next.startedAt = now;
   if (isDone(to)) {
     next.finishedAt = now;

@@ -185,6 +185,8 @@ describe('createRun', () => {
       category: 'PENDING',
       color: '#485563',
       version: 1,
+      attempt: 1,
+      maxRetries: 0,
       isDone: false,
       isFinal: false,
       isRunning: false,

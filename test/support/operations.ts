@@ -5,7 +5,7 @@ import type { GqlResponse, TestServer } from './server.js';
 /** The GraphQL operations most tests need, failing loudly on any error. */
 
 export const RUN_FIELDS = `
-  id project name tags meta status category color version isDone isFinal isRunning isPending
+  id project name tags meta status category color version attempt maxRetries isDone isFinal isRunning isPending
   isStoppable allowedTransitions progress phase stopMessage createdAt updatedAt startedAt
   finishedAt duration heartbeatAt`;
 

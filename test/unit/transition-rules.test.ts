@@ -20,6 +20,8 @@ function run(status: RunStatus, overrides: Partial<RunRow> = {}): RunRow {
     meta: null,
     status,
     version: 3,
+    attempt: 1,
+    maxRetries: 0,
     progress: null,
     phase: null,
     stopMessage: null,
@@ -37,6 +39,7 @@ function request(to: RunStatus, overrides: Partial<TransitionRequest> = {}): Tra
   return {
     id: run('CREATED').id,
     to,
+    attempt: null,
     reason: null,
     message: null,
     expectedStatus: null,

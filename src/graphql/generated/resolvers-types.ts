@@ -106,6 +106,10 @@ export type Run = {
   color: Scalars['String']['output'];
   /** Starts at 1 when created; +1 on every accepted status change. */
   version: Scalars['Int']['output'];
+  /** 1 for the first attempt, +1 each time the run is retried. */
+  attempt: Scalars['Int']['output'];
+  /** How many times a failure is turned into a retry (RETRYING) automatically. */
+  maxRetries: Scalars['Int']['output'];
   /** The status is in the DONE category. */
   isDone: Scalars['Boolean']['output'];
   /** The status has no legal exit. */
@@ -348,6 +352,8 @@ export type CreateRunInput = {
   meta?: InputMaybe<Scalars['JSON']['input']>;
   /** Creating again with the same key in the same project returns the first run and creates nothing. */
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  /** Failures to retry automatically (0–100, default 0): while attempt <= maxRetries, FAILED becomes RETRYING. */
+  maxRetries?: InputMaybe<Scalars['Int']['input']>;
 };
 
 /** A requested status change. */
@@ -366,6 +372,8 @@ export type TransitionRunInput = {
   expectedVersion?: InputMaybe<Scalars['Int']['input']>;
   /** Sending the same key for the same run again returns the first answer and changes nothing. */
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  /** The worker's attempt (fencing): refused (TransitionConflict) unless it is the run's current attempt. */
+  attempt?: InputMaybe<Scalars['Int']['input']>;
 };
 
 /** A progress report. */
@@ -434,10 +442,14 @@ export type TransitionConflict = {
   expectedStatus: Maybe<RunStatus>;
   /** The version the caller expected. */
   expectedVersion: Maybe<Scalars['Int']['output']>;
+  /** The attempt the caller reported for. */
+  expectedAttempt: Maybe<Scalars['Int']['output']>;
   /** The run's actual status. */
   actualStatus: RunStatus;
   /** The run's actual version. */
   actualVersion: Scalars['Int']['output'];
+  /** The run's actual attempt. */
+  actualAttempt: Scalars['Int']['output'];
   /** What happened, in words. */
   message: Scalars['String']['output'];
 };
@@ -505,6 +517,12 @@ export type Mutation = {
   recordMeasurements: Scalars['Int']['output'];
   /** Tell runstate the run's worker is alive. */
   heartbeat: Run;
+  /** Stop a run: STOPPED if it was not handed to an executor yet, else STOPPING (a stop request). */
+  stopRun: TransitionResult;
+  /** Retry a run: RETRYING with the next attempt (from FAILED or UNKNOWN, as the lifecycle allows). */
+  retryRun: TransitionResult;
+  /** Resume a run: RESUMING (from STOPPED, FAILED or SUSPENDED, as the lifecycle allows). */
+  resumeRun: TransitionResult;
 };
 
 
@@ -541,6 +559,27 @@ export type MutationRecordMeasurementsArgs = {
 /** Reporting what happens to runs. */
 export type MutationHeartbeatArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationStopRunArgs = {
+  id: Scalars['ID']['input'];
+  message?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationRetryRunArgs = {
+  id: Scalars['ID']['input'];
+  reason?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationResumeRunArgs = {
+  id: Scalars['ID']['input'];
+  reason?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** Live changes. */
@@ -759,6 +798,8 @@ export type RunResolvers<ContextType = GraphQLContext, ParentType extends Resolv
   category?: Resolver<ResolversTypes['StatusCategory'], ParentType, ContextType>;
   color?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   version?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  attempt?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  maxRetries?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   isDone?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   isFinal?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   isRunning?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
@@ -870,8 +911,10 @@ export type TransitionConflictResolvers<ContextType = GraphQLContext, ParentType
   runId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   expectedStatus?: Resolver<Maybe<ResolversTypes['RunStatus']>, ParentType, ContextType>;
   expectedVersion?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  expectedAttempt?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   actualStatus?: Resolver<ResolversTypes['RunStatus'], ParentType, ContextType>;
   actualVersion?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  actualAttempt?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
@@ -896,6 +939,9 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   reportProgress?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationReportProgressArgs, 'input'>>;
   recordMeasurements?: Resolver<ResolversTypes['Int'], ParentType, ContextType, RequireFields<MutationRecordMeasurementsArgs, 'input'>>;
   heartbeat?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationHeartbeatArgs, 'id'>>;
+  stopRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationStopRunArgs, 'id'>>;
+  retryRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationRetryRunArgs, 'id'>>;
+  resumeRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationResumeRunArgs, 'id'>>;
 };
 
 export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
