@@ -12,13 +12,17 @@ import { mapStatusChangeRow, type RawStatusChange } from '../runs/run-store.js';
  * INSERT, not at COMMIT, so id 105 can be visible while id 104 is still in flight; a reader that
  * moved past 105 would miss 104 forever. Gaps therefore stop the tail until they are resolved:
  *
- *   A gap below the highest id `upTo` seen in a snapshot S is resolved once a later snapshot's
- *   xmin (the oldest transaction still running) is at least S's xmax (the first xid not yet
- *   assigned at S). Proof: the writer of a missing id g < upTo took g from the sequence before
- *   the writer of upTo took upTo, and the latter had committed before S. Every writer has its
- *   xid before it takes an id (insertStatusChanges assigns the xid first), so g's writer had an
- *   xid below S's xmax. Once xmin passes S's xmax that writer has finished: if it committed, g is
- *   visible to the next read; if not, g will never exist.
+ *   When a read R first sees a gap below the highest id `upTo` it saw, the tail takes a fresh
+ *   transaction id X (its own one-statement transaction, after R). The missing ids below
+ *   `upTo` are resolved once a later snapshot's xmin (the oldest transaction still running in
+ *   the cluster) is above X. Proof: the writer of a missing id g < upTo took g from the
+ *   sequence before the writer of upTo took upTo, and that one had committed before R. Every
+ *   writer has its xid before it takes an id (insertStatusChanges assigns the xid first), so g's
+ *   writer got its xid before R, hence before X: its xid is below X. Once xmin > X, it has
+ *   finished: if it committed, g is visible to the next read; if not, g will never exist.
+ *
+ *   (A snapshot's own xmax does not do: it is one past the newest *completed* xid, and a writer
+ *   that took its xid after that one and is still running is above it.)
  *
  * So `position()` only ever grows past ids that are visible or certain never to appear: every
  * committed change with id <= position() has been published, and none will be added below it.
@@ -56,7 +60,6 @@ export interface ChangeLogTailOptions {
 
 interface TailRow extends Omit<RawStatusChange, 'id'> {
   xmin: string;
-  xmax: string;
   id: string | number | null;
 }
 
@@ -75,15 +78,23 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
   let wake: (() => void) | null = null;
   let poked = false;
 
+  /** A transaction id assigned now: above every xid assigned before this call. */
+  async function takeFreshXid(): Promise<bigint> {
+    const [row] = await queryRows<{ xid: string }>(
+      db,
+      sql`/* tailFreshXid */ SELECT pg_current_xact_id()::text AS xid`,
+    );
+    return BigInt(row!.xid);
+  }
+
   /** One read: publish the contiguous (or resolved) prefix above position. */
   async function readOnce(): Promise<'more' | 'idle' | 'gap'> {
     const rows = await queryRows<TailRow>(
       db,
       sql`
       /* tailChangeLog */
-      SELECT s.xmin::text AS xmin, s.xmax::text AS xmax, c.*
-      FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin,
-                   pg_snapshot_xmax(pg_current_snapshot()) AS xmax) AS s
+      SELECT s.xmin::text AS xmin, c.*
+      FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS s
       LEFT JOIN LATERAL (
         SELECT id, run_id, project, from_status, to_status, version, reason, message, at
         FROM status_changes WHERE id > ${position} ORDER BY id LIMIT ${batchSize}
@@ -91,7 +102,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     );
     const snapshot = rows[0]!;
     const xmin = BigInt(snapshot.xmin);
-    if (gap && xmin >= gap.horizon) {
+    if (gap && xmin > gap.horizon) {
       resolvedUpTo = Math.max(resolvedUpTo, gap.upTo);
       gap = null;
     }
@@ -102,7 +113,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     let state: 'more' | 'idle' | 'gap' = changes.length === batchSize ? 'more' : 'idle';
     for (const change of changes) {
       if (change.id !== position + 1 && change.id - 1 > resolvedUpTo) {
-        gap ??= { upTo: changes.at(-1)!.id, horizon: BigInt(snapshot.xmax) };
+        gap ??= { upTo: changes.at(-1)!.id, horizon: await takeFreshXid() };
         state = 'gap';
         break;
       }
@@ -152,14 +163,16 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     }
   }
 
-  /** Start at the end of the log, after every writer that was in flight there has finished. */
+  /**
+   * Start at the end of the log, after every writer that was in flight there has finished (the
+   * same rule as for gaps: a fresh xid taken after reading the end, then xmin above it).
+   */
   async function findStart(): Promise<void> {
-    const [first] = await queryRows<{ max: string | number; xmax: string }>(
+    const [first] = await queryRows<{ max: string | number }>(
       db,
-      sql`/* tailStart */ SELECT coalesce(max(id), 0) AS max,
-            pg_snapshot_xmax(pg_current_snapshot())::text AS xmax FROM status_changes`,
+      sql`/* tailStart */ SELECT coalesce(max(id), 0) AS max FROM status_changes`,
     );
-    const horizon = BigInt(first!.xmax);
+    const horizon = await takeFreshXid();
     const started = Date.now();
     let warned = false;
     for (;;) {
@@ -167,10 +180,12 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
         db,
         sql`/* tailStartWait */ SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`,
       );
-      if (BigInt(now!.xmin) >= horizon) break;
+      if (BigInt(now!.xmin) > horizon) break;
       if (!warned && Date.now() - started > 5000) {
         warned = true;
-        logger.warn('change-log tail waits for a long-running transaction before it can start');
+        logger.warn(
+          'change-log tail waits for a long-running transaction (in any database of this server) before it can start',
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 10));
     }

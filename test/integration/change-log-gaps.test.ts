@@ -1,0 +1,107 @@
+import postgres from 'postgres';
+import { afterAll, beforeAll, expect, it, inject } from 'vitest';
+import { createRun, record, sleep, waitUntil } from '../support/operations.js';
+import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+
+// The change-log tail must never skip a change whose id was taken before a visible one but
+// which commits after it (events/change-log-tail.ts). Two writers are driven statement by
+// statement on their own connections to produce exactly that interleaving.
+
+let server: TestServer;
+let sql: postgres.Sql;
+beforeAll(async () => {
+  server = await startServer();
+  sql = postgres(inject('databaseUrl'), { max: 4, onnotice: () => {} });
+});
+afterAll(async () => {
+  await sql.end();
+  await server.stop();
+});
+
+async function appendChange(tx: postgres.ReservedSql, runId: string, project: string, to: string) {
+  await tx`
+    WITH tx AS (SELECT pg_current_xact_id() AS xid)
+    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, at)
+    SELECT tx.xid, ${runId}, ${project}, 'CREATED', ${to}::run_status, 2, now() FROM tx`;
+}
+
+it('a change that commits after a later one is still delivered', async () => {
+  const project = uniqueProject();
+  const u = await createRun(server, { project });
+  const g = await createRun(server, { project });
+  const events = record<{ statusChanged: { runId: string; to: string } }>(
+    server.wsClient(),
+    `subscription($p: String!) { statusChanged(filter: { projects: [$p], statuses: [QUEUED, RUNNING] }) { runId to } }`,
+    { p: project },
+  );
+  await waitUntil('the subscription', () => server.app.services.events.size() > 0);
+
+  const writerU = await sql.reserve();
+  const writerG = await sql.reserve();
+  try {
+    // U takes its xid first, then G; G takes its id first, then U; U commits, G does not yet.
+    await writerU`BEGIN`;
+    await writerU`UPDATE runs SET status = 'QUEUED', version = 2 WHERE id = ${u.id}`;
+    await writerG`BEGIN`;
+    await writerG`UPDATE runs SET status = 'RUNNING', version = 2 WHERE id = ${g.id}`;
+    await appendChange(writerG, g.id, project, 'RUNNING');
+    await appendChange(writerU, u.id, project, 'QUEUED');
+    await writerU`COMMIT`;
+    server.app.services.tail.poke();
+    // Let the tail read several times while G is still in flight.
+    for (let i = 0; i < 5; i++) {
+      await sleep(30);
+      server.app.services.tail.poke();
+    }
+    expect(events.values).toEqual([]); // U's change waits behind G's gap
+    await writerG`COMMIT`;
+    server.app.services.tail.poke();
+    const got = await events.waitFor(2);
+    expect(got.map((e) => e.statusChanged)).toEqual([
+      { runId: g.id, to: 'RUNNING' },
+      { runId: u.id, to: 'QUEUED' },
+    ]);
+  } finally {
+    await writerU`ROLLBACK`.catch(() => {});
+    await writerG`ROLLBACK`.catch(() => {});
+    writerU.release();
+    writerG.release();
+    events.dispose();
+  }
+});
+
+it('a gap left by a rolled-back writer is passed once it has finished', async () => {
+  const project = uniqueProject();
+  const u = await createRun(server, { project });
+  const g = await createRun(server, { project });
+  const events = record<{ statusChanged: { runId: string; to: string } }>(
+    server.wsClient(),
+    `subscription($p: String!) { statusChanged(filter: { projects: [$p], statuses: [QUEUED, RUNNING] }) { runId to } }`,
+    { p: project },
+  );
+  await waitUntil('the subscription', () => server.app.services.events.size() > 0);
+  const writerU = await sql.reserve();
+  const writerG = await sql.reserve();
+  try {
+    await writerG`BEGIN`;
+    await writerG`UPDATE runs SET status = 'RUNNING', version = 2 WHERE id = ${g.id}`;
+    await appendChange(writerG, g.id, project, 'RUNNING');
+    await writerU`BEGIN`;
+    await writerU`UPDATE runs SET status = 'QUEUED', version = 2 WHERE id = ${u.id}`;
+    await appendChange(writerU, u.id, project, 'QUEUED');
+    await writerU`COMMIT`;
+    server.app.services.tail.poke();
+    await sleep(100);
+    expect(events.values).toEqual([]);
+    await writerG`ROLLBACK`;
+    server.app.services.tail.poke();
+    const got = await events.waitFor(1);
+    expect(got.map((e) => e.statusChanged)).toEqual([{ runId: u.id, to: 'QUEUED' }]);
+  } finally {
+    await writerU`ROLLBACK`.catch(() => {});
+    await writerG`ROLLBACK`.catch(() => {});
+    writerU.release();
+    writerG.release();
+    events.dispose();
+  }
+});
