@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { ExecutionArgs } from 'graphql';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Database } from './db/client.js';
+import { ServerStoppingError } from './errors.js';
 import { createEventHub } from './events/event-hub.js';
 import { createChangeLogTail } from './events/change-log-tail.js';
 import { createCommitSignal } from './events/commit-signal.js';
@@ -15,6 +16,7 @@ import { ALL, type Topics } from './events/topics.js';
 import { getRunsByIds } from './runs/run-store.js';
 import { createLoaders, type AppServices, type GraphQLContext } from './graphql/context.js';
 import { useInputErrorCodes } from './graphql/input-errors.js';
+import { useParserLimits } from './graphql/parser-limits.js';
 import { resolvers } from './graphql/resolvers.js';
 import type { Logger } from './logger.js';
 import { createMeasurementService } from './measurements/measurement-service.js';
@@ -92,7 +94,7 @@ export function buildApp(options: AppOptions): App {
       error: (...args) => logger.error({ err: args[0] }, args.slice(1).map(String).join(' ')),
     },
     context: () => ({ ...services, loaders: createLoaders(database.db) }),
-    plugins: [useInputErrorCodes() as Plugin],
+    plugins: [useParserLimits({ maxTokens: 50_000 }) as Plugin, useInputErrorCodes() as Plugin],
   });
 
   const server: Server = createServer(yoga);
@@ -114,7 +116,14 @@ export function buildApp(options: AppOptions): App {
         try {
           document = parse(payload.query);
         } catch (error) {
-          return [error as never];
+          // graphql-ws closes the whole socket on anything but GraphQLErrors here.
+          return [
+            error instanceof GraphQLError
+              ? error
+              : new GraphQLError('The document could not be parsed.', {
+                  extensions: { code: 'BAD_USER_INPUT' },
+                }),
+          ];
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
@@ -158,7 +167,9 @@ export function buildApp(options: AppOptions): App {
       await runSignal.stop();
       await commitSignal.stop();
       await tail.stop();
-      events.closeAll();
+      events.closeAll(new ServerStoppingError());
+      // Let the closing results reach the clients before their connections go.
+      await new Promise((resolve) => setTimeout(resolve, 50));
       await wsDisposable.dispose();
       for (const client of wsServer.clients) client.terminate();
       await new Promise<void>((resolve) => wsServer.close(() => resolve()));

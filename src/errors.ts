@@ -31,6 +31,17 @@ export class SubscriptionOverflowError extends GraphQLError {
   }
 }
 
+/** The instance is shutting down; the client should resubscribe elsewhere from its cursor. */
+export class ServerStoppingError extends GraphQLError {
+  constructor() {
+    super(
+      'subscription closed: this runstate instance is stopping; resubscribe (with `after` set to ' +
+        'the last cursor you received) on another instance or once it is back',
+      { extensions: { code: 'SERVER_STOPPING' } },
+    );
+  }
+}
+
 /** The PostgreSQL error code of an error, looking through drizzle's wrapping (`.cause`). */
 export function getPgErrorCode(error: unknown): string | undefined {
   let current: unknown = error;

@@ -11,12 +11,41 @@ export function encodeCursor(kind: string, key: CursorKey): string {
   return Buffer.from(JSON.stringify([kind, ...key]), 'utf8').toString('base64url');
 }
 
-/** Decode a cursor of the given kind with `arity` key parts, or throw BAD_USER_INPUT for `field`. */
+/** What each part of a cursor's key must be. */
+export type CursorPart = 'id' | 'int32' | 'time' | 'uuid';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Milliseconds of 0001-01-01 and 9999-12-31: the times a stored row can have. */
+const MIN_TIME = -62_135_596_800_000;
+const MAX_TIME = 253_402_300_799_999;
+
+function partIsValid(part: unknown, expected: CursorPart): boolean {
+  switch (expected) {
+    case 'id':
+      return typeof part === 'number' && Number.isSafeInteger(part) && part >= 0;
+    case 'int32':
+      return (
+        typeof part === 'number' && Number.isInteger(part) && part >= 0 && part <= 2_147_483_647
+      );
+    case 'time':
+      return (
+        typeof part === 'number' && Number.isInteger(part) && part >= MIN_TIME && part <= MAX_TIME
+      );
+    case 'uuid':
+      return typeof part === 'string' && UUID.test(part);
+  }
+}
+
+/**
+ * Decode a cursor of the given kind whose key parts have the given shapes, or throw
+ * BAD_USER_INPUT for `field`: a cursor is opaque, so anything not made by encodeCursor for this
+ * list is refused before it can reach SQL.
+ */
 export function decodeCursor(
   field: string,
   cursor: string,
   kind: string,
-  arity: number,
+  parts: readonly CursorPart[],
 ): CursorKey {
   let parsed: unknown;
   try {
@@ -28,10 +57,8 @@ export function decodeCursor(
   if (
     !Array.isArray(parsed) ||
     parsed[0] !== kind ||
-    parsed.length !== arity + 1 ||
-    !parsed
-      .slice(1)
-      .every((p) => typeof p === 'string' || (typeof p === 'number' && Number.isSafeInteger(p)))
+    parsed.length !== parts.length + 1 ||
+    !parts.every((expected, i) => partIsValid(parsed[i + 1], expected))
   ) {
     throw new BadUserInputError(field, 'is not a valid cursor for this list');
   }

@@ -90,6 +90,31 @@ export function checkFirst(
   return value;
 }
 
+/** 0001-01-01T00:00:00Z (Date.UTC would read year 1 as 1901). */
+const FIRST_TIME = -62_135_596_800_000;
+const LAST_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** A date-time PostgreSQL can store and a cursor can carry: years 1 to 9999. */
+export function checkDate(field: string, value: Date): Date {
+  const time = value.getTime();
+  if (Number.isNaN(time) || time < FIRST_TIME || time > LAST_TIME) {
+    throw new BadUserInputError(field, 'must be a date-time between the years 1 and 9999');
+  }
+  return value;
+}
+
+/** Optional strings of a list (filter values): each checked like a string field. */
+export function checkStringList(
+  field: string,
+  values: readonly string[] | null | undefined,
+  rule: { min?: number; max: number },
+  maxEntries: number,
+): string[] | null {
+  if (values == null) return null;
+  checkListLength(field, values, maxEntries);
+  return values.map((v, i) => checkString(`${field}[${i}]`, v, rule));
+}
+
 export function checkIntInRange(field: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new BadUserInputError(field, `must be a whole number between ${min} and ${max}`);

@@ -9,24 +9,28 @@ import { SubscriptionOverflowError } from '../errors.js';
  */
 export interface EventHub<Topics extends Record<string, unknown>> {
   publish<K extends keyof Topics & string>(topic: K, key: string, payload: Topics[K]): void;
+  /**
+   * Events of (topic, key) published from now on. Only those passing `filter` are queued, so a
+   * narrow subscriber's buffer is not filled by traffic it never sees.
+   */
   subscribe<K extends keyof Topics & string>(
     topic: K,
     key: string,
-    options?: { bufferSize?: number },
+    options?: { bufferSize?: number; filter?: (payload: Topics[K]) => boolean },
   ): AsyncIterableIterator<Topics[K]>;
   /** Whether anyone listens on (topic, key); lets publishers skip building unused payloads. */
   hasSubscribers(topic: keyof Topics & string, key: string): boolean;
   /** Number of open subscriptions. */
   size(): number;
-  /** End every subscription (server shutdown). */
-  closeAll(): void;
+  /** End every subscription (server shutdown); with `error`, each ends with it instead. */
+  closeAll(error?: Error): void;
 }
 
 export const DEFAULT_SUBSCRIBER_BUFFER = 10_000;
 
 interface Subscriber {
   push(payload: unknown): void;
-  end(): void;
+  end(error?: Error): void;
 }
 
 export function createEventHub<Topics extends Record<string, unknown>>(
@@ -53,20 +57,27 @@ export function createEventHub<Topics extends Record<string, unknown>>(
     subscribe(topic, key, options) {
       const name = channel(topic, key);
       const limit = options?.bufferSize ?? defaultLimit;
+      const keep = options?.filter as ((payload: unknown) => boolean) | undefined;
       const queue: unknown[] = [];
-      let waiting: ((result: IteratorResult<never>) => void) | null = null;
+      let waiting: {
+        resolve: (result: IteratorResult<never>) => void;
+        reject: (error: Error) => void;
+      } | null = null;
+      /** Hand a result to a pending next(), if there is one. */
+      const settle = (settleWith: (w: NonNullable<typeof waiting>) => void): boolean => {
+        if (!waiting) return false;
+        const w = waiting;
+        waiting = null;
+        settleWith(w);
+        return true;
+      };
       let failure: Error | null = null;
       let done = false;
 
       const subscriber: Subscriber = {
         push(payload) {
-          if (done) return;
-          if (waiting) {
-            const resolve = waiting;
-            waiting = null;
-            resolve({ value: payload as never, done: false });
-            return;
-          }
+          if (done || (keep && !keep(payload))) return;
+          if (settle((w) => w.resolve({ value: payload as never, done: false }))) return;
           queue.push(payload);
           if (queue.length > limit) {
             queue.length = 0;
@@ -75,14 +86,16 @@ export function createEventHub<Topics extends Record<string, unknown>>(
             remove(name, subscriber);
           }
         },
-        end() {
+        end(error) {
+          if (done) return;
           done = true;
           remove(name, subscriber);
-          if (waiting) {
-            const resolve = waiting;
-            waiting = null;
-            resolve({ value: undefined as never, done: true });
+          if (error) {
+            // Delivered after what is already queued, like an overflow.
+            if (!settle((w) => w.reject(error))) failure = error;
+            return;
           }
+          settle((w) => w.resolve({ value: undefined as never, done: true }));
         },
       };
 
@@ -101,8 +114,8 @@ export function createEventHub<Topics extends Record<string, unknown>>(
             return Promise.reject(error);
           }
           if (done) return Promise.resolve({ value: undefined, done: true });
-          return new Promise((resolve) => {
-            waiting = resolve;
+          return new Promise((resolve, reject) => {
+            waiting = { resolve, reject };
           });
         },
         return() {
@@ -133,8 +146,8 @@ export function createEventHub<Topics extends Record<string, unknown>>(
       return total;
     },
 
-    closeAll() {
-      for (const set of [...subscribers.values()]) for (const s of [...set]) s.end();
+    closeAll(error) {
+      for (const set of [...subscribers.values()]) for (const s of [...set]) s.end(error);
     },
   };
 }

@@ -39,13 +39,15 @@ export function streamStatusChanges(
   filter: CheckedStatusChangeFilter,
   afterId: number | null,
 ): AsyncIterableIterator<StatusChangeRow | TerminalError> {
-  const live = deps.events.subscribe('statusChanged', ALL);
+  // Registered, and the seam read, in one synchronous step; see above. The filter runs at
+  // publish time, so only matching events count against this subscriber's buffer.
+  let floor = afterId ?? 0;
+  const live = deps.events.subscribe('statusChanged', ALL, {
+    filter: (event) => event.id > floor && matchesStatusChangeFilter(filter, event),
+  });
   const seam = deps.tail.position();
-  const floor = Math.max(afterId ?? 0, seam);
-  const source = filterEvents(
-    live,
-    (event) => event.id > floor && matchesStatusChangeFilter(filter, event),
-  );
+  floor = Math.max(floor, seam);
+  const source = filterEvents(live);
   return interruptible(replayThenLive(deps.db, filter, afterId, seam, source), source);
 }
 

@@ -94,3 +94,18 @@ export function interruptible<T>(
   };
   return iterator;
 }
+
+/**
+ * End `iterator` when the HTTP request behind it is aborted (SSE). Yoga returns the iterators it
+ * received, but not one created while the client went away during an await in `subscribe`.
+ */
+export function endWithRequest<T>(
+  iterator: AsyncIterableIterator<T>,
+  request: Request | undefined,
+): AsyncIterableIterator<T> {
+  const signal = request?.signal;
+  if (!signal) return iterator;
+  if (signal.aborted) void iterator.return?.();
+  else signal.addEventListener('abort', () => void iterator.return?.(), { once: true });
+  return iterator;
+}

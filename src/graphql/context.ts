@@ -17,6 +17,8 @@ export interface GraphQLContext {
   runs: RunService;
   measurements: MeasurementService;
   loaders: Loaders;
+  /** The HTTP request (HTTP and SSE; absent on WebSocket), set by yoga. */
+  request?: Request;
 }
 
 export interface Loaders {
@@ -24,7 +26,7 @@ export interface Loaders {
   latestMeasurements: DataLoader<string, MeasurementRow[]>;
 }
 
-export type AppServices = Omit<GraphQLContext, 'loaders'>;
+export type AppServices = Omit<GraphQLContext, 'loaders' | 'request'>;
 
 /**
  * Loaders for one operation. They batch but do not cache: a subscription keeps its context for

@@ -2,7 +2,12 @@ import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type { MeasurementRow, RunRow, StatusChangeRow } from '../db/schema.js';
 import { NotFoundError } from '../errors.js';
 import { streamStatusChanges } from '../events/status-feed.js';
-import { filterEvents, resolveEvent, type TerminalError } from '../events/terminal-error.js';
+import {
+  endWithRequest,
+  filterEvents,
+  resolveEvent,
+  type TerminalError,
+} from '../events/terminal-error.js';
 import { getStatusInfo, listStatuses } from '../lifecycle/lifecycle.js';
 import { listMeasurements } from '../measurements/measurement-service.js';
 import { allowedNextFor, type TransitionOutcome } from '../runs/run-service.js';
@@ -15,7 +20,7 @@ import {
   listStatusChanges,
   statusChangeCursor,
 } from '../runs/run-queries.js';
-import { checkListLength, LIMITS } from '../validation.js';
+import { checkStringList, LIMITS } from '../validation.js';
 import type { Resolvers } from './generated/resolvers-types.js';
 
 /** Seconds from start to finish, or to now while the run is not finished. */
@@ -39,9 +44,8 @@ export const resolvers: Resolvers = {
 
   Mutation: {
     createRun: (_, { input }, { runs }) => runs.createRun(input),
-    transitionRun: async (_, { input }, { runs }) =>
-      (await runs.transitionRuns([input], 'input'))[0]!,
-    transitionRuns: (_, { inputs }, { runs }) => runs.transitionRuns(inputs, 'inputs'),
+    transitionRun: (_, { input }, { runs }) => runs.transitionRun(input),
+    transitionRuns: (_, { inputs }, { runs }) => runs.transitionRuns(inputs),
     reportProgress: (_, { input }, { runs }) =>
       runs.reportProgress(input.id, input.progress, input.phase),
     recordMeasurements: (_, { input }, { measurements }) =>
@@ -63,22 +67,31 @@ export const resolvers: Resolvers = {
       resolve: (change: StatusChangeRow | TerminalError) => resolveEvent(change),
     },
     runUpdated: {
-      subscribe: async (_, { id }, { db, events }) => {
+      subscribe: async (_, { id }, { db, events, request }) => {
         const run = await getRun(db, id);
         if (!run) throw new NotFoundError('run', id);
-        return filterEvents(events.subscribe('runUpdated', run.id));
+        return endWithRequest(filterEvents(events.subscribe('runUpdated', run.id)), request);
       },
       resolve: (run: RunRow | TerminalError) => resolveEvent(run),
     },
     measurementRecorded: {
-      subscribe: async (_, { runId, names }, { db, events }) => {
+      subscribe: async (_, { runId, names }, { db, events, request }) => {
         const run = await getRun(db, runId);
         if (!run) throw new NotFoundError('run', runId);
-        const wanted =
-          names == null ? null : new Set(checkListLength('names', names, LIMITS.filterValues));
-        return filterEvents(
-          events.subscribe('measurementRecorded', run.id),
-          (m) => wanted == null || wanted.has(m.name),
+        const checked = checkStringList(
+          'names',
+          names,
+          { min: 1, max: LIMITS.measurementNameLength },
+          LIMITS.filterValues,
+        );
+        const wanted = checked == null ? null : new Set(checked);
+        return endWithRequest(
+          filterEvents(
+            events.subscribe('measurementRecorded', run.id, {
+              filter: (m) => wanted == null || wanted.has(m.name),
+            }),
+          ),
+          request,
         );
       },
       resolve: (measurement: MeasurementRow | TerminalError) => resolveEvent(measurement),

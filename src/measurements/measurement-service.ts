@@ -4,7 +4,15 @@ import { BadUserInputError, getPgErrorCode, NotFoundError } from '../errors.js';
 import type { RunstateEvents } from '../events/topics.js';
 import { getRunById } from '../runs/run-store.js';
 import { decodeCursor, encodeCursor, toConnection } from '../pagination.js';
-import { checkFirst, checkListLength, checkString, checkUuid, LIMITS } from '../validation.js';
+import {
+  checkDate,
+  checkFirst,
+  checkListLength,
+  checkString,
+  checkStringList,
+  checkUuid,
+  LIMITS,
+} from '../validation.js';
 import * as store from './measurement-store.js';
 
 export interface MeasurementInput {
@@ -36,9 +44,7 @@ export function createMeasurementService(deps: {
         const field = `input.measurements[${i}]`;
         if (!Number.isFinite(p.value))
           throw new BadUserInputError(`${field}.value`, 'must be a finite number');
-        if (p.at != null && Number.isNaN(p.at.getTime())) {
-          throw new BadUserInputError(`${field}.at`, 'must be a valid date-time');
-        }
+        if (p.at != null) checkDate(`${field}.at`, p.at);
         return {
           name: checkString(`${field}.name`, p.name, { min: 1, max: LIMITS.measurementNameLength }),
           value: p.value,
@@ -76,11 +82,15 @@ export async function listMeasurements(
   const kind = `${MEASUREMENT_CURSOR}:${runId}`;
   let after: store.MeasurementQuery['after'] = null;
   if (args.after != null) {
-    const [at, id] = decodeCursor('after', args.after, kind, 2);
+    const [at, id] = decodeCursor('after', args.after, kind, ['time', 'id']);
     after = { at: new Date(Number(at)), id: Number(id) };
   }
-  const names =
-    args.names == null ? null : checkListLength('names', args.names, LIMITS.filterValues);
+  const names = checkStringList(
+    'names',
+    args.names,
+    { min: 1, max: LIMITS.measurementNameLength },
+    LIMITS.filterValues,
+  );
   const rows = await store.listMeasurements(ex, { runId, names, after, limit: first + 1 });
   return toConnection(rows, first, (m) => encodeCursor(kind, [m.at.getTime(), m.id]));
 }

@@ -3,9 +3,11 @@ import type { RunRow, StatusChangeRow } from '../db/schema.js';
 import type { RunStatus, StatusCategory } from '../lifecycle/lifecycle.js';
 import { decodeCursor, encodeCursor, toConnection } from '../pagination.js';
 import {
+  checkDate,
   checkFirst,
   checkListLength,
   checkOptionalString,
+  checkStringList,
   checkUuid,
   LIMITS,
 } from '../validation.js';
@@ -46,9 +48,8 @@ export function statusChangeCursor(change: Pick<StatusChangeRow, 'id'>): string 
 
 /** The log position a `statusChanged`/`statusChanges` cursor stands for. */
 export function decodeStatusChangeCursor(field: string, cursor: string): number {
-  const [id] = decodeCursor(field, cursor, CHANGE_CURSOR, 1);
-  if (typeof id !== 'number' || id < 0) throw new Error('unreachable: checked by decodeCursor');
-  return id;
+  const [id] = decodeCursor(field, cursor, CHANGE_CURSOR, ['id']);
+  return Number(id);
 }
 
 export async function listRuns(
@@ -67,8 +68,8 @@ export async function listRuns(
   const kind = `${RUN_CURSOR}:${orderField}:${direction}`;
   let after: store.RunQuery['after'] = null;
   if (args.after != null) {
-    const [at, id] = decodeCursor('after', args.after, kind, 2);
-    after = { at: new Date(Number(at)), id: checkUuid('after', String(id)) };
+    const [at, id] = decodeCursor('after', args.after, kind, ['time', 'uuid']);
+    after = { at: new Date(Number(at)), id: String(id) };
   }
   checkListLength('filter.tags', filter.tags ?? [], LIMITS.tags);
   checkListLength('filter.statuses', filter.statuses ?? [], LIMITS.filterValues);
@@ -81,8 +82,10 @@ export async function listRuns(
     nameContains: checkOptionalString('filter.nameContains', filter.nameContains, {
       max: LIMITS.nameLength,
     }),
-    createdAfter: filter.createdAfter ?? null,
-    createdBefore: filter.createdBefore ?? null,
+    createdAfter:
+      filter.createdAfter == null ? null : checkDate('filter.createdAfter', filter.createdAfter),
+    createdBefore:
+      filter.createdBefore == null ? null : checkDate('filter.createdBefore', filter.createdBefore),
     orderField,
     direction,
     after,
@@ -127,10 +130,12 @@ export function checkStatusChangeFilter(
         : checkListLength(`${field}.runIds`, f.runIds, LIMITS.filterValues).map((id, i) =>
             checkUuid(`${field}.runIds[${i}]`, id),
           ),
-    projects:
-      f.projects == null
-        ? null
-        : [...checkListLength(`${field}.projects`, f.projects, LIMITS.filterValues)],
+    projects: checkStringList(
+      `${field}.projects`,
+      f.projects,
+      { min: 1, max: LIMITS.projectLength },
+      LIMITS.filterValues,
+    ),
     statuses: resolveStatusFilter(f.statuses, f.categories),
   };
 }
@@ -143,7 +148,7 @@ export async function listRunHistory(
   const first = checkFirst('first', args.first, 100);
   const kind = `${HISTORY_CURSOR}:${runId}`;
   const afterVersion =
-    args.after == null ? null : Number(decodeCursor('after', args.after, kind, 1)[0]);
+    args.after == null ? null : Number(decodeCursor('after', args.after, kind, ['int32'])[0]);
   const rows = await store.listRunHistory(ex, runId, afterVersion, first + 1);
   return toConnection(rows, first, (c) => encodeCursor(kind, [c.version]));
 }

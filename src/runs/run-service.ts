@@ -75,7 +75,9 @@ export interface TransitionInput {
 
 export interface RunService {
   createRun(input: CreateRunInput): Promise<RunRow>;
-  transitionRuns(inputs: readonly TransitionInput[], field: string): Promise<TransitionOutcome[]>;
+  transitionRun(input: TransitionInput): Promise<TransitionOutcome>;
+  /** Each applied on its own, in order, in one transaction. */
+  transitionRuns(inputs: readonly TransitionInput[]): Promise<TransitionOutcome[]>;
   /** STOPPED if the run was not handed to an executor yet, else STOPPING (a stop request). */
   stopRun(id: string, message: string | null | undefined): Promise<TransitionOutcome>;
   /** RETRYING with the next attempt (from FAILED or UNKNOWN, as the lifecycle allows). */
@@ -208,13 +210,13 @@ export function createRunService(deps: RunServiceDeps): RunService {
       return existing;
     },
 
-    async transitionRuns(inputs, field) {
-      checkListLength(field, inputs, LIMITS.transitionsPerBatch);
-      const requests = inputs.map((input, i) =>
-        toRequest(input, inputs.length === 1 ? field : `${field}[${i}]`),
-      );
-      if (requests.length === 0) return [];
-      return applyRequests(requests);
+    transitionRun(input) {
+      return applyOne(toRequest(input, 'input'));
+    },
+
+    transitionRuns(inputs) {
+      checkListLength('inputs', inputs, LIMITS.transitionsPerBatch);
+      return applyRequests(inputs.map((input, i) => toRequest(input, `inputs[${i}]`)));
     },
 
     stopRun(id, message) {
@@ -377,8 +379,11 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
         // Each planned change (a failure may become FAILED then RETRYING) is its own version.
         let current = run;
         const changes: store.NewStatusChange[] = [];
+        // now() is when the transaction started; one that waited for the lock may have started
+        // before the change it waited for. A run's times never go backwards.
+        const at = new Date(Math.max(locked.now.getTime(), run.updatedAt.getTime()));
         for (const step of planChanges(run, targetOf(run, request), request)) {
-          const next = applyTransition(current, step.to, locked.now, step.message);
+          const next = applyTransition(current, step.to, at, step.message);
           changes.push({
             runId: run.id,
             project: run.project,
@@ -387,7 +392,7 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
             version: next.version,
             reason: step.reason,
             message: step.message,
-            at: locked.now,
+            at,
           });
           current = next;
         }

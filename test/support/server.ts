@@ -58,8 +58,9 @@ export async function startServer(
       return client;
     },
     async stop() {
-      await Promise.all(clients.map((c) => c.dispose()));
+      // The server first, so its clients see what a real shutdown does to them.
       await app.stop();
+      await Promise.all(clients.map((c) => c.dispose()));
       if (!options.database) await database.close();
     },
   };

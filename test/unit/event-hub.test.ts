@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SubscriptionOverflowError } from '../../src/errors.js';
 import { createEventHub } from '../../src/events/event-hub.js';
+import { endWithRequest, filterEvents } from '../../src/events/terminal-error.js';
 
 type Topics = { tick: number; other: string };
 
@@ -29,6 +30,29 @@ describe('event hub', () => {
     expect((await fast.next()).value).toBe(0);
   });
 
+  it('queues only events passing the filter, so other traffic cannot overflow a subscriber', async () => {
+    const hub = createEventHub<Topics>();
+    const narrow = hub.subscribe('tick', 'a', { bufferSize: 2, filter: (n) => n % 100 === 0 });
+    for (let i = 1; i <= 250; i++) hub.publish('tick', 'a', i);
+    expect(await narrow.next()).toEqual({ value: 100, done: false });
+    expect(await narrow.next()).toEqual({ value: 200, done: false });
+    expect(hub.size()).toBe(1);
+  });
+
+  it('closeAll(error) ends each subscription with that error after what was queued', async () => {
+    const hub = createEventHub<Topics>();
+    const busy = hub.subscribe('tick', 'a');
+    const idle = hub.subscribe('tick', 'b');
+    hub.publish('tick', 'a', 1);
+    const pending = idle.next();
+    const error = new Error('stopping');
+    hub.closeAll(error);
+    await expect(pending).rejects.toBe(error);
+    expect(await busy.next()).toEqual({ value: 1, done: false });
+    await expect(busy.next()).rejects.toBe(error);
+    expect(hub.size()).toBe(0);
+  });
+
   it('return() ends a pending next() and unregisters', async () => {
     const hub = createEventHub<Topics>();
     const sub = hub.subscribe('other', '*');
@@ -50,3 +74,31 @@ describe('event hub', () => {
     expect(hub.size()).toBe(0);
   });
 });
+
+describe('endWithRequest', () => {
+  it('ends a subscription whose HTTP request is aborted, also when it already was', async () => {
+    const hub = createEventHub<Topics>();
+    const early = new AbortController();
+    early.abort();
+    endWithRequest(
+      filterEvents(hub.subscribe('tick', 'a')),
+      new Request('http://x', { signal: early.signal }),
+    );
+    const late = new AbortController();
+    const sub = endWithRequest(
+      filterEvents(hub.subscribe('tick', 'a')),
+      new Request('http://x', { signal: late.signal }),
+    );
+    await waitFor(() => hub.size() === 1);
+    const pending = sub.next();
+    late.abort();
+    expect(await pending).toEqual({ value: undefined, done: true });
+    expect(hub.size()).toBe(0);
+  });
+});
+
+async function waitFor(condition: () => boolean) {
+  for (let i = 0; i < 100 && !condition(); i++)
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  expect(condition()).toBe(true);
+}
