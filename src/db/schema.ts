@@ -139,6 +139,10 @@ export const measurements = pgTable(
     value: doublePrecision('value').notNull(),
     step: integer('step'),
     at: ts('at').notNull().defaultNow(),
+    /** The writing transaction: tells other instances exactly which rows a batch wrote. */
+    txId: xid8('tx_id')
+      .notNull()
+      .default(sql`pg_current_xact_id()`),
   },
   (t) => [
     // Series in time order (keyset (at, id)), and the newest point per name.
@@ -149,4 +153,4 @@ export const measurements = pgTable(
 
 export type RunRow = typeof runs.$inferSelect;
 export type StatusChangeRow = Omit<typeof statusChanges.$inferSelect, 'txId'>;
-export type MeasurementRow = typeof measurements.$inferSelect;
+export type MeasurementRow = Omit<typeof measurements.$inferSelect, 'txId'>;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, between, eq } from 'drizzle-orm';
+import { and, asc, between, eq, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import { measurements } from '../db/schema.js';
 import type { Logger } from '../logger.js';
@@ -17,8 +17,11 @@ interface Payload {
   i: string;
   /** Runs whose progress or heartbeat changed. */
   r?: string[];
-  /** Measurements recorded: [runId, first id, last id]. */
-  m?: [string, number, number][];
+  /**
+   * Measurements recorded: [runId, first id, last id, writing transaction]. Concurrent batches
+   * of one run interleave their ids, so the range alone would also name the other batch's rows.
+   */
+  m?: [string, number, number, string][];
 }
 
 /**
@@ -33,7 +36,7 @@ interface Payload {
  */
 export interface RunSignal {
   runChanged(runId: string): void;
-  measurementsRecorded(runId: string, firstId: number, lastId: number): void;
+  measurementsRecorded(runId: string, firstId: number, lastId: number, txId: string): void;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -46,7 +49,7 @@ export function createRunSignal(deps: {
   const { database, events, logger } = deps;
   const instance = randomUUID();
   let runs = new Set<string>();
-  let ranges: [string, number, number][] = [];
+  let ranges: [string, number, number, string][] = [];
   let sending = false;
   let unlisten: (() => Promise<void>) | null = null;
 
@@ -96,12 +99,18 @@ export function createRunSignal(deps: {
     }
     if (payload.i === instance) return;
     const db = database.db;
-    for (const [runId, first, last] of payload.m ?? []) {
+    for (const [runId, first, last, txId] of payload.m ?? []) {
       if (!events.hasSubscribers('measurementRecorded', runId)) continue;
       const rows = await db
         .select()
         .from(measurements)
-        .where(and(eq(measurements.runId, runId), between(measurements.id, first, last)))
+        .where(
+          and(
+            eq(measurements.runId, runId),
+            between(measurements.id, first, last),
+            sql`${measurements.txId} = ${txId}::xid8`,
+          ),
+        )
         .orderBy(asc(measurements.id));
       for (const row of rows) events.publish('measurementRecorded', runId, row);
     }
@@ -118,8 +127,8 @@ export function createRunSignal(deps: {
       runs.add(runId);
       void send();
     },
-    measurementsRecorded(runId, firstId, lastId) {
-      ranges.push([runId, firstId, lastId]);
+    measurementsRecorded(runId, firstId, lastId, txId) {
+      ranges.push([runId, firstId, lastId, txId]);
       void send();
     },
     async start() {

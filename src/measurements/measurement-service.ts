@@ -33,7 +33,9 @@ export function createMeasurementService(deps: {
   db: Db;
   events: RunstateEvents;
   /** Passes recorded points on to the other instances (events/run-signal.ts). */
-  runSignal: { measurementsRecorded(runId: string, firstId: number, lastId: number): void };
+  runSignal: {
+    measurementsRecorded(runId: string, firstId: number, lastId: number, txId: string): void;
+  };
 }): MeasurementService {
   const { db, events, runSignal } = deps;
   return {
@@ -53,14 +55,15 @@ export function createMeasurementService(deps: {
         };
       });
       let inserted: MeasurementRow[];
+      let txId: string;
       try {
-        inserted = await store.insertMeasurements(db, runId, rows);
+        ({ rows: inserted, txId } = await store.insertMeasurements(db, runId, rows));
       } catch (error) {
         if (getPgErrorCode(error) === FOREIGN_KEY_VIOLATION) throw new NotFoundError('run', runId);
         throw error;
       }
       for (const row of inserted) events.publish('measurementRecorded', runId, row);
-      runSignal.measurementsRecorded(runId, inserted[0]!.id, inserted.at(-1)!.id);
+      runSignal.measurementsRecorded(runId, inserted[0]!.id, inserted.at(-1)!.id, txId);
       if (events.hasSubscribers('runUpdated', runId)) {
         const run = await getRunById(db, runId);
         if (run) events.publish('runUpdated', runId, run);

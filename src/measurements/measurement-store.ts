@@ -18,6 +18,7 @@ interface RawMeasurement {
   value: number | string;
   step: number | null;
   at: string | Date;
+  tx_id?: string;
 }
 
 function toMeasurementRow(raw: RawMeasurement): MeasurementRow {
@@ -39,7 +40,7 @@ export async function insertMeasurements(
   ex: Executor,
   runId: string,
   points: readonly NewMeasurement[],
-): Promise<MeasurementRow[]> {
+): Promise<{ rows: MeasurementRow[]; txId: string }> {
   const payload = JSON.stringify(points);
   const rows = await queryRows<RawMeasurement>(
     ex,
@@ -51,9 +52,9 @@ export async function insertMeasurements(
       jsonb_to_recordset(${payload}::jsonb) AS (name text, value float8, step int, at timestamptz)
     ) WITH ORDINALITY AS p(name, value, step, at, n)
     ORDER BY p.n
-    RETURNING id, run_id, name, value, step, at`,
+    RETURNING id, run_id, name, value, step, at, tx_id::text AS tx_id`,
   );
-  return rows.map(toMeasurementRow);
+  return { rows: rows.map(toMeasurementRow), txId: rows[0]?.tx_id ?? '0' };
 }
 
 export interface MeasurementQuery {

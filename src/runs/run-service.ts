@@ -161,7 +161,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
     async createRun(input) {
       const values: store.NewRun = {
         project: checkString('input.project', input.project, { min: 1, max: LIMITS.projectLength }),
-        name: checkOptionalString('input.name', input.name, { max: LIMITS.nameLength }),
+        name: checkOptionalString('input.name', input.name, { min: 1, max: LIMITS.nameLength }),
         tags: [
           ...new Set(
             checkListLength('input.tags', input.tags ?? [], LIMITS.tags).map((tag, i) =>

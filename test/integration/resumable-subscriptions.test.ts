@@ -449,3 +449,33 @@ it('runUpdated and measurementRecorded reach subscribers on the other instance',
   updates.dispose();
   points.dispose();
 });
+
+it('concurrent measurement batches reach the other instance once each', async () => {
+  const run = await createRun(a, { project: uniqueProject() });
+  const before = b.app.services.events.size();
+  const points = record<{ measurementRecorded: { name: string; step: number } }>(
+    b.wsClient(),
+    `subscription($id: ID!) { measurementRecorded(runId: $id) { name step } }`,
+    { id: run.id },
+  );
+  await waitUntil('subscribed on b', () => b.app.services.events.size() > before);
+  await Promise.all(
+    ['x', 'y', 'z', 'w'].map((name) =>
+      a.gql(
+        `mutation($id: ID!, $m: [MeasurementInput!]!) { recordMeasurements(input: { runId: $id, measurements: $m }) }`,
+        {
+          id: run.id,
+          m: Array.from({ length: 3000 }, (_, step) => ({ name, value: step, step })),
+        },
+      ),
+    ),
+  );
+  await points.waitFor(12_000, 30_000);
+  await new Promise((resolve) => setTimeout(resolve, 200)); // a duplicate would arrive by now
+  points.dispose();
+  const seen = points.values.map(
+    (p) => `${p.measurementRecorded.name}:${p.measurementRecorded.step}`,
+  );
+  expect(seen).toHaveLength(12_000);
+  expect(new Set(seen).size).toBe(12_000);
+});

@@ -1,0 +1,1 @@
+ALTER TABLE "measurements" ADD COLUMN "tx_id" "xid8" DEFAULT pg_current_xact_id() NOT NULL;
