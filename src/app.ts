@@ -13,6 +13,7 @@ import { createChangeLogTail } from './events/change-log-tail.js';
 import { createCommitSignal } from './events/commit-signal.js';
 import { createRunSignal } from './events/run-signal.js';
 import { ALL, type Topics } from './events/topics.js';
+import type { RunRow } from './db/schema.js';
 import { getRunsByIds } from './runs/run-store.js';
 import { createLoaders, type AppServices, type GraphQLContext } from './graphql/context.js';
 import { useInputErrorCodes } from './graphql/input-errors.js';
@@ -52,7 +53,10 @@ export interface App {
 export function buildApp(options: AppOptions): App {
   const { database, logger } = options;
   const graphqlPath = options.graphqlPath ?? '/graphql';
-  const events = createEventHub<Topics>({ bufferSize: options.subscriberBufferSize });
+  const events = createEventHub<Topics>({
+    bufferSize: options.subscriberBufferSize,
+    revisionOf: { runUpdated: (run: unknown) => (run as RunRow).revision },
+  });
   const tail = createChangeLogTail({
     db: database.db,
     logger,

@@ -50,6 +50,11 @@ export const runs = pgTable(
     attempt: integer('attempt').notNull().default(1),
     /** Failures turned into RETRYING while attempt <= maxRetries. */
     maxRetries: integer('max_retries').notNull().default(0),
+    /**
+     * +1 on every write to the row (status, progress, heartbeat): orders runUpdated snapshots
+     * read at different moments, so a subscriber never gets an older one after a newer one.
+     */
+    revision: bigint('revision', { mode: 'number' }).notNull().default(1),
     progress: doublePrecision('progress'),
     phase: text('phase'),
     stopMessage: text('stop_message'),

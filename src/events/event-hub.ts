@@ -33,10 +33,23 @@ interface Subscriber {
   end(error?: Error): void;
 }
 
+export interface EventHubOptions<Topics> {
+  bufferSize?: number;
+  /**
+   * For topics whose payloads are snapshots of a changing thing (a run): its revision. A
+   * payload older than the last one published on the same (topic, key) is dropped, so
+   * snapshots read at different moments never reach a subscriber out of order. An equal one
+   * passes: the same state can be news (a run's new measurements do not change its row).
+   */
+  revisionOf?: { [K in keyof Topics]?: (payload: Topics[K]) => number };
+}
+
 export function createEventHub<Topics extends Record<string, unknown>>(
-  options: { bufferSize?: number } = {},
+  options: EventHubOptions<Topics> = {},
 ): EventHub<Topics> {
   const defaultLimit = options.bufferSize ?? DEFAULT_SUBSCRIBER_BUFFER;
+  /** Last revision published per channel, kept while the channel has subscribers. */
+  const lastRevision = new Map<string, number>();
   const subscribers = new Map<string, Set<Subscriber>>();
   const channel = (topic: string, key: string) => `${topic}\u0000${key}`;
 
@@ -44,13 +57,23 @@ export function createEventHub<Topics extends Record<string, unknown>>(
     const set = subscribers.get(name);
     if (!set) return;
     set.delete(subscriber);
-    if (set.size === 0) subscribers.delete(name);
+    if (set.size === 0) {
+      subscribers.delete(name);
+      lastRevision.delete(name);
+    }
   }
 
   return {
     publish(topic, key, payload) {
-      const set = subscribers.get(channel(topic, key));
+      const name = channel(topic, key);
+      const set = subscribers.get(name);
       if (!set) return;
+      const revisionOf = options.revisionOf?.[topic];
+      if (revisionOf) {
+        const revision = revisionOf(payload);
+        if (revision < (lastRevision.get(name) ?? -Infinity)) return;
+        lastRevision.set(name, revision);
+      }
       for (const subscriber of [...set]) subscriber.push(payload);
     },
 

@@ -403,6 +403,11 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
     }
   });
 
+  // One write per changed run, whatever the number of its changes in the batch.
+  const lockedRevision = new Map(locked.rows.map((r) => [r.id, r.revision]));
+  for (const id of changedIds) {
+    state.set(id, { ...state.get(id)!, revision: lockedRevision.get(id)! + 1 });
+  }
   const changedRuns = [...changedIds].map((id) => state.get(id)!);
   await store.updateRunStates(tx, changedRuns);
   const inserted = await store.insertStatusChanges(

@@ -122,6 +122,7 @@ export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promis
       status: s.status,
       version: s.version,
       attempt: s.attempt,
+      revision: s.revision,
       updated_at: s.updatedAt,
       started_at: s.startedAt,
       finished_at: s.finishedAt,
@@ -131,10 +132,11 @@ export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promis
   await tx.execute(sql`
     /* applyRunTransitions */
     UPDATE runs AS r
-    SET status = v.status::run_status, version = v.version, attempt = v.attempt, updated_at = v.updated_at,
+    SET status = v.status::run_status, version = v.version, attempt = v.attempt, revision = v.revision, updated_at = v.updated_at,
         started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message
     FROM jsonb_to_recordset(${payload}::jsonb) AS v(
-      id uuid, status text, version int, attempt int, updated_at timestamptz, started_at timestamptz,
+      id uuid, status text, version int, attempt int, revision bigint, updated_at timestamptz,
+      started_at timestamptz,
       finished_at timestamptz, stop_message text)
     WHERE r.id = v.id`);
 }
@@ -250,6 +252,7 @@ export async function updateProgress(
   const rows = await ex
     .update(runs)
     .set({
+      revision: sql`${runs.revision} + 1`,
       progress,
       ...(phase === undefined ? {} : { phase }),
       updatedAt: sql`now()`,
@@ -263,7 +266,7 @@ export async function updateProgress(
 export async function touchHeartbeat(ex: Executor, id: string): Promise<RunRow | null> {
   const rows = await ex
     .update(runs)
-    .set({ heartbeatAt: sql`now()` })
+    .set({ heartbeatAt: sql`now()`, revision: sql`${runs.revision} + 1` })
     .where(eq(runs.id, id))
     .returning();
   return rows[0] ?? null;

@@ -53,6 +53,19 @@ describe('event hub', () => {
     expect(hub.size()).toBe(0);
   });
 
+  it('drops a snapshot older than the last one published for the same key', async () => {
+    type Snapshots = { run: { revision: number } };
+    const hub = createEventHub<Snapshots>({
+      revisionOf: { run: (r: unknown) => (r as { revision: number }).revision },
+    });
+    const sub = hub.subscribe('run', 'r1');
+    for (const revision of [1, 3, 2, 3, 1, 4]) hub.publish('run', 'r1', { revision });
+    const seen: number[] = [];
+    for (let i = 0; i < 4; i++)
+      seen.push(((await sub.next()).value as { revision: number }).revision);
+    expect(seen).toEqual([1, 3, 3, 4]);
+  });
+
   it('return() ends a pending next() and unregisters', async () => {
     const hub = createEventHub<Topics>();
     const sub = hub.subscribe('other', '*');

@@ -22,6 +22,7 @@ function run(status: RunStatus, overrides: Partial<RunRow> = {}): RunRow {
     version: 3,
     attempt: 1,
     maxRetries: 0,
+    revision: 1,
     progress: null,
     phase: null,
     stopMessage: null,
