@@ -149,9 +149,17 @@ export function buildApp(options: AppOptions): App {
     yoga,
     services,
     async start() {
-      await tail.start();
-      await commitSignal.start();
-      await runSignal.start();
+      try {
+        await tail.start();
+        await commitSignal.start();
+        await runSignal.start();
+      } catch (error) {
+        // Leave nothing running behind a failed start.
+        await runSignal.stop().catch(() => {});
+        await commitSignal.stop().catch(() => {});
+        await tail.stop();
+        throw error;
+      }
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(options.port ?? 4000, options.host ?? '0.0.0.0', () => {

@@ -166,7 +166,12 @@ export type RunMeasurementsArgs = {
 /** One accepted status change (or a run's creation) from the change log. */
 export type StatusChange = {
   __typename?: 'StatusChange';
-  /** Resume token for `statusChanged(after:)` and `statusChanges(after:)`. */
+  /**
+   * Resume token for `statusChanged(after:)` and `statusChanges(after:)`: its position in the log.
+   * Resume from the last cursor a subscription or a `statusChanges` page gave you. The cursor in a
+   * mutation's answer marks that change, but changes of other runs that were still committing
+   * below it may follow later; it is exact as a resume point only for a filter on that run.
+   */
   cursor: Scalars['String']['output'];
   /** The run that changed. */
   run: Run;
