@@ -23,6 +23,7 @@ export const LIMITS = {
   transitionsPerBatch: 500,
   filterValues: 100,
   maxRetries: 100,
+  dependencies: 100,
   pageSize: 500,
 } as const;
 

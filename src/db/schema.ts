@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  boolean,
   customType,
   doublePrecision,
   index,
@@ -24,6 +25,17 @@ import { RUN_STATUSES } from '../lifecycle/lifecycle.js';
  */
 
 export const runStatusEnum = pgEnum('run_status', RUN_STATUSES);
+
+export const TRIGGER_POLICIES = [
+  'ALL_SUCCEEDED',
+  'ALL_FAILED',
+  'ALL_DONE',
+  'ONE_SUCCEEDED',
+  'ONE_FAILED',
+  'ONE_DONE',
+] as const;
+export type TriggerPolicy = (typeof TRIGGER_POLICIES)[number];
+export const triggerPolicyEnum = pgEnum('trigger_policy', TRIGGER_POLICIES);
 
 /** A PostgreSQL transaction id (`xid8`), kept on every change-log row; see status_changes. */
 const xid8 = customType<{ data: string; driverData: string }>({
@@ -55,6 +67,12 @@ export const runs = pgTable(
      * read at different moments, so a subscriber never gets an older one after a newer one.
      */
     revision: bigint('revision', { mode: 'number' }).notNull().default(1),
+    /** Over the run's upstreams (run_dependencies); null for a run without any. */
+    trigger: triggerPolicyEnum('trigger'),
+    /** An upstream SKIPPED makes this run SKIPPED instead of UPSTREAM_FAILED. */
+    skipOnUpstreamSkip: boolean('skip_on_upstream_skip').notNull().default(false),
+    /** Why the run is not ready, or why it failed upstream; null when ready. */
+    blockedReason: text('blocked_reason'),
     progress: doublePrecision('progress'),
     phase: text('phase'),
     stopMessage: text('stop_message'),
@@ -80,6 +98,24 @@ export const runs = pgTable(
     // tags @> '{…}' (all must match) and name ILIKE '%…%'.
     index('runs_tags_gin_idx').using('gin', t.tags),
     index('runs_name_trgm_idx').using('gin', sql`${t.name} gin_trgm_ops`),
+  ],
+);
+
+/** Upstream dependencies: `runId` waits for `upstreamId`. Acyclic: upstreams exist first. */
+export const runDependencies = pgTable(
+  'run_dependencies',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    upstreamId: uuid('upstream_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+  },
+  (t) => [
+    primaryKey({ columns: [t.runId, t.upstreamId] }),
+    // A finished run looks up the runs waiting for it.
+    index('run_dependencies_upstream_idx').on(t.upstreamId),
   ],
 );
 

@@ -5,7 +5,7 @@ import type { ChangeLogTail } from '../events/change-log-tail.js';
 import type { RunstateEvents } from '../events/topics.js';
 import { listLatestMeasurements } from '../measurements/measurement-store.js';
 import type { MeasurementService } from '../measurements/measurement-service.js';
-import { getRunsByIds } from '../runs/run-store.js';
+import { getRunsByIds, listDependencyEdges } from '../runs/run-store.js';
 import type { RunService } from '../runs/run-service.js';
 
 /** What every resolver gets: the services, and per-operation loaders that batch reads. */
@@ -23,6 +23,8 @@ export interface GraphQLContext {
 
 export interface Loaders {
   runById: DataLoader<string, RunRow | null>;
+  /** A run's upstream and downstream ids. */
+  dependencies: DataLoader<string, { upstreams: string[]; downstreams: string[] }>;
   latestMeasurements: DataLoader<string, MeasurementRow[]>;
 }
 
@@ -39,6 +41,16 @@ export function createLoaders(db: Db): Loaders {
         const rows = await getRunsByIds(db, ids);
         const byId = new Map(rows.map((r) => [r.id, r]));
         return ids.map((id) => byId.get(id) ?? null);
+      },
+      { cache: false },
+    ),
+    dependencies: new DataLoader(
+      async (runIds) => {
+        const edges = await listDependencyEdges(db, runIds);
+        return runIds.map((id) => ({
+          upstreams: edges.filter((e) => e.runId === id).map((e) => e.upstreamId),
+          downstreams: edges.filter((e) => e.upstreamId === id).map((e) => e.runId),
+        }));
       },
       { cache: false },
     ),

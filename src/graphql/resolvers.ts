@@ -23,6 +23,11 @@ import {
 import { checkStringList, LIMITS } from '../validation.js';
 import type { Resolvers } from './generated/resolvers-types.js';
 
+/** The runs a loader found (a run deleted meanwhile is left out). */
+function existing(rows: readonly (RunRow | null | Error)[]): RunRow[] {
+  return rows.filter((r): r is RunRow => r != null && !(r instanceof Error));
+}
+
 /** Seconds from start to finish, or to now while the run is not finished. */
 function durationOf(run: RunRow): number | null {
   if (!run.startedAt) return null;
@@ -111,6 +116,15 @@ export const resolvers: Resolvers = {
     statusHistory: (run, args, { db }) => listRunHistory(db, run.id, args),
     measurements: (run, args, { db }) => listMeasurements(db, run.id, args),
     latestMeasurements: (run, _, { loaders }) => loaders.latestMeasurements.load(run.id),
+    upstreams: async (run, _, { loaders }) => {
+      const { upstreams } = await loaders.dependencies.load(run.id);
+      return existing(await loaders.runById.loadMany(upstreams));
+    },
+    downstreams: async (run, _, { loaders }) => {
+      const { downstreams } = await loaders.dependencies.load(run.id);
+      return existing(await loaders.runById.loadMany(downstreams));
+    },
+    isReady: (run) => run.blockedReason == null,
   },
 
   StatusChange: {

@@ -1,10 +1,11 @@
 import type { Db } from '../db/client.js';
-import type { RunRow, StatusChangeRow } from '../db/schema.js';
-import { BadUserInputError, NotFoundError } from '../errors.js';
+import type { RunRow, StatusChangeRow, TriggerPolicy } from '../db/schema.js';
+import { BadUserInputError, getPgErrorCode, NotFoundError } from '../errors.js';
 import type { RunstateEvents } from '../events/topics.js';
 import {
   getStatusesInCategories,
   getStatusInfo,
+  isDone,
   type RunStatus,
   type StatusCategory,
 } from '../lifecycle/lifecycle.js';
@@ -18,6 +19,7 @@ import {
   checkUuid,
   LIMITS,
 } from '../validation.js';
+import { evaluateTrigger, type UpstreamState } from './dependency-rules.js';
 import * as store from './run-store.js';
 import {
   applyTransition,
@@ -60,6 +62,9 @@ export interface CreateRunInput {
   meta?: unknown;
   idempotencyKey?: string | null;
   maxRetries?: number | null;
+  dependsOn?: readonly string[] | null;
+  trigger?: TriggerPolicy | null;
+  skipOnUpstreamSkip?: boolean | null;
 }
 
 export interface TransitionInput {
@@ -122,6 +127,54 @@ const NOT_HANDED_ON: ReadonlySet<RunStatus> = new Set([
   'RETRYING',
 ]);
 
+/**
+ * Apply a waiting run's trigger policy to its upstreams' states: QUEUED when met, UPSTREAM_FAILED
+ * (or SKIPPED) when it never can be, else only its blockedReason changes. Pure.
+ */
+function decideDownstream(
+  run: RunRow,
+  upstreams: readonly UpstreamState[],
+  at: Date,
+): { run: RunRow; changes: store.NewStatusChange[] } {
+  const decision = evaluateTrigger(run.trigger!, upstreams, run.skipOnUpstreamSkip);
+  if (decision.kind === 'wait') {
+    return { run: { ...run, blockedReason: decision.reason }, changes: [] };
+  }
+  const to = decision.kind === 'start' ? 'QUEUED' : decision.to;
+  const message = decision.kind === 'start' ? null : decision.message;
+  const next = {
+    ...applyTransition(run, to, at, message),
+    blockedReason: decision.kind === 'start' ? null : decision.message,
+  };
+  return {
+    run: next,
+    changes: [
+      {
+        runId: run.id,
+        project: run.project,
+        fromStatus: run.status,
+        toStatus: to,
+        version: next.version,
+        reason: decision.reason,
+        message,
+        at,
+      },
+    ],
+  };
+}
+
+const DEADLOCK_DETECTED = '40P01';
+
+async function retryOnDeadlock<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= 4 || getPgErrorCode(error) !== DEADLOCK_DETECTED) throw error;
+    }
+  }
+}
+
 function emptyRequest(id: string, to: RunStatus): TransitionRequest {
   return {
     id,
@@ -140,7 +193,11 @@ export function createRunService(deps: RunServiceDeps): RunService {
 
   async function applyRequests(requests: TransitionRequest[]): Promise<TransitionOutcome[]> {
     if (requests.length === 0) return [];
-    const result = await db.transaction((tx) => runTransitionBatch(tx, requests));
+    // A cascade locks downstream runs after the batch's own: rare lock cycles between batches
+    // are broken by PostgreSQL (deadlock_detected); the whole batch is then simply run again.
+    const result = await retryOnDeadlock(() =>
+      db.transaction((tx) => runTransitionBatch(tx, requests)),
+    );
     publishCommitted(result.changes, []);
     return result.outcomes;
   }
@@ -178,26 +235,54 @@ export function createRunService(deps: RunServiceDeps): RunService {
           input.maxRetries == null
             ? 0
             : checkIntInRange('input.maxRetries', input.maxRetries, 0, LIMITS.maxRetries),
+        trigger: null,
+        skipOnUpstreamSkip: input.skipOnUpstreamSkip ?? false,
       };
+      const dependsOn = [
+        ...new Set(
+          checkListLength('input.dependsOn', input.dependsOn ?? [], LIMITS.dependencies).map(
+            (id, i) => checkUuid(`input.dependsOn[${i}]`, id),
+          ),
+        ),
+      ];
+      if (dependsOn.length > 0) values.trigger = input.trigger ?? 'ALL_SUCCEEDED';
+      else if (input.trigger != null)
+        throw new BadUserInputError('input.trigger', 'needs dependsOn');
+
       const created = await db.transaction(async (tx) => {
-        const run = await store.insertRun(tx, values);
-        if (!run) return null;
-        const [change] = await store.insertStatusChanges(tx, [
+        // Upstreams first (share-locked): their state decides this run's, and none may finish
+        // unseen between our read and our commit.
+        const upstreams = await store.lockUpstreamsForCreate(tx, dependsOn);
+        const found = new Set(upstreams.map((u) => u.id));
+        const missing = dependsOn.findIndex((id) => !found.has(id));
+        if (missing >= 0) throw new BadUserInputError(`input.dependsOn[${missing}]`, 'no such run');
+
+        const inserted = await store.insertRun(tx, values);
+        if (!inserted) return null;
+        await store.insertDependencies(tx, inserted.id, dependsOn);
+        const changes: store.NewStatusChange[] = [
           {
-            runId: run.id,
-            project: run.project,
+            runId: inserted.id,
+            project: inserted.project,
             fromStatus: null,
-            toStatus: run.status,
-            version: run.version,
+            toStatus: inserted.status,
+            version: inserted.version,
             reason: 'CREATED',
             message: null,
-            at: run.createdAt,
+            at: inserted.createdAt,
           },
-        ]);
-        return { run, change: change! };
+        ];
+        let run = inserted;
+        if (values.trigger) {
+          const decided = decideDownstream(run, upstreams, run.createdAt);
+          run = decided.run;
+          changes.push(...decided.changes);
+          await store.updateRunStates(tx, [run]);
+        }
+        return { run, changes: await store.insertStatusChanges(tx, changes) };
       });
       if (created) {
-        publishCommitted([created.change], []);
+        publishCommitted(created.changes, []);
         return created.run;
       }
       // A replay of createRun: the first run, nothing created. The key is unique per project.
@@ -403,17 +488,19 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
     }
   });
 
-  // One write per changed run, whatever the number of its changes in the batch.
   const lockedRevision = new Map(locked.rows.map((r) => [r.id, r.revision]));
+  const cascaded = await cascadeToDownstreams(tx, state, changedIds, lockedRevision, locked.now);
+
+  // One write per changed run, whatever the number of its changes in the batch.
   for (const id of changedIds) {
     state.set(id, { ...state.get(id)!, revision: lockedRevision.get(id)! + 1 });
   }
   const changedRuns = [...changedIds].map((id) => state.get(id)!);
   await store.updateRunStates(tx, changedRuns);
-  const inserted = await store.insertStatusChanges(
-    tx,
-    pending.flatMap((p) => (p.kind === 'change' ? p.changes : [])),
-  );
+  const inserted = await store.insertStatusChanges(tx, [
+    ...pending.flatMap((p) => (p.kind === 'change' ? p.changes : [])),
+    ...cascaded,
+  ]);
   const insertedByVersion = new Map(inserted.map((c) => [keyOf(c.runId, String(c.version)), c]));
   const storedChangeIds = pending.flatMap((p) =>
     p.kind === 'replayStored' && p.stored.changeId != null ? [p.stored.changeId] : [],
@@ -461,6 +548,58 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
   );
 
   return { outcomes, changes: inserted, changedRuns };
+}
+
+/**
+ * The server's decisions caused by this batch, in its transaction: every run waiting on a run
+ * that just finished is locked, its upstreams are read (after the lock, so a concurrent
+ * transaction that finished another upstream is seen once it committed), and its trigger policy
+ * applied. A run failing upstream finishes too, so the failure cascades level by level through
+ * the whole downstream graph. Two upstreams finishing at once queue their shared downstream
+ * exactly once: its lock orders them, and the second sees the first's commit.
+ */
+async function cascadeToDownstreams(
+  tx: Tx,
+  state: Map<string, RunRow>,
+  changedIds: Set<string>,
+  lockedRevision: Map<string, number>,
+  now: Date,
+): Promise<store.NewStatusChange[]> {
+  const changes: store.NewStatusChange[] = [];
+  let finished = [...changedIds].filter((id) => isDone(state.get(id)!.status));
+  while (finished.length > 0) {
+    const downstreamIds = await store.findDownstreamIds(tx, finished);
+    const toLock = downstreamIds.filter((id) => !state.has(id));
+    const locked = await store.lockRunsForTransition(tx, toLock);
+    for (const run of locked.rows) {
+      state.set(run.id, run);
+      lockedRevision.set(run.id, run.revision);
+    }
+    const waiting = downstreamIds
+      .map((id) => state.get(id))
+      .filter(
+        (run): run is RunRow => run != null && run.status === 'CREATED' && run.trigger != null,
+      );
+    const upstreamRows = await store.listUpstreamStates(
+      tx,
+      waiting.map((r) => r.id),
+    );
+    finished = [];
+    for (const run of waiting) {
+      // Our own, not yet written, changes count: read upstreams from the batch's state first.
+      const upstreams = upstreamRows
+        .filter((u) => u.runId === run.id)
+        .map((u) => ({ ...u, status: state.get(u.id)?.status ?? u.status }));
+      const at = new Date(Math.max(now.getTime(), run.updatedAt.getTime()));
+      const decided = decideDownstream(run, upstreams, at);
+      if (decided.changes.length === 0 && decided.run.blockedReason === run.blockedReason) continue;
+      state.set(run.id, decided.run);
+      changedIds.add(run.id);
+      changes.push(...decided.changes);
+      if (isDone(decided.run.status)) finished.push(run.id);
+    }
+  }
+  return changes;
 }
 
 function keyOf(runId: string, key: string): string {

@@ -17,11 +17,13 @@ import {
 } from 'drizzle-orm';
 import { queryRows, type Executor, type Tx } from '../db/client.js';
 import {
+  runDependencies,
   runs,
   statusChanges,
   transitionKeys,
   type RunRow,
   type StatusChangeRow,
+  type TriggerPolicy,
 } from '../db/schema.js';
 import type { RunStatus } from '../lifecycle/lifecycle.js';
 
@@ -34,6 +36,8 @@ export interface NewRun {
   meta: Record<string, unknown> | null;
   idempotencyKey: string | null;
   maxRetries: number;
+  trigger: TriggerPolicy | null;
+  skipOnUpstreamSkip: boolean;
 }
 
 export interface NewStatusChange {
@@ -123,6 +127,7 @@ export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promis
       version: s.version,
       attempt: s.attempt,
       revision: s.revision,
+      blocked_reason: s.blockedReason,
       updated_at: s.updatedAt,
       started_at: s.startedAt,
       finished_at: s.finishedAt,
@@ -133,9 +138,11 @@ export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promis
     /* applyRunTransitions */
     UPDATE runs AS r
     SET status = v.status::run_status, version = v.version, attempt = v.attempt, revision = v.revision, updated_at = v.updated_at,
+        blocked_reason = v.blocked_reason,
         started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message
     FROM jsonb_to_recordset(${payload}::jsonb) AS v(
-      id uuid, status text, version int, attempt int, revision bigint, updated_at timestamptz,
+      id uuid, status text, version int, attempt int, revision bigint, blocked_reason text,
+      updated_at timestamptz,
       started_at timestamptz,
       finished_at timestamptz, stop_message text)
     WHERE r.id = v.id`);
@@ -393,4 +400,80 @@ export async function findContiguousLogHead(ex: Executor, resolved: number): Pro
     head = id;
   }
   return head;
+}
+
+export async function insertDependencies(
+  tx: Executor,
+  runId: string,
+  upstreamIds: readonly string[],
+): Promise<void> {
+  if (upstreamIds.length === 0) return;
+  await tx.insert(runDependencies).values(upstreamIds.map((upstreamId) => ({ runId, upstreamId })));
+}
+
+/**
+ * Share-lock a new run's upstreams and read them. FOR SHARE conflicts with a transition's
+ * FOR NO KEY UPDATE: an upstream finishing concurrently either waits for this run to exist (and
+ * then finds it as a downstream) or commits first (and is read here as finished).
+ */
+export async function lockUpstreamsForCreate(
+  tx: Tx,
+  ids: readonly string[],
+): Promise<{ id: string; name: string | null; status: RunStatus }[]> {
+  if (ids.length === 0) return [];
+  return tx
+    .select({ id: runs.id, name: runs.name, status: runs.status })
+    .from(runs)
+    .where(inArray(runs.id, [...ids]))
+    .orderBy(asc(runs.id))
+    .for('share');
+}
+
+/** Runs that depend on any of `upstreamIds`. */
+export async function findDownstreamIds(
+  ex: Executor,
+  upstreamIds: readonly string[],
+): Promise<string[]> {
+  if (upstreamIds.length === 0) return [];
+  const rows = await ex
+    .selectDistinct({ runId: runDependencies.runId })
+    .from(runDependencies)
+    .where(inArray(runDependencies.upstreamId, [...upstreamIds]));
+  return rows.map((r) => r.runId);
+}
+
+/** The upstreams of each of `runIds`, with their current status. */
+export async function listUpstreamStates(
+  ex: Executor,
+  runIds: readonly string[],
+): Promise<{ runId: string; id: string; name: string | null; status: RunStatus }[]> {
+  if (runIds.length === 0) return [];
+  return ex
+    .select({
+      runId: runDependencies.runId,
+      id: runs.id,
+      name: runs.name,
+      status: runs.status,
+    })
+    .from(runDependencies)
+    .innerJoin(runs, eq(runs.id, runDependencies.upstreamId))
+    .where(inArray(runDependencies.runId, [...runIds]))
+    .orderBy(asc(runs.id));
+}
+
+/** Edges touching `runIds`, for the upstreams/downstreams fields. */
+export async function listDependencyEdges(
+  ex: Executor,
+  runIds: readonly string[],
+): Promise<{ runId: string; upstreamId: string }[]> {
+  if (runIds.length === 0) return [];
+  return ex
+    .select({ runId: runDependencies.runId, upstreamId: runDependencies.upstreamId })
+    .from(runDependencies)
+    .where(
+      or(
+        inArray(runDependencies.runId, [...runIds]),
+        inArray(runDependencies.upstreamId, [...runIds]),
+      ),
+    );
 }

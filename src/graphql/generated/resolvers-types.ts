@@ -66,6 +66,21 @@ export type RunStatus =
   /** Skipped without running. */
   | 'SKIPPED';
 
+/** When a run with upstreams starts (Polyaxon's trigger policies). */
+export type TriggerPolicy =
+  /** Every upstream SUCCEEDED. */
+  | 'ALL_SUCCEEDED'
+  /** Every upstream FAILED (or UPSTREAM_FAILED). */
+  | 'ALL_FAILED'
+  /** Every upstream is DONE, however it ended. */
+  | 'ALL_DONE'
+  /** One upstream SUCCEEDED. */
+  | 'ONE_SUCCEEDED'
+  /** One upstream FAILED (or UPSTREAM_FAILED). */
+  | 'ONE_FAILED'
+  /** One upstream is DONE. */
+  | 'ONE_DONE';
+
 /** A coarse grouping of statuses, for filters and colors. */
 export type StatusCategory =
   /** Known, not yet handed to an executor. */
@@ -110,6 +125,18 @@ export type Run = {
   attempt: Scalars['Int']['output'];
   /** How many times a failure is turned into a retry (RETRYING) automatically. */
   maxRetries: Scalars['Int']['output'];
+  /** The runs this run waits for. */
+  upstreams: Array<Run>;
+  /** The runs waiting for this run. */
+  downstreams: Array<Run>;
+  /** When the run starts, over its upstreams; null without upstreams. */
+  trigger: Maybe<TriggerPolicy>;
+  /** An upstream SKIPPED makes this run SKIPPED instead of UPSTREAM_FAILED. */
+  skipOnUpstreamSkip: Scalars['Boolean']['output'];
+  /** Every dependency condition is met (always true without upstreams). */
+  isReady: Scalars['Boolean']['output'];
+  /** Why the run is not ready, or why it failed upstream: names the runs and the rule. */
+  blockedReason: Maybe<Scalars['String']['output']>;
   /** The status is in the DONE category. */
   isDone: Scalars['Boolean']['output'];
   /** The status has no legal exit. */
@@ -359,6 +386,16 @@ export type CreateRunInput = {
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;
   /** Failures to retry automatically (0–100, default 0): while attempt <= maxRetries, FAILED becomes RETRYING. */
   maxRetries?: InputMaybe<Scalars['Int']['input']>;
+  /**
+   * Upstream runs (up to 100, existing). The run stays CREATED until its trigger is met, then the
+   * server moves it to QUEUED (reason UPSTREAM_SATISFIED); when the trigger can never be met, to
+   * UPSTREAM_FAILED (or SKIPPED, see skipOnUpstreamSkip), cascading to its own downstreams.
+   */
+  dependsOn?: InputMaybe<Array<Scalars['ID']['input']>>;
+  /** The trigger policy over dependsOn (default ALL_SUCCEEDED). */
+  trigger?: InputMaybe<TriggerPolicy>;
+  /** An upstream SKIPPED makes this run SKIPPED instead of UPSTREAM_FAILED (Parsl's dep_fail). */
+  skipOnUpstreamSkip?: InputMaybe<Scalars['Boolean']['input']>;
 };
 
 /** A requested status change. */
@@ -708,6 +745,7 @@ export type ResolversTypes = {
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
   RunStatus: RunStatus;
+  TriggerPolicy: TriggerPolicy;
   StatusCategory: StatusCategory;
   Run: ResolverTypeWrapper<RunRow>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
@@ -805,6 +843,12 @@ export type RunResolvers<ContextType = GraphQLContext, ParentType extends Resolv
   version?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   attempt?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   maxRetries?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  upstreams?: Resolver<Array<ResolversTypes['Run']>, ParentType, ContextType>;
+  downstreams?: Resolver<Array<ResolversTypes['Run']>, ParentType, ContextType>;
+  trigger?: Resolver<Maybe<ResolversTypes['TriggerPolicy']>, ParentType, ContextType>;
+  skipOnUpstreamSkip?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  isReady?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  blockedReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   isDone?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   isFinal?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   isRunning?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;

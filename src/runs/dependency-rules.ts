@@ -1,0 +1,90 @@
+import type { TriggerPolicy } from '../db/schema.js';
+import { getCategory, type RunStatus } from '../lifecycle/lifecycle.js';
+
+/**
+ * Trigger policies (Polyaxon's) over a run's upstreams: pure, so every policy and edge is
+ * unit-testable. "Failed" counts FAILED and UPSTREAM_FAILED; "done" is the DONE category.
+ */
+
+export interface UpstreamState {
+  id: string;
+  name: string | null;
+  status: RunStatus;
+}
+
+export type TriggerDecision =
+  /** Conditions not met yet; `reason` says what the run waits for. */
+  | { kind: 'wait'; reason: string }
+  /** Conditions met: the run may be queued. */
+  | { kind: 'start'; reason: string }
+  /** Conditions can never be met: UPSTREAM_FAILED, or SKIPPED where an upstream skip is the cause. */
+  | { kind: 'fail'; to: 'UPSTREAM_FAILED' | 'SKIPPED'; reason: string; message: string };
+
+const isFailed = (s: RunStatus) => s === 'FAILED' || s === 'UPSTREAM_FAILED';
+const isDone = (s: RunStatus) => getCategory(s) === 'DONE';
+const label = (u: UpstreamState) => (u.name ? `${u.id} (${u.name})` : u.id);
+
+export function evaluateTrigger(
+  policy: TriggerPolicy,
+  upstreams: readonly UpstreamState[],
+  skipOnUpstreamSkip: boolean,
+): TriggerDecision {
+  const succeeded = upstreams.filter((u) => u.status === 'SUCCEEDED');
+  const failed = upstreams.filter((u) => isFailed(u.status));
+  const done = upstreams.filter((u) => isDone(u.status));
+  const pending = upstreams.filter((u) => !isDone(u.status));
+  const all = upstreams.length;
+
+  /** Upstreams that finished in a way the policy cannot use. */
+  const spoilers = (good: (s: RunStatus) => boolean) => done.filter((u) => !good(u.status));
+  const fail = (culprits: UpstreamState[], rule: string): TriggerDecision => {
+    const skipped = culprits.filter((u) => u.status === 'SKIPPED');
+    const toSkip = skipOnUpstreamSkip && skipped.length > 0;
+    const shown = (toSkip ? skipped : culprits).slice(0, 5);
+    return {
+      kind: 'fail',
+      to: toSkip ? 'SKIPPED' : 'UPSTREAM_FAILED',
+      reason: toSkip ? 'UPSTREAM_SKIPPED' : 'UPSTREAM_FAILED',
+      message: `${policy} can no longer be met: ${shown
+        .map((u) => `upstream ${label(u)} is ${u.status}`)
+        .join(', ')}${culprits.length > shown.length ? ', …' : ''} (${rule})`,
+    };
+  };
+  const wait = (what: string): TriggerDecision => ({
+    kind: 'wait',
+    reason: `waiting for ${what} (${policy}): ${pending
+      .slice(0, 5)
+      .map((u) => `${label(u)} is ${u.status}`)
+      .join(', ')}${pending.length > 5 ? ', …' : ''}`,
+  });
+  const start: TriggerDecision = { kind: 'start', reason: 'UPSTREAM_SATISFIED' };
+
+  switch (policy) {
+    case 'ALL_SUCCEEDED': {
+      const bad = spoilers((s) => s === 'SUCCEEDED');
+      if (bad.length > 0) return fail(bad, 'every upstream must succeed');
+      return succeeded.length === all
+        ? start
+        : wait(`${all - succeeded.length} upstream(s) to succeed`);
+    }
+    case 'ALL_FAILED': {
+      const bad = spoilers(isFailed);
+      if (bad.length > 0) return fail(bad, 'every upstream must fail');
+      return failed.length === all ? start : wait(`${all - failed.length} upstream(s) to fail`);
+    }
+    case 'ALL_DONE':
+      return done.length === all ? start : wait(`${all - done.length} upstream(s) to finish`);
+    case 'ONE_SUCCEEDED':
+      if (succeeded.length > 0) return start;
+      return pending.length === 0
+        ? fail(done, 'one upstream must succeed')
+        : wait('one upstream to succeed');
+    case 'ONE_FAILED':
+      if (failed.length > 0) return start;
+      return pending.length === 0
+        ? fail(done, 'one upstream must fail')
+        : wait('one upstream to fail');
+    case 'ONE_DONE':
+      return done.length > 0 ? start : wait('one upstream to finish');
+  }
+}
