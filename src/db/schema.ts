@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
+  type AnyPgColumn,
   bigint,
   boolean,
   customType,
@@ -73,6 +74,12 @@ export const runs = pgTable(
     skipOnUpstreamSkip: boolean('skip_on_upstream_skip').notNull().default(false),
     /** Why the run is not ready, or why it failed upstream; null when ready. */
     blockedReason: text('blocked_reason'),
+    /** Memoization: a new run whose key matches a SUCCEEDED run of its project is SKIPPED. */
+    cacheKey: text('cache_key'),
+    /** The SUCCEEDED run a memoized run stands for. */
+    memoizedFrom: uuid('memoized_from').references((): AnyPgColumn => runs.id, {
+      onDelete: 'set null',
+    }),
     progress: doublePrecision('progress'),
     phase: text('phase'),
     stopMessage: text('stop_message'),
@@ -98,6 +105,10 @@ export const runs = pgTable(
     // tags @> '{…}' (all must match) and name ILIKE '%…%'.
     index('runs_tags_gin_idx').using('gin', t.tags),
     index('runs_name_trgm_idx').using('gin', sql`${t.name} gin_trgm_ops`),
+    // Memoization looks up a SUCCEEDED run by (project, cacheKey).
+    index('runs_project_cache_key_idx')
+      .on(t.project, t.cacheKey)
+      .where(sql`${t.cacheKey} IS NOT NULL AND ${t.status} = 'SUCCEEDED'`),
   ],
 );
 

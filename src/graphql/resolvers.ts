@@ -125,6 +125,8 @@ export const resolvers: Resolvers = {
       return existing(await loaders.runById.loadMany(downstreams));
     },
     isReady: (run) => run.blockedReason == null,
+    memoizedFrom: (run, _, { loaders }) =>
+      run.memoizedFrom == null ? null : loaders.runById.load(run.memoizedFrom),
   },
 
   StatusChange: {

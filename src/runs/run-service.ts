@@ -65,6 +65,7 @@ export interface CreateRunInput {
   dependsOn?: readonly string[] | null;
   trigger?: TriggerPolicy | null;
   skipOnUpstreamSkip?: boolean | null;
+  cacheKey?: string | null;
 }
 
 export interface TransitionInput {
@@ -237,6 +238,10 @@ export function createRunService(deps: RunServiceDeps): RunService {
             : checkIntInRange('input.maxRetries', input.maxRetries, 0, LIMITS.maxRetries),
         trigger: null,
         skipOnUpstreamSkip: input.skipOnUpstreamSkip ?? false,
+        cacheKey: checkOptionalString('input.cacheKey', input.cacheKey, {
+          min: 1,
+          max: LIMITS.idempotencyKeyLength,
+        }),
       };
       const dependsOn = [
         ...new Set(
@@ -273,7 +278,27 @@ export function createRunService(deps: RunServiceDeps): RunService {
           },
         ];
         let run = inserted;
-        if (values.trigger) {
+        const memo = values.cacheKey
+          ? await store.findMemoizedRun(tx, values.project, values.cacheKey)
+          : null;
+        if (memo) {
+          // Parsl's memo_done: the result exists already, nothing needs to run.
+          const message = `memoized from run ${memo.id}`;
+          const skipped = applyTransition(run, 'SKIPPED', run.createdAt, message);
+          changes.push({
+            runId: run.id,
+            project: run.project,
+            fromStatus: run.status,
+            toStatus: 'SKIPPED',
+            version: skipped.version,
+            reason: 'MEMOIZED',
+            message,
+            at: run.createdAt,
+          });
+          run = { ...skipped, memoizedFrom: memo.id };
+          await store.updateRunStates(tx, [run]);
+          await store.setMemoizedFrom(tx, run.id, memo.id);
+        } else if (values.trigger) {
           const decided = decideDownstream(run, upstreams, run.createdAt);
           run = decided.run;
           changes.push(...decided.changes);

@@ -38,6 +38,7 @@ export interface NewRun {
   maxRetries: number;
   trigger: TriggerPolicy | null;
   skipOnUpstreamSkip: boolean;
+  cacheKey: string | null;
 }
 
 export interface NewStatusChange {
@@ -476,4 +477,26 @@ export async function listDependencyEdges(
         inArray(runDependencies.upstreamId, [...runIds]),
       ),
     );
+}
+
+/** The newest SUCCEEDED run of the project with this cache key (memoization). */
+export async function findMemoizedRun(
+  ex: Executor,
+  project: string,
+  cacheKey: string,
+): Promise<{ id: string } | null> {
+  const rows = await ex
+    .select({ id: runs.id })
+    .from(runs)
+    .where(
+      and(eq(runs.project, project), eq(runs.cacheKey, cacheKey), eq(runs.status, 'SUCCEEDED')),
+    )
+    .orderBy(desc(runs.finishedAt))
+    .limit(1);
+  return rows[0] ?? null;
+}
+
+/** Set what updateRunStates does not write: which run a memoized run stands for. */
+export async function setMemoizedFrom(ex: Executor, id: string, from: string): Promise<void> {
+  await ex.update(runs).set({ memoizedFrom: from }).where(eq(runs.id, id));
 }

@@ -26,6 +26,8 @@ function run(status: RunStatus, overrides: Partial<RunRow> = {}): RunRow {
     trigger: null,
     skipOnUpstreamSkip: false,
     blockedReason: null,
+    cacheKey: null,
+    memoizedFrom: null,
     progress: null,
     phase: null,
     stopMessage: null,

@@ -137,6 +137,10 @@ export type Run = {
   isReady: Scalars['Boolean']['output'];
   /** Why the run is not ready, or why it failed upstream: names the runs and the rule. */
   blockedReason: Maybe<Scalars['String']['output']>;
+  /** The memoization key the run was created with. */
+  cacheKey: Maybe<Scalars['String']['output']>;
+  /** The SUCCEEDED run this one was memoized from (it was created as SKIPPED). */
+  memoizedFrom: Maybe<Run>;
   /** The status is in the DONE category. */
   isDone: Scalars['Boolean']['output'];
   /** The status has no legal exit. */
@@ -396,6 +400,11 @@ export type CreateRunInput = {
   trigger?: InputMaybe<TriggerPolicy>;
   /** An upstream SKIPPED makes this run SKIPPED instead of UPSTREAM_FAILED (Parsl's dep_fail). */
   skipOnUpstreamSkip?: InputMaybe<Scalars['Boolean']['input']>;
+  /**
+   * Memoization (up to 200 characters): when a SUCCEEDED run of the same project has this key, the
+   * new run is created directly as SKIPPED (reason MEMOIZED) with memoizedFrom set.
+   */
+  cacheKey?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** A requested status change. */
@@ -849,6 +858,8 @@ export type RunResolvers<ContextType = GraphQLContext, ParentType extends Resolv
   skipOnUpstreamSkip?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   isReady?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   blockedReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  cacheKey?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  memoizedFrom?: Resolver<Maybe<ResolversTypes['Run']>, ParentType, ContextType>;
   isDone?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   isFinal?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   isRunning?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
