@@ -21,6 +21,7 @@ import { useParserLimits } from './graphql/parser-limits.js';
 import { resolvers } from './graphql/resolvers.js';
 import type { Logger } from './logger.js';
 import { createMeasurementService } from './measurements/measurement-service.js';
+import { createReaper } from './runs/reaper.js';
 import { createRunService } from './runs/run-service.js';
 
 /** schema.graphql at the package root, from src/ (tsx) or dist/src/ (node). */
@@ -38,6 +39,10 @@ export interface AppOptions {
   graphiql?: boolean;
   /** Events a subscriber may fall behind by before it is closed (default 10,000). */
   subscriberBufferSize?: number;
+  /** How often the reaper looks for runs past a deadline (default 1,000 ms). */
+  reaperIntervalMs?: number;
+  /** Seconds a run may stay STOPPING before the reaper stops it (default 300). */
+  stopTimeoutSeconds?: number;
 }
 
 export interface App {
@@ -80,6 +85,13 @@ export function buildApp(options: AppOptions): App {
     runs: createRunService({ db: database.db, events, changeLog: commitSignal, runSignal }),
     measurements: createMeasurementService({ db: database.db, events, runSignal }),
   };
+
+  const reaper = createReaper({
+    runs: services.runs,
+    logger,
+    intervalMs: options.reaperIntervalMs ?? 1000,
+    stopTimeoutSeconds: options.stopTimeoutSeconds ?? 300,
+  });
 
   const yoga = createYoga<object, GraphQLContext>({
     schema: createSchema<GraphQLContext>({
@@ -153,6 +165,7 @@ export function buildApp(options: AppOptions): App {
         await tail.start();
         await commitSignal.start();
         await runSignal.start();
+        reaper.start();
       } catch (error) {
         // Leave nothing running behind a failed start.
         await runSignal.stop().catch(() => {});
@@ -176,6 +189,7 @@ export function buildApp(options: AppOptions): App {
       };
     },
     async stop() {
+      await reaper.stop();
       await runSignal.stop();
       await commitSignal.stop();
       await tail.stop();

@@ -19,6 +19,10 @@ const EnvSchema = z.object({
     .transform((v) => v === 'true'),
   /** Events a subscriber may fall behind by before it is closed and must resume from its cursor. */
   SUBSCRIBER_BUFFER: z.coerce.number().int().min(10).max(1_000_000).default(10_000),
+  /** How often each instance's reaper looks for runs past a deadline. */
+  REAPER_INTERVAL_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
+  /** Seconds a run may stay STOPPING before the reaper moves it to STOPPED. */
+  STOP_TIMEOUT: z.coerce.number().int().min(1).max(2_592_000).default(300),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 

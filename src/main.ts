@@ -18,6 +18,8 @@ async function main(): Promise<void> {
     graphqlPath: env.GRAPHQL_PATH,
     graphiql: env.GRAPHIQL,
     subscriberBufferSize: env.SUBSCRIBER_BUFFER,
+    reaperIntervalMs: env.REAPER_INTERVAL_MS,
+    stopTimeoutSeconds: env.STOP_TIMEOUT,
   });
   const { url } = await app.start();
   logger.info(

@@ -24,6 +24,8 @@ export const LIMITS = {
   filterValues: 100,
   maxRetries: 100,
   dependencies: 100,
+  /** 30 days. */
+  timeoutSeconds: 2_592_000,
   pageSize: 500,
 } as const;
 

@@ -76,6 +76,10 @@ export const runs = pgTable(
     blockedReason: text('blocked_reason'),
     /** Memoization: a new run whose key matches a SUCCEEDED run of its project is SKIPPED. */
     cacheKey: text('cache_key'),
+    /** Seconds a RUNNING-category run may stay silent before the reaper calls it UNKNOWN. */
+    heartbeatTimeout: integer('heartbeat_timeout'),
+    /** Seconds a PENDING/QUEUED run may wait before the reaper fails it (QUEUE_TIMEOUT). */
+    queueTimeout: integer('queue_timeout'),
     /** The SUCCEEDED run a memoized run stands for. */
     memoizedFrom: uuid('memoized_from').references((): AnyPgColumn => runs.id, {
       onDelete: 'set null',
@@ -105,6 +109,20 @@ export const runs = pgTable(
     // tags @> '{…}' (all must match) and name ILIKE '%…%'.
     index('runs_tags_gin_idx').using('gin', t.tags),
     index('runs_name_trgm_idx').using('gin', sql`${t.name} gin_trgm_ops`),
+    // The reaper's three watch lists (findOverdueRuns): small partial indexes, not a scan.
+    index('runs_heartbeat_watch_idx')
+      .on(t.updatedAt)
+      .where(
+        sql`${t.heartbeatTimeout} IS NOT NULL AND ${t.status} = ANY('{SCHEDULED,STARTING,INITIALIZING,RUNNING,PROCESSING}'::run_status[])`,
+      ),
+    index('runs_queue_watch_idx')
+      .on(t.updatedAt)
+      .where(
+        sql`${t.queueTimeout} IS NOT NULL AND ${t.status} = ANY('{CREATED,ON_SCHEDULE,COMPILED,QUEUED,RESUMING,RETRYING}'::run_status[])`,
+      ),
+    index('runs_stopping_idx')
+      .on(t.updatedAt)
+      .where(sql`${t.status} = 'STOPPING'`),
     // Memoization looks up a SUCCEEDED run by (project, cacheKey).
     index('runs_project_cache_key_idx')
       .on(t.project, t.cacheKey)

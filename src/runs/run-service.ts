@@ -66,6 +66,8 @@ export interface CreateRunInput {
   trigger?: TriggerPolicy | null;
   skipOnUpstreamSkip?: boolean | null;
   cacheKey?: string | null;
+  heartbeatTimeout?: number | null;
+  queueTimeout?: number | null;
 }
 
 export interface TransitionInput {
@@ -90,6 +92,13 @@ export interface RunService {
   retryRun(id: string, reason: string | null | undefined): Promise<TransitionOutcome>;
   /** RESUMING (from STOPPED, FAILED or SUSPENDED, as the lifecycle allows). */
   resumeRun(id: string, reason: string | null | undefined): Promise<TransitionOutcome>;
+  /**
+   * The reaper's pass: move runs past a deadline (heartbeat, queue, stop timeout). Each move is
+   * a compare-and-set on the revision the run had when found, so with several instances each
+   * decision is taken once, and a heartbeat that arrived meanwhile cancels it. Answers how
+   * many runs were moved.
+   */
+  reapOverdueRuns(options: { stopTimeoutSeconds: number }): Promise<number>;
   reportProgress(id: string, progress: number, phase: string | null | undefined): Promise<RunRow>;
   heartbeat(id: string): Promise<RunRow>;
 }
@@ -242,6 +251,19 @@ export function createRunService(deps: RunServiceDeps): RunService {
           min: 1,
           max: LIMITS.idempotencyKeyLength,
         }),
+        heartbeatTimeout:
+          input.heartbeatTimeout == null
+            ? null
+            : checkIntInRange(
+                'input.heartbeatTimeout',
+                input.heartbeatTimeout,
+                1,
+                LIMITS.timeoutSeconds,
+              ),
+        queueTimeout:
+          input.queueTimeout == null
+            ? null
+            : checkIntInRange('input.queueTimeout', input.queueTimeout, 1, LIMITS.timeoutSeconds),
       };
       const dependsOn = [
         ...new Set(
@@ -343,6 +365,24 @@ export function createRunService(deps: RunServiceDeps): RunService {
         ...emptyRequest(checkUuid('id', id), 'RETRYING'),
         reason: checkOptionalString('reason', reason, { max: LIMITS.reasonLength }) ?? 'RETRY',
       });
+    },
+
+    async reapOverdueRuns({ stopTimeoutSeconds }) {
+      const overdue = await store.findOverdueRuns(db, {
+        stopTimeoutSeconds,
+        limit: 200,
+        running: getStatusesInCategories(['RUNNING']),
+        waiting: getStatusesInCategories(['PENDING', 'QUEUED']),
+      });
+      if (overdue.length === 0) return 0;
+      const outcomes = await applyRequests(
+        overdue.map((run) => ({
+          ...emptyRequest(run.id, run.to),
+          reason: run.reason,
+          expectedRevision: run.revision,
+        })),
+      );
+      return outcomes.filter((o) => o.__typename === 'TransitionAccepted' && o.change).length;
     },
 
     resumeRun(id, reason) {

@@ -39,6 +39,8 @@ export interface NewRun {
   trigger: TriggerPolicy | null;
   skipOnUpstreamSkip: boolean;
   cacheKey: string | null;
+  heartbeatTimeout: number | null;
+  queueTimeout: number | null;
 }
 
 export interface NewStatusChange {
@@ -499,4 +501,55 @@ export async function findMemoizedRun(
 /** Set what updateRunStates does not write: which run a memoized run stands for. */
 export async function setMemoizedFrom(ex: Executor, id: string, from: string): Promise<void> {
   await ex.update(runs).set({ memoizedFrom: from }).where(eq(runs.id, id));
+}
+
+export interface OverdueRun {
+  id: string;
+  revision: number;
+  to: 'UNKNOWN' | 'FAILED' | 'STOPPED';
+  reason: 'HEARTBEAT_TIMEOUT' | 'QUEUE_TIMEOUT' | 'STOP_TIMEOUT';
+}
+
+/**
+ * Runs past a deadline: silent longer than their heartbeatTimeout while in the RUNNING category,
+ * waiting longer than their queueTimeout while PENDING or QUEUED, STOPPING longer than the
+ * server's stop timeout. Times are the database's.
+ */
+export async function findOverdueRuns(
+  ex: Executor,
+  options: {
+    stopTimeoutSeconds: number;
+    limit: number;
+    running: readonly RunStatus[];
+    waiting: readonly RunStatus[];
+  },
+): Promise<OverdueRun[]> {
+  const rows = await queryRows<{ id: string; revision: string | number; kind: string }>(
+    ex,
+    sql`
+    /* findOverdueRuns */
+    SELECT id, revision, CASE
+        WHEN status = ANY(${sql.raw(`'{${options.running.join(',')}}'`)}::run_status[]) THEN 'heartbeat'
+        WHEN status = 'STOPPING' THEN 'stop'
+        ELSE 'queue' END AS kind
+    FROM runs
+    WHERE (heartbeat_timeout IS NOT NULL
+            AND status = ANY(${sql.raw(`'{${options.running.join(',')}}'`)}::run_status[])
+            AND greatest(heartbeat_at, updated_at) < now() - make_interval(secs => heartbeat_timeout))
+       OR (queue_timeout IS NOT NULL
+            AND status = ANY(${sql.raw(`'{${options.waiting.join(',')}}'`)}::run_status[])
+            AND updated_at < now() - make_interval(secs => queue_timeout))
+       OR (status = 'STOPPING' AND updated_at < now() - make_interval(secs => ${options.stopTimeoutSeconds}))
+    LIMIT ${options.limit}`,
+  );
+  const decisions = {
+    heartbeat: { to: 'UNKNOWN', reason: 'HEARTBEAT_TIMEOUT' },
+    queue: { to: 'FAILED', reason: 'QUEUE_TIMEOUT' },
+    stop: { to: 'STOPPED', reason: 'STOP_TIMEOUT' },
+  } as const;
+  return rows.map((r) => ({
+    id: r.id,
+    revision: Number(r.revision),
+    ...decisions[r.kind as keyof typeof decisions],
+  }));
 }

@@ -19,6 +19,8 @@ export interface TransitionRequest {
   resolveTo?: (run: RunRow) => RunStatus;
   /** The worker's attempt (fencing); null: not checked. */
   attempt: number | null;
+  /** Internal (the reaper): refuse unless the row is still at this revision. */
+  expectedRevision?: number;
   reason: string | null;
   message: string | null;
   expectedStatus: RunStatus | null;
@@ -80,10 +82,13 @@ function refuseStalePrecondition(run: RunRow, request: TransitionRequest): Decis
   const statusMismatch = request.expectedStatus != null && request.expectedStatus !== run.status;
   const versionMismatch =
     request.expectedVersion != null && request.expectedVersion !== run.version;
-  if (!statusMismatch && !versionMismatch) return null;
+  const revisionMismatch =
+    request.expectedRevision != null && request.expectedRevision !== run.revision;
+  if (!statusMismatch && !versionMismatch && !revisionMismatch) return null;
   const expected = [
     request.expectedStatus != null ? `status ${request.expectedStatus}` : null,
     request.expectedVersion != null ? `version ${request.expectedVersion}` : null,
+    revisionMismatch ? 'as it was when found overdue' : null,
   ]
     .filter(Boolean)
     .join(' and ');

@@ -28,7 +28,12 @@ export interface GqlResponse<T> {
 
 /** A service on port 0 over the run's test database (real PostgreSQL). */
 export async function startServer(
-  options: { database?: Database; subscriberBufferSize?: number } = {},
+  options: {
+    database?: Database;
+    subscriberBufferSize?: number;
+    reaperIntervalMs?: number;
+    stopTimeoutSeconds?: number;
+  } = {},
 ): Promise<TestServer> {
   const database =
     options.database ?? createPostgresDatabase({ url: inject('databaseUrl'), poolSize: 10 });
@@ -38,6 +43,8 @@ export async function startServer(
     port: 0,
     host: '127.0.0.1',
     subscriberBufferSize: options.subscriberBufferSize,
+    reaperIntervalMs: options.reaperIntervalMs,
+    stopTimeoutSeconds: options.stopTimeoutSeconds,
   });
   const { url, wsUrl } = await app.start();
   const clients: Client[] = [];

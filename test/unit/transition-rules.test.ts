@@ -27,6 +27,8 @@ function run(status: RunStatus, overrides: Partial<RunRow> = {}): RunRow {
     skipOnUpstreamSkip: false,
     blockedReason: null,
     cacheKey: null,
+    heartbeatTimeout: null,
+    queueTimeout: null,
     memoizedFrom: null,
     progress: null,
     phase: null,

@@ -137,6 +137,10 @@ export type Run = {
   isReady: Scalars['Boolean']['output'];
   /** Why the run is not ready, or why it failed upstream: names the runs and the rule. */
   blockedReason: Maybe<Scalars['String']['output']>;
+  /** Seconds of silence in the RUNNING category before the reaper marks the run UNKNOWN. */
+  heartbeatTimeout: Maybe<Scalars['Int']['output']>;
+  /** Seconds of waiting in PENDING or QUEUED before the reaper fails the run. */
+  queueTimeout: Maybe<Scalars['Int']['output']>;
   /** The memoization key the run was created with. */
   cacheKey: Maybe<Scalars['String']['output']>;
   /** The SUCCEEDED run this one was memoized from (it was created as SKIPPED). */
@@ -400,6 +404,10 @@ export type CreateRunInput = {
   trigger?: InputMaybe<TriggerPolicy>;
   /** An upstream SKIPPED makes this run SKIPPED instead of UPSTREAM_FAILED (Parsl's dep_fail). */
   skipOnUpstreamSkip?: InputMaybe<Scalars['Boolean']['input']>;
+  /** Seconds a run in the RUNNING category may go without a heartbeat or change before it becomes UNKNOWN (HEARTBEAT_TIMEOUT). */
+  heartbeatTimeout?: InputMaybe<Scalars['Int']['input']>;
+  /** Seconds a PENDING or QUEUED run may wait before it becomes FAILED (QUEUE_TIMEOUT). */
+  queueTimeout?: InputMaybe<Scalars['Int']['input']>;
   /**
    * Memoization (up to 200 characters): when a SUCCEEDED run of the same project has this key, the
    * new run is created directly as SKIPPED (reason MEMOIZED) with memoizedFrom set.
@@ -858,6 +866,8 @@ export type RunResolvers<ContextType = GraphQLContext, ParentType extends Resolv
   skipOnUpstreamSkip?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   isReady?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   blockedReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  heartbeatTimeout?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  queueTimeout?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   cacheKey?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   memoizedFrom?: Resolver<Maybe<ResolversTypes['Run']>, ParentType, ContextType>;
   isDone?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
