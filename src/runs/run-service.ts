@@ -26,6 +26,7 @@ import {
   decideTransition,
   planChanges,
   targetOf,
+  type ConflictDetails,
   type TransitionRequest,
 } from './transition-rules.js';
 
@@ -42,17 +43,7 @@ export type TransitionOutcome =
       allowed: RunStatus[];
       message: string;
     }
-  | {
-      __typename: 'TransitionConflict';
-      runId: string;
-      expectedStatus: RunStatus | null;
-      expectedVersion: number | null;
-      expectedAttempt: number | null;
-      actualStatus: RunStatus;
-      actualVersion: number;
-      actualAttempt: number;
-      message: string;
-    }
+  | ({ __typename: 'TransitionConflict'; runId: string } & ConflictDetails)
   | { __typename: 'RunNotFound'; runId: string; message: string };
 
 export interface CreateRunInput {

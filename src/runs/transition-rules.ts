@@ -28,19 +28,34 @@ export interface TransitionRequest {
   idempotencyKey: string | null;
 }
 
+/** What a refused precondition answers: what the caller expected, and what is. */
+export interface ConflictDetails {
+  expectedStatus: RunStatus | null;
+  expectedVersion: number | null;
+  expectedAttempt: number | null;
+  actualStatus: RunStatus;
+  actualVersion: number;
+  actualAttempt: number;
+  message: string;
+}
+
+function conflict(run: RunRow, request: TransitionRequest, message: string): Decision {
+  return {
+    kind: 'conflict',
+    expectedStatus: request.expectedStatus,
+    expectedVersion: request.expectedVersion,
+    expectedAttempt: request.attempt,
+    actualStatus: run.status,
+    actualVersion: run.version,
+    actualAttempt: run.attempt,
+    message,
+  };
+}
+
 export type Decision =
   | { kind: 'apply' }
   | { kind: 'noop' }
-  | {
-      kind: 'conflict';
-      expectedStatus: RunStatus | null;
-      expectedVersion: number | null;
-      expectedAttempt: number | null;
-      actualStatus: RunStatus;
-      actualVersion: number;
-      actualAttempt: number;
-      message: string;
-    }
+  | ({ kind: 'conflict' } & ConflictDetails)
   | { kind: 'illegal'; from: RunStatus; to: RunStatus; allowed: RunStatus[]; message: string };
 
 /** The status a request asks for, given the run as it is under its lock. */
@@ -65,16 +80,11 @@ export function decideTransition(run: RunRow, request: TransitionRequest): Decis
  */
 function refuseStaleAttempt(run: RunRow, request: TransitionRequest): Decision | null {
   if (request.attempt == null || request.attempt === run.attempt) return null;
-  return {
-    kind: 'conflict',
-    expectedStatus: request.expectedStatus,
-    expectedVersion: request.expectedVersion,
-    expectedAttempt: request.attempt,
-    actualStatus: run.status,
-    actualVersion: run.version,
-    actualAttempt: run.attempt,
-    message: `run ${run.id} is at attempt ${run.attempt}, not ${request.attempt}`,
-  };
+  return conflict(
+    run,
+    request,
+    `run ${run.id} is at attempt ${run.attempt}, not ${request.attempt}`,
+  );
 }
 
 /** The caller acted on a state that is no longer current (a lost race): tell it what is. */
@@ -92,16 +102,11 @@ function refuseStalePrecondition(run: RunRow, request: TransitionRequest): Decis
   ]
     .filter(Boolean)
     .join(' and ');
-  return {
-    kind: 'conflict',
-    expectedStatus: request.expectedStatus,
-    expectedVersion: request.expectedVersion,
-    expectedAttempt: request.attempt,
-    actualStatus: run.status,
-    actualVersion: run.version,
-    actualAttempt: run.attempt,
-    message: `run ${run.id} is ${run.status} at version ${run.version}, not ${expected}`,
-  };
+  return conflict(
+    run,
+    request,
+    `run ${run.id} is ${run.status} at version ${run.version}, not ${expected}`,
+  );
 }
 
 /** Rule 10: moving to the current status writes nothing and sends nothing. */
