@@ -24,6 +24,7 @@ export const LIMITS = {
   filterValues: 100,
   maxRetries: 100,
   dependencies: 100,
+  eventTriggers: 20,
   /** 30 days. */
   timeoutSeconds: 2_592_000,
   pageSize: 500,

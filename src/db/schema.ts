@@ -149,6 +149,30 @@ export const runDependencies = pgTable(
 );
 
 /**
+ * Event triggers (Polyaxon's): `runId` starts once `refId` emitted one of `kinds` (RUN_STATUS_*,
+ * RUN_STATUS_DONE), i.e. entered one of `statuses` (the kinds expanded, kept as text so both
+ * drivers read them alike).
+ */
+export const runEventTriggers = pgTable(
+  'run_event_triggers',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    refId: uuid('ref_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    kinds: text('kinds').array().notNull(),
+    statuses: text('statuses').array().notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.runId, t.refId] }),
+    // A run that changed looks up the runs watching it.
+    index('run_event_triggers_ref_idx').on(t.refId),
+  ],
+);
+
+/**
  * The change log: one row per accepted status change (and one for each creation), written in the
  * same transaction as the change. `id` orders the log; `tx_id` is the writing transaction, kept so
  * that a reader can tell whether every transaction that could still add a row below a given id has

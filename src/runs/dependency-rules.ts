@@ -1,5 +1,5 @@
 import type { TriggerPolicy } from '../db/schema.js';
-import { getCategory, type RunStatus } from '../lifecycle/lifecycle.js';
+import { getCategory, getStatusesInCategories, type RunStatus } from '../lifecycle/lifecycle.js';
 
 /**
  * Trigger policies (Polyaxon's) over a run's upstreams: pure, so every policy and edge is
@@ -87,4 +87,68 @@ export function evaluateTrigger(
     case 'ONE_DONE':
       return done.length > 0 ? start : wait('one upstream to finish');
   }
+}
+
+/** RUN_STATUS_<status> for each status, and RUN_STATUS_DONE for any DONE status. */
+export type RunEventKind = `RUN_STATUS_${RunStatus}` | 'RUN_STATUS_DONE';
+
+/** The statuses whose entry emits `kind`. */
+export function statusesOfEventKind(kind: RunEventKind): RunStatus[] {
+  if (kind === 'RUN_STATUS_DONE') return getStatusesInCategories(['DONE']);
+  return [kind.slice('RUN_STATUS_'.length) as RunStatus];
+}
+
+export interface EventTriggerState {
+  refId: string;
+  refName: string | null;
+  refStatus: RunStatus;
+  kinds: readonly string[];
+  /** The ref entered one of the kinds' statuses at some point. */
+  emitted: boolean;
+}
+
+/**
+ * Event triggers: met when every ref emitted one of its kinds; impossible once a ref finished
+ * (DONE) without having emitted it.
+ */
+export function evaluateEvents(events: readonly EventTriggerState[]): TriggerDecision {
+  const impossible = events.filter((e) => !e.emitted && isDone(e.refStatus));
+  if (impossible.length > 0) {
+    return {
+      kind: 'fail',
+      to: 'UPSTREAM_FAILED',
+      reason: 'UPSTREAM_FAILED',
+      message: impossible
+        .slice(0, 5)
+        .map(
+          (e) =>
+            `event ${e.kinds.join(' or ')} of ${e.refId}${e.refName ? ` (${e.refName})` : ''} can no longer happen: it is ${e.refStatus}`,
+        )
+        .join(', '),
+    };
+  }
+  const missing = events.filter((e) => !e.emitted);
+  if (missing.length === 0) return { kind: 'start', reason: 'EVENT_TRIGGERED' };
+  return {
+    kind: 'wait',
+    reason: `waiting for ${missing
+      .slice(0, 5)
+      .map((e) => `${e.refId} to emit ${e.kinds.join(' or ')} (it is ${e.refStatus})`)
+      .join(', ')}`,
+  };
+}
+
+/** Dependencies and event triggers together: fail if either fails, start when both are met. */
+export function combineDecisions(
+  dependencies: TriggerDecision | null,
+  events: TriggerDecision | null,
+): TriggerDecision {
+  const parts = [dependencies, events].filter((d): d is TriggerDecision => d != null);
+  const failed = parts.find((d) => d.kind === 'fail');
+  if (failed) return failed;
+  const waiting = parts.filter(
+    (d): d is Extract<TriggerDecision, { kind: 'wait' }> => d.kind === 'wait',
+  );
+  if (waiting.length > 0) return { kind: 'wait', reason: waiting.map((w) => w.reason).join('; ') };
+  return dependencies ?? events ?? { kind: 'start', reason: 'UPSTREAM_SATISFIED' };
 }

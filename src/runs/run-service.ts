@@ -19,7 +19,15 @@ import {
   checkUuid,
   LIMITS,
 } from '../validation.js';
-import { evaluateTrigger, type UpstreamState } from './dependency-rules.js';
+import {
+  combineDecisions,
+  evaluateEvents,
+  evaluateTrigger,
+  statusesOfEventKind,
+  type EventTriggerState,
+  type RunEventKind,
+  type UpstreamState,
+} from './dependency-rules.js';
 import * as store from './run-store.js';
 import {
   applyTransition,
@@ -59,6 +67,7 @@ export interface CreateRunInput {
   cacheKey?: string | null;
   heartbeatTimeout?: number | null;
   queueTimeout?: number | null;
+  events?: readonly { ref: string; kinds: readonly RunEventKind[] }[] | null;
 }
 
 export interface TransitionInput {
@@ -135,9 +144,13 @@ const NOT_HANDED_ON: ReadonlySet<RunStatus> = new Set([
 function decideDownstream(
   run: RunRow,
   upstreams: readonly UpstreamState[],
+  events: readonly EventTriggerState[],
   at: Date,
 ): { run: RunRow; changes: store.NewStatusChange[] } {
-  const decision = evaluateTrigger(run.trigger!, upstreams, run.skipOnUpstreamSkip);
+  const decision = combineDecisions(
+    run.trigger ? evaluateTrigger(run.trigger, upstreams, run.skipOnUpstreamSkip) : null,
+    events.length > 0 ? evaluateEvents(events) : null,
+  );
   if (decision.kind === 'wait') {
     return { run: { ...run, blockedReason: decision.reason }, changes: [] };
   }
@@ -162,6 +175,25 @@ function decideDownstream(
       },
     ],
   };
+}
+
+/** Event triggers, checked; several entries for one ref are merged. */
+function checkEventTriggers(
+  input: readonly { ref: string; kinds: readonly RunEventKind[] }[] | null | undefined,
+): { refId: string; kinds: string[]; statuses: string[] }[] {
+  const byRef = new Map<string, Set<RunEventKind>>();
+  checkListLength('input.events', input ?? [], LIMITS.eventTriggers).forEach((trigger, i) => {
+    const refId = checkUuid(`input.events[${i}].ref`, trigger.ref);
+    checkListLength(`input.events[${i}].kinds`, trigger.kinds, 22, 1);
+    const kinds = byRef.get(refId) ?? new Set<RunEventKind>();
+    for (const kind of trigger.kinds) kinds.add(kind);
+    byRef.set(refId, kinds);
+  });
+  return [...byRef].map(([refId, kinds]) => ({
+    refId,
+    kinds: [...kinds],
+    statuses: [...new Set([...kinds].flatMap(statusesOfEventKind))],
+  }));
 }
 
 const DEADLOCK_DETECTED = '40P01';
@@ -266,18 +298,27 @@ export function createRunService(deps: RunServiceDeps): RunService {
       if (dependsOn.length > 0) values.trigger = input.trigger ?? 'ALL_SUCCEEDED';
       else if (input.trigger != null)
         throw new BadUserInputError('input.trigger', 'needs dependsOn');
+      const events = checkEventTriggers(input.events);
 
       const created = await db.transaction(async (tx) => {
         // Upstreams first (share-locked): their state decides this run's, and none may finish
         // unseen between our read and our commit.
-        const upstreams = await store.lockUpstreamsForCreate(tx, dependsOn);
-        const found = new Set(upstreams.map((u) => u.id));
+        const locked = await store.lockUpstreamsForCreate(tx, [
+          ...new Set([...dependsOn, ...events.map((e) => e.refId)]),
+        ]);
+        const found = new Set(locked.map((u) => u.id));
         const missing = dependsOn.findIndex((id) => !found.has(id));
         if (missing >= 0) throw new BadUserInputError(`input.dependsOn[${missing}]`, 'no such run');
+        const missingRef = events.findIndex((e) => !found.has(e.refId));
+        if (missingRef >= 0) {
+          throw new BadUserInputError(`input.events[${missingRef}].ref`, 'no such run');
+        }
+        const upstreams = locked.filter((u) => dependsOn.includes(u.id));
 
         const inserted = await store.insertRun(tx, values);
         if (!inserted) return null;
         await store.insertDependencies(tx, inserted.id, dependsOn);
+        await store.insertEventTriggers(tx, inserted.id, events);
         const changes: store.NewStatusChange[] = [
           {
             runId: inserted.id,
@@ -311,8 +352,10 @@ export function createRunService(deps: RunServiceDeps): RunService {
           run = { ...skipped, memoizedFrom: memo.id };
           await store.updateRunStates(tx, [run]);
           await store.setMemoizedFrom(tx, run.id, memo.id);
-        } else if (values.trigger) {
-          const decided = decideDownstream(run, upstreams, run.createdAt);
+        } else if (values.trigger || events.length > 0) {
+          const eventStates =
+            events.length > 0 ? await store.listEventTriggerStates(tx, [run.id]) : [];
+          const decided = decideDownstream(run, upstreams, eventStates, run.createdAt);
           run = decided.run;
           changes.push(...decided.changes);
           await store.updateRunStates(tx, [run]);
@@ -545,7 +588,14 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
   });
 
   const lockedRevision = new Map(locked.rows.map((r) => [r.id, r.revision]));
-  const cascaded = await cascadeToDownstreams(tx, state, changedIds, lockedRevision, locked.now);
+  const cascaded = await cascadeToDownstreams(
+    tx,
+    state,
+    changedIds,
+    lockedRevision,
+    locked.now,
+    pending.flatMap((p) => (p.kind === 'change' ? p.changes : [])),
+  );
 
   // One write per changed run, whatever the number of its changes in the batch.
   for (const id of changedIds) {
@@ -620,39 +670,63 @@ async function cascadeToDownstreams(
   changedIds: Set<string>,
   lockedRevision: Map<string, number>,
   now: Date,
+  batchChanges: readonly store.NewStatusChange[],
 ): Promise<store.NewStatusChange[]> {
   const changes: store.NewStatusChange[] = [];
-  let finished = [...changedIds].filter((id) => isDone(state.get(id)!.status));
-  while (finished.length > 0) {
-    const downstreamIds = await store.findDownstreamIds(tx, finished);
-    const toLock = downstreamIds.filter((id) => !state.has(id));
-    const locked = await store.lockRunsForTransition(tx, toLock);
+  // Statuses entered in this (not yet written) batch: events the log does not show yet.
+  const entered = new Map<string, Set<string>>();
+  const noteEntered = (c: store.NewStatusChange) => {
+    const set = entered.get(c.runId) ?? new Set<string>();
+    set.add(c.toStatus);
+    entered.set(c.runId, set);
+  };
+  batchChanges.forEach(noteEntered);
+
+  let moved = [...entered.keys()];
+  while (moved.length > 0) {
+    const finished = moved.filter((id) => isDone(state.get(id)!.status));
+    const candidates = [
+      ...new Set([
+        ...(await store.findDownstreamIds(tx, finished)),
+        ...(await store.findEventWatcherIds(tx, moved)),
+      ]),
+    ];
+    const locked = await store.lockRunsForTransition(
+      tx,
+      candidates.filter((id) => !state.has(id)),
+    );
     for (const run of locked.rows) {
       state.set(run.id, run);
       lockedRevision.set(run.id, run.revision);
     }
-    const waiting = downstreamIds
+    const created = candidates
       .map((id) => state.get(id))
-      .filter(
-        (run): run is RunRow => run != null && run.status === 'CREATED' && run.trigger != null,
-      );
-    const upstreamRows = await store.listUpstreamStates(
-      tx,
-      waiting.map((r) => r.id),
-    );
-    finished = [];
-    for (const run of waiting) {
-      // Our own, not yet written, changes count: read upstreams from the batch's state first.
+      .filter((run): run is RunRow => run != null && run.status === 'CREATED');
+    const ids = created.map((r) => r.id);
+    const upstreamRows = await store.listUpstreamStates(tx, ids);
+    const eventRows = await store.listEventTriggerStates(tx, ids);
+    moved = [];
+    for (const run of created) {
+      // Our own, not yet written, changes count: read from the batch's state first.
       const upstreams = upstreamRows
         .filter((u) => u.runId === run.id)
         .map((u) => ({ ...u, status: state.get(u.id)?.status ?? u.status }));
+      const events = eventRows
+        .filter((e) => e.runId === run.id)
+        .map((e) => ({
+          ...e,
+          refStatus: state.get(e.refId)?.status ?? e.refStatus,
+          emitted: e.emitted || e.statuses.some((s) => entered.get(e.refId)?.has(s)),
+        }));
+      if (run.trigger == null && events.length === 0) continue;
       const at = new Date(Math.max(now.getTime(), run.updatedAt.getTime()));
-      const decided = decideDownstream(run, upstreams, at);
+      const decided = decideDownstream(run, upstreams, events, at);
       if (decided.changes.length === 0 && decided.run.blockedReason === run.blockedReason) continue;
       state.set(run.id, decided.run);
       changedIds.add(run.id);
       changes.push(...decided.changes);
-      if (isDone(decided.run.status)) finished.push(run.id);
+      decided.changes.forEach(noteEntered);
+      if (decided.changes.length > 0) moved.push(run.id);
     }
   }
   return changes;

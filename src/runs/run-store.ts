@@ -18,6 +18,7 @@ import {
 import { queryRows, type Executor, type Tx } from '../db/client.js';
 import {
   runDependencies,
+  runEventTriggers,
   runs,
   statusChanges,
   transitionKeys,
@@ -552,4 +553,61 @@ export async function findOverdueRuns(
     revision: Number(r.revision),
     ...decisions[r.kind as keyof typeof decisions],
   }));
+}
+
+export async function insertEventTriggers(
+  tx: Executor,
+  runId: string,
+  triggers: readonly { refId: string; kinds: string[]; statuses: string[] }[],
+): Promise<void> {
+  if (triggers.length === 0) return;
+  await tx.insert(runEventTriggers).values(triggers.map((t) => ({ runId, ...t })));
+}
+
+/** Runs with an event trigger on any of `refIds`. */
+export async function findEventWatcherIds(
+  ex: Executor,
+  refIds: readonly string[],
+): Promise<string[]> {
+  if (refIds.length === 0) return [];
+  const rows = await ex
+    .selectDistinct({ runId: runEventTriggers.runId })
+    .from(runEventTriggers)
+    .where(inArray(runEventTriggers.refId, [...refIds]));
+  return rows.map((r) => r.runId);
+}
+
+/** The event triggers of `runIds`: each ref's status and whether it ever emitted the kinds. */
+export async function listEventTriggerStates(
+  ex: Executor,
+  runIds: readonly string[],
+): Promise<
+  {
+    runId: string;
+    refId: string;
+    refName: string | null;
+    refStatus: RunStatus;
+    kinds: string[];
+    statuses: string[];
+    emitted: boolean;
+  }[]
+> {
+  if (runIds.length === 0) return [];
+  return ex
+    .select({
+      runId: runEventTriggers.runId,
+      refId: runEventTriggers.refId,
+      refName: runs.name,
+      refStatus: runs.status,
+      kinds: runEventTriggers.kinds,
+      statuses: runEventTriggers.statuses,
+      emitted: sql<boolean>`EXISTS (
+        SELECT 1 FROM status_changes c
+        WHERE c.run_id = ${runEventTriggers.refId} AND c.to_status::text = ANY(${runEventTriggers.statuses}))`.mapWith(
+        (v: unknown) => v === true || v === 't' || v === 'true',
+      ),
+    })
+    .from(runEventTriggers)
+    .innerJoin(runs, eq(runs.id, runEventTriggers.refId))
+    .where(inArray(runEventTriggers.runId, [...runIds]));
 }

@@ -81,6 +81,61 @@ export type TriggerPolicy =
   /** One upstream is DONE. */
   | 'ONE_DONE';
 
+/** What a run emits, for event triggers (Polyaxon's run_status_<status> events). */
+export type RunEventKind =
+  /** The run entered CREATED. */
+  | 'RUN_STATUS_CREATED'
+  /** The run entered ON_SCHEDULE. */
+  | 'RUN_STATUS_ON_SCHEDULE'
+  /** The run entered COMPILED. */
+  | 'RUN_STATUS_COMPILED'
+  /** The run entered QUEUED. */
+  | 'RUN_STATUS_QUEUED'
+  /** The run entered SCHEDULED. */
+  | 'RUN_STATUS_SCHEDULED'
+  /** The run entered STARTING. */
+  | 'RUN_STATUS_STARTING'
+  /** The run entered INITIALIZING. */
+  | 'RUN_STATUS_INITIALIZING'
+  /** The run entered RUNNING. */
+  | 'RUN_STATUS_RUNNING'
+  /** The run entered PROCESSING. */
+  | 'RUN_STATUS_PROCESSING'
+  /** The run entered WARNING. */
+  | 'RUN_STATUS_WARNING'
+  /** The run entered UNSCHEDULABLE. */
+  | 'RUN_STATUS_UNSCHEDULABLE'
+  /** The run entered SUSPENDED. */
+  | 'RUN_STATUS_SUSPENDED'
+  /** The run entered STOPPING. */
+  | 'RUN_STATUS_STOPPING'
+  /** The run entered RESUMING. */
+  | 'RUN_STATUS_RESUMING'
+  /** The run entered RETRYING. */
+  | 'RUN_STATUS_RETRYING'
+  /** The run entered UNKNOWN. */
+  | 'RUN_STATUS_UNKNOWN'
+  /** The run entered SUCCEEDED. */
+  | 'RUN_STATUS_SUCCEEDED'
+  /** The run entered FAILED. */
+  | 'RUN_STATUS_FAILED'
+  /** The run entered UPSTREAM_FAILED. */
+  | 'RUN_STATUS_UPSTREAM_FAILED'
+  /** The run entered STOPPED. */
+  | 'RUN_STATUS_STOPPED'
+  /** The run entered SKIPPED. */
+  | 'RUN_STATUS_SKIPPED'
+  /** The run entered any DONE status. */
+  | 'RUN_STATUS_DONE';
+
+/** Start a run when another one emitted an event. */
+export type EventTriggerInput = {
+  /** The run to watch. */
+  ref: Scalars['ID']['input'];
+  /** Any of these events starts the run (1–22). */
+  kinds: Array<RunEventKind>;
+};
+
 /** A coarse grouping of statuses, for filters and colors. */
 export type StatusCategory =
   /** Known, not yet handed to an executor. */
@@ -402,6 +457,11 @@ export type CreateRunInput = {
   dependsOn?: InputMaybe<Array<Scalars['ID']['input']>>;
   /** The trigger policy over dependsOn (default ALL_SUCCEEDED). */
   trigger?: InputMaybe<TriggerPolicy>;
+  /**
+   * Event triggers (up to 20): the run stays CREATED until each ref emitted one of its kinds, then
+   * is QUEUED (reason EVENT_TRIGGERED); a ref that finishes without emitting them fails it upstream.
+   */
+  events?: InputMaybe<Array<EventTriggerInput>>;
   /** An upstream SKIPPED makes this run SKIPPED instead of UPSTREAM_FAILED (Parsl's dep_fail). */
   skipOnUpstreamSkip?: InputMaybe<Scalars['Boolean']['input']>;
   /** Seconds a run in the RUNNING category may go without a heartbeat or change before it becomes UNKNOWN (HEARTBEAT_TIMEOUT). */
@@ -763,9 +823,11 @@ export type ResolversTypes = {
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
   RunStatus: RunStatus;
   TriggerPolicy: TriggerPolicy;
+  RunEventKind: RunEventKind;
+  EventTriggerInput: EventTriggerInput;
+  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   StatusCategory: StatusCategory;
   Run: ResolverTypeWrapper<RunRow>;
-  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
@@ -805,8 +867,9 @@ export type ResolversTypes = {
 export type ResolversParentTypes = {
   DateTime: Scalars['DateTime']['output'];
   JSON: Scalars['JSON']['output'];
-  Run: RunRow;
+  EventTriggerInput: EventTriggerInput;
   ID: Scalars['ID']['output'];
+  Run: RunRow;
   String: Scalars['String']['output'];
   Int: Scalars['Int']['output'];
   Boolean: Scalars['Boolean']['output'];
