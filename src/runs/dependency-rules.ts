@@ -10,6 +10,13 @@ export interface UpstreamState {
   id: string;
   name: string | null;
   status: RunStatus;
+  /** Set for a run memoized from a SUCCEEDED one: its SKIPPED counts as SUCCEEDED. */
+  memoizedFrom?: string | null;
+}
+
+/** A memoized run (Parsl's memo_done) is a success for its downstreams. */
+function effectiveStatus(u: UpstreamState): RunStatus {
+  return u.status === 'SKIPPED' && u.memoizedFrom != null ? 'SUCCEEDED' : u.status;
 }
 
 export type TriggerDecision =
@@ -26,9 +33,10 @@ const label = (u: UpstreamState) => (u.name ? `${u.id} (${u.name})` : u.id);
 
 export function evaluateTrigger(
   policy: TriggerPolicy,
-  upstreams: readonly UpstreamState[],
+  upstreamStates: readonly UpstreamState[],
   skipOnUpstreamSkip: boolean,
 ): TriggerDecision {
+  const upstreams = upstreamStates.map((u) => ({ ...u, status: effectiveStatus(u) }));
   const succeeded = upstreams.filter((u) => u.status === 'SUCCEEDED');
   const failed = upstreams.filter((u) => isFailed(u.status));
   const done = upstreams.filter((u) => isDone(u.status));
@@ -39,7 +47,8 @@ export function evaluateTrigger(
   const spoilers = (good: (s: RunStatus) => boolean) => done.filter((u) => !good(u.status));
   const fail = (culprits: UpstreamState[], rule: string): TriggerDecision => {
     const skipped = culprits.filter((u) => u.status === 'SKIPPED');
-    const toSkip = skipOnUpstreamSkip && skipped.length > 0;
+    // Only when skips alone are the cause; any real failure among them is a failure.
+    const toSkip = skipOnUpstreamSkip && skipped.length > 0 && skipped.length === culprits.length;
     const shown = (toSkip ? skipped : culprits).slice(0, 5);
     return {
       kind: 'fail',

@@ -177,6 +177,15 @@ function decideDownstream(
   };
 }
 
+/**
+ * Keys are per run, and per attempt when the worker says which attempt it reports for: the
+ * next attempt reusing a key ("start", "done") must not get the previous attempt's answer.
+ */
+function scopeIdempotencyKey(key: string | null, attempt: number | null): string | null {
+  if (key == null) return null;
+  return attempt == null ? `run:${key}` : `attempt ${attempt}:${key}`;
+}
+
 /** Event triggers, checked; several entries for one ref are merged. */
 function checkEventTriggers(
   input: readonly { ref: string; kinds: readonly RunEventKind[] }[] | null | undefined,
@@ -300,68 +309,73 @@ export function createRunService(deps: RunServiceDeps): RunService {
         throw new BadUserInputError('input.trigger', 'needs dependsOn');
       const events = checkEventTriggers(input.events);
 
-      const created = await db.transaction(async (tx) => {
-        // Upstreams first (share-locked): their state decides this run's, and none may finish
-        // unseen between our read and our commit.
-        const locked = await store.lockUpstreamsForCreate(tx, [
-          ...new Set([...dependsOn, ...events.map((e) => e.refId)]),
-        ]);
-        const found = new Set(locked.map((u) => u.id));
-        const missing = dependsOn.findIndex((id) => !found.has(id));
-        if (missing >= 0) throw new BadUserInputError(`input.dependsOn[${missing}]`, 'no such run');
-        const missingRef = events.findIndex((e) => !found.has(e.refId));
-        if (missingRef >= 0) {
-          throw new BadUserInputError(`input.events[${missingRef}].ref`, 'no such run');
-        }
-        const upstreams = locked.filter((u) => dependsOn.includes(u.id));
+      // Share-locking upstreams can lose a deadlock against a cascade locking downstream runs
+      // (a DAG with a transitive edge); run again then (an idempotent replay stays one run).
+      const created = await retryOnDeadlock(() =>
+        db.transaction(async (tx) => {
+          // Upstreams first (share-locked): their state decides this run's, and none may finish
+          // unseen between our read and our commit.
+          const locked = await store.lockUpstreamsForCreate(tx, [
+            ...new Set([...dependsOn, ...events.map((e) => e.refId)]),
+          ]);
+          const found = new Set(locked.map((u) => u.id));
+          const missing = dependsOn.findIndex((id) => !found.has(id));
+          if (missing >= 0)
+            throw new BadUserInputError(`input.dependsOn[${missing}]`, 'no such run');
+          const missingRef = events.findIndex((e) => !found.has(e.refId));
+          if (missingRef >= 0) {
+            throw new BadUserInputError(`input.events[${missingRef}].ref`, 'no such run');
+          }
+          const upstreams = locked.filter((u) => dependsOn.includes(u.id));
 
-        const inserted = await store.insertRun(tx, values);
-        if (!inserted) return null;
-        await store.insertDependencies(tx, inserted.id, dependsOn);
-        await store.insertEventTriggers(tx, inserted.id, events);
-        const changes: store.NewStatusChange[] = [
-          {
-            runId: inserted.id,
-            project: inserted.project,
-            fromStatus: null,
-            toStatus: inserted.status,
-            version: inserted.version,
-            reason: 'CREATED',
-            message: null,
-            at: inserted.createdAt,
-          },
-        ];
-        let run = inserted;
-        const memo = values.cacheKey
-          ? await store.findMemoizedRun(tx, values.project, values.cacheKey)
-          : null;
-        if (memo) {
-          // Parsl's memo_done: the result exists already, nothing needs to run.
-          const message = `memoized from run ${memo.id}`;
-          const skipped = applyTransition(run, 'SKIPPED', run.createdAt, message);
-          changes.push({
-            runId: run.id,
-            project: run.project,
-            fromStatus: run.status,
-            toStatus: 'SKIPPED',
-            version: skipped.version,
-            reason: 'MEMOIZED',
-            message,
-            at: run.createdAt,
-          });
-          run = { ...skipped, memoizedFrom: memo.id };
-          await store.updateRunStates(tx, [run]);
-          await store.setMemoizedFrom(tx, run.id, memo.id);
-        } else if (values.trigger || events.length > 0) {
-          const eventStates =
-            events.length > 0 ? await store.listEventTriggerStates(tx, [run.id]) : [];
-          const decided = decideDownstream(run, upstreams, eventStates, run.createdAt);
-          run = decided.run;
-          changes.push(...decided.changes);
-          await store.updateRunStates(tx, [run]);
-        }
-        return { run, changes: await store.insertStatusChanges(tx, changes) };
-      });
+          const inserted = await store.insertRun(tx, values);
+          if (!inserted) return null;
+          await store.insertDependencies(tx, inserted.id, dependsOn);
+          await store.insertEventTriggers(tx, inserted.id, events);
+          const changes: store.NewStatusChange[] = [
+            {
+              runId: inserted.id,
+              project: inserted.project,
+              fromStatus: null,
+              toStatus: inserted.status,
+              version: inserted.version,
+              reason: 'CREATED',
+              message: null,
+              at: inserted.createdAt,
+            },
+          ];
+          let run = inserted;
+          const memo = values.cacheKey
+            ? await store.findMemoizedRun(tx, values.project, values.cacheKey)
+            : null;
+          if (memo) {
+            // Parsl's memo_done: the result exists already, nothing needs to run.
+            const message = `memoized from run ${memo.id}`;
+            const skipped = applyTransition(run, 'SKIPPED', run.createdAt, message);
+            changes.push({
+              runId: run.id,
+              project: run.project,
+              fromStatus: run.status,
+              toStatus: 'SKIPPED',
+              version: skipped.version,
+              reason: 'MEMOIZED',
+              message,
+              at: run.createdAt,
+            });
+            run = { ...skipped, memoizedFrom: memo.id };
+            await store.updateRunStates(tx, [run]);
+            await store.setMemoizedFrom(tx, run.id, memo.id);
+          } else if (values.trigger || events.length > 0) {
+            const eventStates =
+              events.length > 0 ? await store.listEventTriggerStates(tx, [run.id]) : [];
+            const decided = decideDownstream(run, upstreams, eventStates, run.createdAt);
+            run = decided.run;
+            changes.push(...decided.changes);
+            await store.updateRunStates(tx, [run]);
+          }
+          return { run, changes: await store.insertStatusChanges(tx, changes) };
+        }),
+      );
       if (created) {
         publishCommitted(created.changes, []);
         return created.run;
@@ -464,10 +478,13 @@ function toRequest(input: TransitionInput, field: string): TransitionRequest {
     message: checkOptionalString(`${field}.message`, input.message, { max: LIMITS.messageLength }),
     expectedStatus: input.expectedStatus ?? null,
     expectedVersion: input.expectedVersion ?? null,
-    idempotencyKey: checkOptionalString(`${field}.idempotencyKey`, input.idempotencyKey, {
-      min: 1,
-      max: LIMITS.idempotencyKeyLength,
-    }),
+    idempotencyKey: scopeIdempotencyKey(
+      checkOptionalString(`${field}.idempotencyKey`, input.idempotencyKey, {
+        min: 1,
+        max: LIMITS.idempotencyKeyLength,
+      }),
+      input.attempt ?? null,
+    ),
   };
 }
 
@@ -521,6 +538,19 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
           runId: request.id,
           message: `run ${request.id} not found`,
         },
+      });
+      return;
+    }
+    // A stale attempt is refused before any replay: an idempotency key reused by the next
+    // attempt must not return the previous attempt's answer.
+    if (request.attempt != null && request.attempt !== run.attempt) {
+      const { kind: _kind, ...rest } = decideTransition(run, request) as Extract<
+        ReturnType<typeof decideTransition>,
+        { kind: 'conflict' }
+      >;
+      pending.push({
+        kind: 'done',
+        outcome: { __typename: 'TransitionConflict', runId: run.id, ...rest },
       });
       return;
     }
@@ -699,9 +729,11 @@ async function cascadeToDownstreams(
       state.set(run.id, run);
       lockedRevision.set(run.id, run.revision);
     }
+    // Every run not handed on yet is decided: one a scheduler moved on, stopped and resumed,
+    // or retried by the reaper still fails upstream when its conditions can never be met.
     const created = candidates
       .map((id) => state.get(id))
-      .filter((run): run is RunRow => run != null && run.status === 'CREATED');
+      .filter((run): run is RunRow => run != null && NOT_HANDED_ON.has(run.status));
     const ids = created.map((r) => r.id);
     const upstreamRows = await store.listUpstreamStates(tx, ids);
     const eventRows = await store.listEventTriggerStates(tx, ids);
@@ -720,7 +752,16 @@ async function cascadeToDownstreams(
         }));
       if (run.trigger == null && events.length === 0) continue;
       const at = new Date(Math.max(now.getTime(), run.updatedAt.getTime()));
-      const decided = decideDownstream(run, upstreams, events, at);
+      let decided = decideDownstream(run, upstreams, events, at);
+      // Queue only a run that was waiting for this: not one already QUEUED, nor one that a
+      // scheduler took over after its conditions were met.
+      const queues = decided.changes.some((c) => c.toStatus === 'QUEUED');
+      if (
+        queues &&
+        (run.status === 'QUEUED' || (run.status !== 'CREATED' && run.blockedReason == null))
+      ) {
+        decided = { run: { ...run, blockedReason: null }, changes: [] };
+      }
       if (decided.changes.length === 0 && decided.run.blockedReason === run.blockedReason) continue;
       state.set(run.id, decided.run);
       changedIds.add(run.id);

@@ -423,10 +423,10 @@ export async function insertDependencies(
 export async function lockUpstreamsForCreate(
   tx: Tx,
   ids: readonly string[],
-): Promise<{ id: string; name: string | null; status: RunStatus }[]> {
+): Promise<{ id: string; name: string | null; status: RunStatus; memoizedFrom: string | null }[]> {
   if (ids.length === 0) return [];
   return tx
-    .select({ id: runs.id, name: runs.name, status: runs.status })
+    .select({ id: runs.id, name: runs.name, status: runs.status, memoizedFrom: runs.memoizedFrom })
     .from(runs)
     .where(inArray(runs.id, [...ids]))
     .orderBy(asc(runs.id))
@@ -450,7 +450,15 @@ export async function findDownstreamIds(
 export async function listUpstreamStates(
   ex: Executor,
   runIds: readonly string[],
-): Promise<{ runId: string; id: string; name: string | null; status: RunStatus }[]> {
+): Promise<
+  {
+    runId: string;
+    id: string;
+    name: string | null;
+    status: RunStatus;
+    memoizedFrom: string | null;
+  }[]
+> {
   if (runIds.length === 0) return [];
   return ex
     .select({
@@ -458,6 +466,7 @@ export async function listUpstreamStates(
       id: runs.id,
       name: runs.name,
       status: runs.status,
+      memoizedFrom: runs.memoizedFrom,
     })
     .from(runDependencies)
     .innerJoin(runs, eq(runs.id, runDependencies.upstreamId))

@@ -148,7 +148,8 @@ export function planChanges(
   request: TransitionRequest,
 ): PlannedChange[] {
   const asked: PlannedChange = { to, reason: request.reason, message: request.message };
-  if (to !== 'FAILED' || run.attempt > run.maxRetries) return [asked];
+  // A stop that was asked for wins: a run failing while STOPPING is not started again.
+  if (to !== 'FAILED' || run.attempt > run.maxRetries || run.status === 'STOPPING') return [asked];
   const retry: PlannedChange = { to: 'RETRYING', reason: 'RETRY', message: request.message };
   return isTransitionAllowed(run.status, 'RETRYING') ? [retry] : [asked, retry];
 }

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import {
+  evaluateEvents,
+  evaluateTrigger,
+  type UpstreamState,
+} from '../../src/runs/dependency-rules.js';
+import type { RunStatus } from '../../src/lifecycle/lifecycle.js';
+
+const up = (id: string, status: RunStatus, memoizedFrom: string | null = null): UpstreamState => ({
+  id,
+  name: null,
+  status,
+  memoizedFrom,
+});
+
+describe('evaluateTrigger', () => {
+  it('SKIPPED (with skipOnUpstreamSkip) only when skips alone are the cause', () => {
+    expect(
+      evaluateTrigger('ALL_SUCCEEDED', [up('a', 'SKIPPED'), up('b', 'RUNNING')], true),
+    ).toMatchObject({
+      kind: 'fail',
+      to: 'SKIPPED',
+    });
+    expect(
+      evaluateTrigger('ALL_SUCCEEDED', [up('a', 'SKIPPED'), up('b', 'FAILED')], true),
+    ).toMatchObject({
+      kind: 'fail',
+      to: 'UPSTREAM_FAILED',
+    });
+    expect(evaluateTrigger('ALL_SUCCEEDED', [up('a', 'SKIPPED')], false)).toMatchObject({
+      to: 'UPSTREAM_FAILED',
+    });
+  });
+
+  it('a memoized SKIPPED counts as SUCCEEDED', () => {
+    expect(evaluateTrigger('ALL_SUCCEEDED', [up('a', 'SKIPPED', 'orig')], false)).toMatchObject({
+      kind: 'start',
+    });
+    expect(evaluateTrigger('ONE_FAILED', [up('a', 'SKIPPED', 'orig')], false)).toMatchObject({
+      kind: 'fail',
+    });
+  });
+
+  it('waits, naming what it waits for, while the policy may still be met', () => {
+    const decision = evaluateTrigger(
+      'ALL_SUCCEEDED',
+      [up('a', 'SUCCEEDED'), up('b', 'RUNNING')],
+      false,
+    );
+    expect(decision.kind).toBe('wait');
+    expect(decision.kind === 'wait' && decision.reason).toContain('b is RUNNING');
+    expect(evaluateTrigger('ONE_DONE', [up('a', 'RUNNING'), up('b', 'QUEUED')], false).kind).toBe(
+      'wait',
+    );
+    expect(evaluateTrigger('ALL_DONE', [up('a', 'FAILED'), up('b', 'SKIPPED')], false).kind).toBe(
+      'start',
+    );
+  });
+});
+
+describe('evaluateEvents', () => {
+  const ev = (emitted: boolean, refStatus: RunStatus) => ({
+    refId: 'r',
+    refName: null,
+    refStatus,
+    kinds: ['RUN_STATUS_RUNNING'],
+    emitted,
+  });
+  it('starts when emitted, waits while possible, fails once the ref finished without it', () => {
+    expect(evaluateEvents([ev(true, 'SUCCEEDED')]).kind).toBe('start');
+    expect(evaluateEvents([ev(false, 'QUEUED')]).kind).toBe('wait');
+    expect(evaluateEvents([ev(false, 'STOPPED')])).toMatchObject({
+      kind: 'fail',
+      to: 'UPSTREAM_FAILED',
+    });
+  });
+});
