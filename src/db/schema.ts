@@ -194,6 +194,8 @@ export const statusChanges = pgTable(
     version: integer('version').notNull(),
     reason: text('reason'),
     message: text('message'),
+    /** Set by an administrator's correction that bypassed the lifecycle table. */
+    forced: boolean('forced').notNull().default(false),
     at: ts('at').notNull().defaultNow(),
   },
   (t) => [

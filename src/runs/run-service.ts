@@ -79,6 +79,8 @@ export interface TransitionInput {
   expectedVersion?: number | null;
   idempotencyKey?: string | null;
   attempt?: number | null;
+  /** An administrator's correction; a reason is required. */
+  force?: boolean | null;
 }
 
 export interface RunService {
@@ -470,10 +472,14 @@ function toRequest(input: TransitionInput, field: string): TransitionRequest {
   if (input.attempt != null && input.attempt < 1) {
     throw new BadUserInputError(`${field}.attempt`, 'must be at least 1');
   }
+  if (input.force === true && !input.reason?.trim()) {
+    throw new BadUserInputError(`${field}.reason`, 'is required with force');
+  }
   return {
     id: checkUuid(`${field}.id`, input.id),
     to: input.to,
     attempt: input.attempt ?? null,
+    force: input.force === true,
     reason: checkOptionalString(`${field}.reason`, input.reason, { max: LIMITS.reasonLength }),
     message: checkOptionalString(`${field}.message`, input.message, { max: LIMITS.messageLength }),
     expectedStatus: input.expectedStatus ?? null,
@@ -607,6 +613,7 @@ async function runTransitionBatch(tx: Tx, requests: TransitionRequest[]): Promis
             reason: step.reason,
             message: step.message,
             at,
+            forced: request.force === true,
           });
           current = next;
         }

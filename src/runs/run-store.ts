@@ -53,6 +53,7 @@ export interface NewStatusChange {
   reason: string | null;
   message: string | null;
   at: Date;
+  forced?: boolean;
 }
 
 const changeColumns = (() => {
@@ -163,6 +164,7 @@ export interface RawStatusChange {
   reason: string | null;
   message: string | null;
   at: string | Date;
+  forced?: boolean | null;
 }
 
 export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
@@ -175,6 +177,7 @@ export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
     version: row.version,
     reason: row.reason,
     message: row.message,
+    forced: row.forced === true,
     at: row.at instanceof Date ? row.at : new Date(row.at),
   };
 }
@@ -195,15 +198,15 @@ export async function insertStatusChanges(
     sql`
     /* insertStatusChanges */
     WITH tx AS (SELECT pg_current_xact_id() AS xid)
-    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, at)
+    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, at, forced)
     SELECT tx.xid, c.run_id, c.project, c.from_status::run_status, c.to_status::run_status,
-           c.version, c.reason, c.message, c.at
+           c.version, c.reason, c.message, c.at, coalesce(c.forced, false)
     FROM tx, ROWS FROM (
       jsonb_to_recordset(${payload}::jsonb) AS ("runId" uuid, project text, "fromStatus" text,
-        "toStatus" text, version int, reason text, message text, at timestamptz)
-    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, at, n)
+        "toStatus" text, version int, reason text, message text, at timestamptz, forced boolean)
+    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, at, forced, n)
     ORDER BY c.n
-    RETURNING id, run_id, project, from_status, to_status, version, reason, message, at`,
+    RETURNING id, run_id, project, from_status, to_status, version, reason, message, at, forced`,
   );
   return inserted.map(mapStatusChangeRow);
 }

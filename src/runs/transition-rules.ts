@@ -21,6 +21,8 @@ export interface TransitionRequest {
   attempt: number | null;
   /** Internal (the reaper): refuse unless the row is still at this revision. */
   expectedRevision?: number;
+  /** An administrator's correction: the lifecycle table is not consulted; no automatic retry. */
+  force?: boolean;
   reason: string | null;
   message: string | null;
   expectedStatus: RunStatus | null;
@@ -70,7 +72,7 @@ export function decideTransition(run: RunRow, request: TransitionRequest): Decis
     refuseStaleAttempt(run, request) ??
     refuseStalePrecondition(run, request) ??
     acceptSameStatusAsNoop(run, to) ??
-    refuseIllegalMove(run, to) ?? { kind: 'apply' }
+    (request.force ? null : refuseIllegalMove(run, to)) ?? { kind: 'apply' }
   );
 }
 
@@ -149,7 +151,14 @@ export function planChanges(
 ): PlannedChange[] {
   const asked: PlannedChange = { to, reason: request.reason, message: request.message };
   // A stop that was asked for wins: a run failing while STOPPING is not started again.
-  if (to !== 'FAILED' || run.attempt > run.maxRetries || run.status === 'STOPPING') return [asked];
+  if (
+    request.force ||
+    to !== 'FAILED' ||
+    run.attempt > run.maxRetries ||
+    run.status === 'STOPPING'
+  ) {
+    return [asked];
+  }
   const retry: PlannedChange = { to: 'RETRYING', reason: 'RETRY', message: request.message };
   return isTransitionAllowed(run.status, 'RETRYING') ? [retry] : [asked, retry];
 }

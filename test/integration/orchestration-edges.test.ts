@@ -135,3 +135,46 @@ describe('retries and attempts', () => {
     ]);
   });
 });
+
+describe('force', () => {
+  it('corrects a status the table would refuse, needs a reason, and is recorded as forced', async () => {
+    const run = await createRun(server, { project: uniqueProject(), maxRetries: 3 });
+    await transitionRun(server, { id: run.id, to: 'RUNNING' });
+    await transitionRun(server, { id: run.id, to: 'SUCCEEDED' });
+    const refused = await server.gql(
+      `mutation($id: ID!) { transitionRun(input: { id: $id, to: RUNNING, force: true }) { __typename } }`,
+      { id: run.id },
+    );
+    expect(refused.errors?.[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'input.reason',
+    });
+    const forced = dataOf(
+      await server.gql<{
+        transitionRun: {
+          __typename: string;
+          change: { from: string; to: string; forced: boolean; reason: string };
+        };
+      }>(
+        `mutation($id: ID!) { transitionRun(input: { id: $id, to: FAILED, force: true, reason: "wrong result reported" }) {
+          __typename ... on TransitionAccepted { change { from to forced reason } } } }`,
+        { id: run.id },
+      ),
+    ).transitionRun;
+    // FAILED, not RETRYING: a correction is written as asked.
+    expect(forced).toEqual({
+      __typename: 'TransitionAccepted',
+      change: { from: 'SUCCEEDED', to: 'FAILED', forced: true, reason: 'wrong result reported' },
+    });
+    expect(await transitionRun(server, { id: run.id, to: 'RUNNING' })).toMatchObject({
+      __typename: 'IllegalTransition',
+    });
+    const log = dataOf(
+      await server.gql<{ statusChanges: { edges: { node: { forced: boolean } }[] } }>(
+        `query($id: ID!) { statusChanges(filter: { runIds: [$id] }) { edges { node { forced } } } }`,
+        { id: run.id },
+      ),
+    );
+    expect(log.statusChanges.edges.map((e) => e.node.forced)).toEqual([false, false, false, true]);
+  });
+});

@@ -277,6 +277,8 @@ export type StatusChange = {
   reason: Maybe<Scalars['String']['output']>;
   /** A human-readable message. */
   message: Maybe<Scalars['String']['output']>;
+  /** The change was an administrator's correction that bypassed the lifecycle table. */
+  forced: Scalars['Boolean']['output'];
   /** When the change was made. */
   at: Scalars['DateTime']['output'];
 };
@@ -493,6 +495,11 @@ export type TransitionRunInput = {
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;
   /** The worker's attempt (fencing): refused (TransitionConflict) unless it is the run's current attempt. */
   attempt?: InputMaybe<Scalars['Int']['input']>;
+  /**
+   * An administrator's correction: set the status even where the lifecycle table does not allow it
+   * (no automatic retry either). A reason is required; the history records that it was forced.
+   */
+  force?: InputMaybe<Scalars['Boolean']['input']>;
 };
 
 /** A progress report. */
@@ -962,6 +969,7 @@ export type StatusChangeResolvers<ContextType = GraphQLContext, ParentType exten
   version?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   reason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   message?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  forced?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
 };
 

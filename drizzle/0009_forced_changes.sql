@@ -1,0 +1,1 @@
+ALTER TABLE "status_changes" ADD COLUMN "forced" boolean DEFAULT false NOT NULL;
