@@ -20,6 +20,18 @@ export class NotFoundError extends GraphQLError {
   }
 }
 
+/** A worker reported for an attempt that is not the run's current one; nothing was recorded. */
+export class StaleAttemptError extends GraphQLError {
+  constructor(runId: string, actualAttempt: number, attempt: number) {
+    super(
+      `run ${runId} is at attempt ${actualAttempt}, not ${attempt}: this report was not recorded`,
+      {
+        extensions: { code: 'STALE_ATTEMPT', actualAttempt },
+      },
+    );
+  }
+}
+
 /** A subscriber fell further behind than its buffer allows; it must resubscribe from its cursor. */
 export class SubscriptionOverflowError extends GraphQLError {
   constructor(limit: number) {

@@ -52,10 +52,10 @@ export const resolvers: Resolvers = {
     transitionRun: (_, { input }, { runs }) => runs.transitionRun(input),
     transitionRuns: (_, { inputs }, { runs }) => runs.transitionRuns(inputs),
     reportProgress: (_, { input }, { runs }) =>
-      runs.reportProgress(input.id, input.progress, input.phase),
+      runs.reportProgress(input.id, input.progress, input.phase, input.attempt),
     recordMeasurements: (_, { input }, { measurements }) =>
       measurements.recordMeasurements(input.runId, input.measurements),
-    heartbeat: (_, { id }, { runs }) => runs.heartbeat(id),
+    heartbeat: (_, { id, attempt }, { runs }) => runs.heartbeat(id, attempt),
     stopRun: (_, { id, message }, { runs }) => runs.stopRun(id, message),
     retryRun: (_, { id, reason }, { runs }) => runs.retryRun(id, reason),
     resumeRun: (_, { id, reason }, { runs }) => runs.resumeRun(id, reason),

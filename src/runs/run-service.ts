@@ -1,6 +1,6 @@
 import type { Db } from '../db/client.js';
 import type { RunRow, StatusChangeRow, TriggerPolicy } from '../db/schema.js';
-import { BadUserInputError, getPgErrorCode, NotFoundError } from '../errors.js';
+import { BadUserInputError, getPgErrorCode, NotFoundError, StaleAttemptError } from '../errors.js';
 import type { RunstateEvents } from '../events/topics.js';
 import {
   getStatusesInCategories,
@@ -101,8 +101,15 @@ export interface RunService {
    * many runs were moved.
    */
   reapOverdueRuns(options: { stopTimeoutSeconds: number }): Promise<number>;
-  reportProgress(id: string, progress: number, phase: string | null | undefined): Promise<RunRow>;
-  heartbeat(id: string): Promise<RunRow>;
+  /** With `attempt`, a report from a stale attempt is refused (STALE_ATTEMPT) and not recorded. */
+  reportProgress(
+    id: string,
+    progress: number,
+    phase: string | null | undefined,
+    attempt?: number | null,
+  ): Promise<RunRow>;
+  /** With `attempt`, a zombie worker's heartbeat cannot keep a retried run alive. */
+  heartbeat(id: string, attempt?: number | null): Promise<RunRow>;
 }
 
 /** Statuses matching both a status list and a category list; null when neither is given. */
@@ -244,6 +251,14 @@ export function createRunService(deps: RunServiceDeps): RunService {
     );
     publishCommitted(result.changes, []);
     return result.outcomes;
+  }
+
+  /** Why an update found no row: no such run, or the run is at another attempt. */
+  async function missingOrStale(runId: string, attempt: number | null | undefined) {
+    const run = attempt == null ? null : await store.getRunById(db, runId);
+    return run
+      ? new StaleAttemptError(runId, run.attempt, attempt!)
+      : new NotFoundError('run', runId);
   }
 
   async function applyOne(request: TransitionRequest): Promise<TransitionOutcome> {
@@ -442,23 +457,23 @@ export function createRunService(deps: RunServiceDeps): RunService {
       });
     },
 
-    async reportProgress(id, progress, phase) {
+    async reportProgress(id, progress, phase, attempt) {
       const runId = checkUuid('input.id', id);
       checkFiniteInRange('input.progress', progress, 0, 1);
       const checkedPhase =
         phase === undefined
           ? undefined
           : checkOptionalString('input.phase', phase, { max: LIMITS.phaseLength });
-      const run = await store.updateProgress(db, runId, progress, checkedPhase);
-      if (!run) throw new NotFoundError('run', runId);
+      const run = await store.updateProgress(db, runId, progress, checkedPhase, attempt ?? null);
+      if (!run) throw await missingOrStale(runId, attempt);
       publishCommitted([], [run]);
       return run;
     },
 
-    async heartbeat(id) {
+    async heartbeat(id, attempt) {
       const runId = checkUuid('id', id);
-      const run = await store.touchHeartbeat(db, runId);
-      if (!run) throw new NotFoundError('run', runId);
+      const run = await store.touchHeartbeat(db, runId, attempt ?? null);
+      if (!run) throw await missingOrStale(runId, attempt);
       publishCommitted([], [run]);
       return run;
     },

@@ -262,6 +262,7 @@ export async function updateProgress(
   id: string,
   progress: number,
   phase: string | null | undefined,
+  attempt: number | null,
 ): Promise<RunRow | null> {
   const rows = await ex
     .update(runs)
@@ -271,17 +272,21 @@ export async function updateProgress(
       ...(phase === undefined ? {} : { phase }),
       updatedAt: sql`now()`,
     })
-    .where(eq(runs.id, id))
+    .where(and(eq(runs.id, id), attempt == null ? undefined : eq(runs.attempt, attempt)))
     .returning();
   return rows[0] ?? null;
 }
 
 /** Record a heartbeat; deliberately leaves updatedAt alone so heartbeats do not reorder lists. */
-export async function touchHeartbeat(ex: Executor, id: string): Promise<RunRow | null> {
+export async function touchHeartbeat(
+  ex: Executor,
+  id: string,
+  attempt: number | null,
+): Promise<RunRow | null> {
   const rows = await ex
     .update(runs)
     .set({ heartbeatAt: sql`now()`, revision: sql`${runs.revision} + 1` })
-    .where(eq(runs.id, id))
+    .where(and(eq(runs.id, id), attempt == null ? undefined : eq(runs.attempt, attempt)))
     .returning();
   return rows[0] ?? null;
 }

@@ -178,3 +178,40 @@ describe('force', () => {
     expect(log.statusChanges.edges.map((e) => e.node.forced)).toEqual([false, false, false, true]);
   });
 });
+
+describe('heartbeat and progress fencing', () => {
+  it("a retried run's previous attempt can neither heartbeat nor report progress for it", async () => {
+    const run = await createRun(server, { project: uniqueProject(), maxRetries: 1 });
+    await transitionRun(server, { id: run.id, to: 'RUNNING', attempt: 1 });
+    await transitionRun(server, { id: run.id, to: 'FAILED', attempt: 1 }); // -> RETRYING, attempt 2
+    const zombie = await server.gql(
+      `mutation($id: ID!) { heartbeat(id: $id, attempt: 1) { heartbeatAt } }`,
+      {
+        id: run.id,
+      },
+    );
+    expect(zombie.errors?.[0]?.extensions).toMatchObject({
+      code: 'STALE_ATTEMPT',
+      actualAttempt: 2,
+    });
+    const progress = await server.gql(
+      `mutation($id: ID!) { reportProgress(input: { id: $id, progress: 0.9, attempt: 1 }) { progress } }`,
+      { id: run.id },
+    );
+    expect(progress.errors?.[0]?.extensions).toMatchObject({ code: 'STALE_ATTEMPT' });
+    const read = dataOf(
+      await server.gql<{ run: { heartbeatAt: string | null; progress: number | null } }>(
+        `query($id: ID!) { run(id: $id) { heartbeatAt progress } }`,
+        { id: run.id },
+      ),
+    );
+    expect(read.run).toEqual({ heartbeatAt: null, progress: null });
+    const current = dataOf(
+      await server.gql<{ heartbeat: { heartbeatAt: string | null } }>(
+        `mutation($id: ID!) { heartbeat(id: $id, attempt: 2) { heartbeatAt } }`,
+        { id: run.id },
+      ),
+    );
+    expect(current.heartbeat.heartbeatAt).not.toBeNull();
+  });
+});

@@ -510,6 +510,8 @@ export type ReportProgressInput = {
   progress: Scalars['Float']['input'];
   /** A free-text phase (up to 500 characters); left unchanged when omitted. */
   phase?: InputMaybe<Scalars['String']['input']>;
+  /** The worker's attempt (fencing): a stale attempt's report is refused (STALE_ATTEMPT). */
+  attempt?: InputMaybe<Scalars['Int']['input']>;
 };
 
 /** A batch of measured points for one run. */
@@ -641,7 +643,7 @@ export type Mutation = {
   reportProgress: Run;
   /** Record measured points; answers how many were written. */
   recordMeasurements: Scalars['Int']['output'];
-  /** Tell runstate the run's worker is alive. */
+  /** Tell runstate the run's worker is alive. With `attempt`, a stale attempt's heartbeat is refused (STALE_ATTEMPT). */
   heartbeat: Run;
   /** Stop a run: STOPPED if it was not handed to an executor yet, else STOPPING (a stop request). */
   stopRun: TransitionResult;
@@ -685,6 +687,7 @@ export type MutationRecordMeasurementsArgs = {
 /** Reporting what happens to runs. */
 export type MutationHeartbeatArgs = {
   id: Scalars['ID']['input'];
+  attempt?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
