@@ -1,0 +1,176 @@
+import type { Tx } from '../db/client.js';
+import type { RunRow } from '../db/schema.js';
+import { isDone, type RunStatus } from '../lifecycle/lifecycle.js';
+import { checkListLength, checkUuid, LIMITS } from '../validation.js';
+import {
+  combineDecisions,
+  evaluateEvents,
+  evaluateTrigger,
+  statusesOfEventKind,
+  type EventTriggerState,
+  type RunEventKind,
+  type UpstreamState,
+} from './dependency-rules.js';
+import * as store from './run-store.js';
+import { applyTransition } from './transition-rules.js';
+
+/**
+ * The server's orchestration decisions: a waiting run's dependencies and event triggers, applied
+ * in the transaction of the change that caused them (see dependency-rules.ts for the rules).
+ */
+
+/** Statuses of a run not yet handed to an executor (lifecycle rule 8): a stop ends it at once. */
+export const NOT_HANDED_ON: ReadonlySet<RunStatus> = new Set([
+  'CREATED',
+  'ON_SCHEDULE',
+  'COMPILED',
+  'QUEUED',
+  'RESUMING',
+  'RETRYING',
+]);
+
+/**
+ * Apply a waiting run's trigger policy to its upstreams' states: QUEUED when met, UPSTREAM_FAILED
+ * (or SKIPPED) when it never can be, else only its blockedReason changes. Pure.
+ */
+export function decideDownstream(
+  run: RunRow,
+  upstreams: readonly UpstreamState[],
+  events: readonly EventTriggerState[],
+  at: Date,
+): { run: RunRow; changes: store.NewStatusChange[] } {
+  const decision = combineDecisions(
+    run.trigger ? evaluateTrigger(run.trigger, upstreams, run.skipOnUpstreamSkip) : null,
+    events.length > 0 ? evaluateEvents(events) : null,
+  );
+  if (decision.kind === 'wait') {
+    return { run: { ...run, blockedReason: decision.reason }, changes: [] };
+  }
+  const to = decision.kind === 'start' ? 'QUEUED' : decision.to;
+  const message = decision.kind === 'start' ? null : decision.message;
+  const next = {
+    ...applyTransition(run, to, at, message),
+    blockedReason: decision.kind === 'start' ? null : decision.message,
+  };
+  return {
+    run: next,
+    changes: [
+      {
+        runId: run.id,
+        project: run.project,
+        fromStatus: run.status,
+        toStatus: to,
+        version: next.version,
+        reason: decision.reason,
+        message,
+        at,
+      },
+    ],
+  };
+}
+
+/** Event triggers, checked; several entries for one ref are merged. */
+export function checkEventTriggers(
+  input: readonly { ref: string; kinds: readonly RunEventKind[] }[] | null | undefined,
+): { refId: string; kinds: string[]; statuses: string[] }[] {
+  const byRef = new Map<string, Set<RunEventKind>>();
+  checkListLength('input.events', input ?? [], LIMITS.eventTriggers).forEach((trigger, i) => {
+    const refId = checkUuid(`input.events[${i}].ref`, trigger.ref);
+    checkListLength(`input.events[${i}].kinds`, trigger.kinds, 22, 1);
+    const kinds = byRef.get(refId) ?? new Set<RunEventKind>();
+    for (const kind of trigger.kinds) kinds.add(kind);
+    byRef.set(refId, kinds);
+  });
+  return [...byRef].map(([refId, kinds]) => ({
+    refId,
+    kinds: [...kinds],
+    statuses: [...new Set([...kinds].flatMap(statusesOfEventKind))],
+  }));
+}
+
+/**
+ * The server's decisions caused by this batch, in its transaction: every run waiting on a run
+ * that just finished is locked, its upstreams are read (after the lock, so a concurrent
+ * transaction that finished another upstream is seen once it committed), and its trigger policy
+ * applied. A run failing upstream finishes too, so the failure cascades level by level through
+ * the whole downstream graph. Two upstreams finishing at once queue their shared downstream
+ * exactly once: its lock orders them, and the second sees the first's commit.
+ */
+export async function cascadeToDownstreams(
+  tx: Tx,
+  state: Map<string, RunRow>,
+  changedIds: Set<string>,
+  lockedRevision: Map<string, number>,
+  now: Date,
+  batchChanges: readonly store.NewStatusChange[],
+): Promise<store.NewStatusChange[]> {
+  const changes: store.NewStatusChange[] = [];
+  // Statuses entered in this (not yet written) batch: events the log does not show yet.
+  const entered = new Map<string, Set<string>>();
+  const noteEntered = (c: store.NewStatusChange) => {
+    const set = entered.get(c.runId) ?? new Set<string>();
+    set.add(c.toStatus);
+    entered.set(c.runId, set);
+  };
+  batchChanges.forEach(noteEntered);
+
+  let moved = [...entered.keys()];
+  while (moved.length > 0) {
+    const finished = moved.filter((id) => isDone(state.get(id)!.status));
+    const candidates = [
+      ...new Set([
+        ...(await store.findDownstreamIds(tx, finished)),
+        ...(await store.findEventWatcherIds(tx, moved)),
+      ]),
+    ];
+    const locked = await store.lockRunsForTransition(
+      tx,
+      candidates.filter((id) => !state.has(id)),
+    );
+    for (const run of locked.rows) {
+      state.set(run.id, run);
+      lockedRevision.set(run.id, run.revision);
+    }
+    // Every run not handed on yet is decided: one a scheduler moved on, stopped and resumed,
+    // or retried by the reaper still fails upstream when its conditions can never be met.
+    const created = candidates
+      .map((id) => state.get(id))
+      .filter((run): run is RunRow => run != null && NOT_HANDED_ON.has(run.status));
+    const ids = created.map((r) => r.id);
+    const upstreamRows = await store.listUpstreamStates(tx, ids);
+    const eventRows = await store.listEventTriggerStates(tx, ids);
+    moved = [];
+    for (const run of created) {
+      // Our own, not yet written, changes count: read from the batch's state first.
+      const upstreams = upstreamRows
+        .filter((u) => u.runId === run.id)
+        .map((u) => ({ ...u, status: state.get(u.id)?.status ?? u.status }));
+      const events = eventRows
+        .filter((e) => e.runId === run.id)
+        .map((e) => ({
+          ...e,
+          refStatus: state.get(e.refId)?.status ?? e.refStatus,
+          emitted: e.emitted || e.statuses.some((s) => entered.get(e.refId)?.has(s)),
+        }));
+      if (run.trigger == null && events.length === 0) continue;
+      const at = new Date(Math.max(now.getTime(), run.updatedAt.getTime()));
+      let decided = decideDownstream(run, upstreams, events, at);
+      // Queue only a run that was waiting for this: not one already QUEUED, nor one that a
+      // scheduler took over after its conditions were met.
+      const queues = decided.changes.some((c) => c.toStatus === 'QUEUED');
+      if (
+        queues &&
+        (run.status === 'QUEUED' || (run.status !== 'CREATED' && run.blockedReason == null))
+      ) {
+        decided = { run: { ...run, blockedReason: null }, changes: [] };
+      }
+      if (decided.changes.length === 0 && decided.run.blockedReason === run.blockedReason) continue;
+      state.set(run.id, decided.run);
+      changedIds.add(run.id);
+      changes.push(...decided.changes);
+      decided.changes.forEach(noteEntered);
+      if (decided.changes.length > 0) moved.push(run.id);
+    }
+  }
+  return changes;
+}

@@ -1,0 +1,259 @@
+import type { RunRow, StatusChangeRow } from '../db/schema.js';
+import type { Tx } from '../db/client.js';
+import type { RunStatus } from '../lifecycle/lifecycle.js';
+import { cascadeToDownstreams } from './orchestration.js';
+import * as store from './run-store.js';
+import {
+  applyTransition,
+  decideTransition,
+  planChanges,
+  targetOf,
+  type ConflictDetails,
+  type TransitionRequest,
+} from './transition-rules.js';
+
+/**
+ * One transaction of status changes: lock, decide each request in order, let orchestration
+ * decide what they cause, write everything with one statement per table. SQL is in
+ * run-store.ts, the rules in transition-rules.ts and orchestration.ts.
+ */
+
+/** The answer to one requested change; `__typename` names the GraphQL result type. */
+export type TransitionOutcome =
+  | { __typename: 'TransitionAccepted'; run: RunRow; change: StatusChangeRow | null }
+  | {
+      __typename: 'IllegalTransition';
+      runId: string;
+      from: RunStatus;
+      to: RunStatus;
+      allowed: RunStatus[];
+      message: string;
+    }
+  | ({ __typename: 'TransitionConflict'; runId: string } & ConflictDetails)
+  | { __typename: 'RunNotFound'; runId: string; message: string };
+
+export interface BatchResult {
+  outcomes: TransitionOutcome[];
+  changes: StatusChangeRow[];
+  changedRuns: RunRow[];
+}
+
+/**
+ * Apply requests in order, each on its own, in one transaction: lock every touched run (id
+ * order), decide each request against the run as the previous requests left it, then write all
+ * new run states, history rows and idempotency records with one statement each.
+ */
+export async function runTransitionBatch(
+  tx: Tx,
+  requests: TransitionRequest[],
+): Promise<BatchResult> {
+  const ids = [...new Set(requests.map((r) => r.id))];
+  const locked = await store.lockRunsForTransition(tx, ids);
+  const state = new Map(locked.rows.map((run) => [run.id, run]));
+  const changedIds = new Set<string>();
+
+  const keyed = requests.filter((r) => r.idempotencyKey != null && state.has(r.id));
+  const stored = await store.findTransitionKeys(
+    tx,
+    keyed.map((r) => ({ runId: r.id, key: r.idempotencyKey! })),
+  );
+  /** key → index of the first request with it in this batch, or the stored answer. */
+  const seenKeys = new Map<string, { index: number } | { stored: store.StoredTransitionKey }>(
+    stored.map((s) => [keyOf(s.runId, s.key), { stored: s }]),
+  );
+
+  // `run` is the run right after the request was applied: "the run after the change", even
+  // when later requests of the batch change it again.
+  type Pending =
+    | { kind: 'done'; outcome: TransitionOutcome }
+    | { kind: 'change'; changes: store.NewStatusChange[]; run: RunRow }
+    | { kind: 'noop'; run: RunRow }
+    | { kind: 'replayIndex'; index: number }
+    | { kind: 'replayStored'; stored: store.StoredTransitionKey };
+  const pending: Pending[] = [];
+  const newKeys: { runId: string; key: string; index: number }[] = [];
+
+  requests.forEach((request, index) => {
+    const run = state.get(request.id);
+    if (!run) {
+      pending.push({
+        kind: 'done',
+        outcome: {
+          __typename: 'RunNotFound',
+          runId: request.id,
+          message: `run ${request.id} not found`,
+        },
+      });
+      return;
+    }
+    // A stale attempt is refused before any replay: an idempotency key reused by the next
+    // attempt must not return the previous attempt's answer.
+    if (request.attempt != null && request.attempt !== run.attempt) {
+      const { kind: _kind, ...rest } = decideTransition(run, request) as Extract<
+        ReturnType<typeof decideTransition>,
+        { kind: 'conflict' }
+      >;
+      pending.push({
+        kind: 'done',
+        outcome: { __typename: 'TransitionConflict', runId: run.id, ...rest },
+      });
+      return;
+    }
+    if (request.idempotencyKey != null) {
+      const key = keyOf(run.id, request.idempotencyKey);
+      const seen = seenKeys.get(key);
+      if (seen) {
+        pending.push(
+          'index' in seen
+            ? { kind: 'replayIndex', index: seen.index }
+            : { kind: 'replayStored', stored: seen.stored },
+        );
+        return;
+      }
+      seenKeys.set(key, { index });
+      newKeys.push({ runId: run.id, key: request.idempotencyKey, index });
+    }
+    const decision = decideTransition(run, request);
+    switch (decision.kind) {
+      case 'noop':
+        pending.push({ kind: 'noop', run });
+        return;
+      case 'conflict': {
+        const { kind: _kind, ...rest } = decision;
+        pending.push({
+          kind: 'done',
+          outcome: { __typename: 'TransitionConflict', runId: run.id, ...rest },
+        });
+        return;
+      }
+      case 'illegal': {
+        const { kind: _kind, ...rest } = decision;
+        pending.push({
+          kind: 'done',
+          outcome: { __typename: 'IllegalTransition', runId: run.id, ...rest },
+        });
+        return;
+      }
+      case 'apply': {
+        // Each planned change (a failure may become FAILED then RETRYING) is its own version.
+        let current = run;
+        const changes: store.NewStatusChange[] = [];
+        // now() is when the transaction started; one that waited for the lock may have started
+        // before the change it waited for. A run's times never go backwards.
+        const at = new Date(Math.max(locked.now.getTime(), run.updatedAt.getTime()));
+        for (const step of planChanges(run, targetOf(run, request), request)) {
+          const next = applyTransition(current, step.to, at, step.message);
+          changes.push({
+            runId: run.id,
+            project: run.project,
+            fromStatus: current.status,
+            toStatus: next.status,
+            version: next.version,
+            reason: step.reason,
+            message: step.message,
+            at,
+            forced: request.force === true,
+          });
+          current = next;
+        }
+        state.set(run.id, current);
+        changedIds.add(run.id);
+        pending.push({ kind: 'change', run: current, changes });
+      }
+    }
+  });
+
+  const lockedRevision = new Map(locked.rows.map((r) => [r.id, r.revision]));
+  const cascaded = await cascadeToDownstreams(
+    tx,
+    state,
+    changedIds,
+    lockedRevision,
+    locked.now,
+    pending.flatMap((p) => (p.kind === 'change' ? p.changes : [])),
+  );
+
+  // One write per changed run, whatever the number of its changes in the batch.
+  for (const id of changedIds) {
+    state.set(id, { ...state.get(id)!, revision: lockedRevision.get(id)! + 1 });
+  }
+  const changedRuns = [...changedIds].map((id) => state.get(id)!);
+  await store.updateRunStates(tx, changedRuns);
+  const inserted = await store.insertStatusChanges(tx, [
+    ...pending.flatMap((p) => (p.kind === 'change' ? p.changes : [])),
+    ...cascaded,
+  ]);
+  const insertedByVersion = new Map(inserted.map((c) => [keyOf(c.runId, String(c.version)), c]));
+  const storedChangeIds = pending.flatMap((p) =>
+    p.kind === 'replayStored' && p.stored.changeId != null ? [p.stored.changeId] : [],
+  );
+  const replayedChanges = new Map(
+    (await store.getStatusChangesByIds(tx, storedChangeIds)).map((c) => [c.id, c]),
+  );
+
+  // A replay answers the first answer again; one from an earlier request shows the run now.
+  const outcomes: TransitionOutcome[] = [];
+  const resolve = (p: Pending, runId: string): TransitionOutcome => {
+    switch (p.kind) {
+      case 'done':
+        return p.outcome;
+      case 'noop':
+        return { __typename: 'TransitionAccepted', run: p.run, change: null };
+      case 'change': {
+        // The answer shows the status actually written last (RETRYING for a retried failure).
+        const last = p.changes.at(-1)!;
+        return {
+          __typename: 'TransitionAccepted',
+          run: p.run,
+          change: insertedByVersion.get(keyOf(last.runId, String(last.version)))!,
+        };
+      }
+      case 'replayIndex':
+        return outcomes[p.index]!;
+      case 'replayStored':
+        return fromStored(p.stored, state.get(runId)!, replayedChanges);
+    }
+  };
+  pending.forEach((p, i) => outcomes.push(resolve(p, requests[i]!.id)));
+
+  await store.insertTransitionKeys(
+    tx,
+    newKeys.map(({ runId, key, index }) => {
+      const outcome = outcomes[index]!;
+      return {
+        runId,
+        key,
+        changeId: outcome.__typename === 'TransitionAccepted' ? (outcome.change?.id ?? null) : null,
+        outcome: toStoredOutcome(outcome),
+      };
+    }),
+  );
+
+  return { outcomes, changes: inserted, changedRuns };
+}
+
+function keyOf(runId: string, key: string): string {
+  return `${runId}\u0000${key}`;
+}
+
+/** What is kept of an answer for replays: everything but the run, which is read fresh. */
+function toStoredOutcome(outcome: TransitionOutcome): Record<string, unknown> {
+  if (outcome.__typename === 'TransitionAccepted') return { __typename: outcome.__typename };
+  return { ...outcome };
+}
+
+function fromStored(
+  stored: store.StoredTransitionKey,
+  run: RunRow,
+  changes: Map<number, StatusChangeRow>,
+): TransitionOutcome {
+  const typename = stored.outcome['__typename'];
+  if (typename === 'TransitionAccepted') {
+    return {
+      __typename: 'TransitionAccepted',
+      run,
+      change: stored.changeId == null ? null : (changes.get(stored.changeId) ?? null),
+    };
+  }
+  return stored.outcome as TransitionOutcome;
+}
