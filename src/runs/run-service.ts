@@ -153,7 +153,13 @@ export function createRunService(deps: RunServiceDeps): RunService {
     const result = await retryOnDeadlock(() =>
       db.transaction((tx) => runTransitionBatch(tx, requests)),
     );
-    publishCommitted(result.changes, []);
+    // Status changes reach runUpdated through the change-log tail; a run whose blockedReason
+    // alone changed (an upstream finished, another still runs) is published from here.
+    const withStatusChange = new Set(result.changes.map((c) => c.runId));
+    publishCommitted(
+      result.changes,
+      result.changedRuns.filter((run) => !withStatusChange.has(run.id)),
+    );
     return result.outcomes;
   }
 

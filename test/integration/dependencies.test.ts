@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRun, dataOf, getHistory, transitionRun } from '../support/operations.js';
+import {
+  createRun,
+  dataOf,
+  getHistory,
+  record,
+  transitionRun,
+  waitUntil,
+} from '../support/operations.js';
 import { startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // orchestration.md: upstream dependencies, the six trigger policies, cascading failure, and the
@@ -274,5 +281,33 @@ describe('concurrency', () => {
       ]);
       expect(await statuses(d.id), `round ${round}`).toEqual(['QUEUED']);
     }
+  });
+});
+
+describe('watching a waiting run', () => {
+  it('runUpdated tells when what the run waits for changes', async () => {
+    const project = uniqueProject();
+    const a = await createRun(server, { project, name: 'a' });
+    const b = await createRun(server, { project, name: 'b' });
+    const c = await createRun(server, { project, dependsOn: [a.id, b.id] });
+    const before = server.app.services.events.size();
+    const updates = record<{ runUpdated: { status: string; blockedReason: string | null } }>(
+      server.wsClient(),
+      `subscription($id: ID!) { runUpdated(id: $id) { status blockedReason } }`,
+      { id: c.id },
+    );
+    await waitUntil('subscribed', () => server.app.services.events.size() > before);
+    await finish(a.id, 'SUCCEEDED');
+    await waitUntil('an update naming only b', () =>
+      updates.values.some(
+        (u) =>
+          u.runUpdated.blockedReason?.includes(b.id) && !u.runUpdated.blockedReason.includes(a.id),
+      ),
+    );
+    await finish(b.id, 'SUCCEEDED');
+    await waitUntil('the run queued', () =>
+      updates.values.some((u) => u.runUpdated.status === 'QUEUED'),
+    );
+    updates.dispose();
   });
 });
