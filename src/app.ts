@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
@@ -19,16 +18,13 @@ import { createLoaders, type AppServices, type GraphQLContext } from './graphql/
 import { useInputErrorCodes } from './graphql/input-errors.js';
 import { useParserLimits } from './graphql/parser-limits.js';
 import { resolvers } from './graphql/resolvers.js';
+import { fromPackageRoot } from './package-root.js';
 import type { Logger } from './logger.js';
 import { createMeasurementService } from './measurements/measurement-service.js';
 import { createReaper } from './runs/reaper.js';
 import { createRunService } from './runs/run-service.js';
 
-/** schema.graphql at the package root, from src/ (tsx) or dist/src/ (node). */
-const SCHEMA_PATH = fileURLToPath(new URL('../schema.graphql', import.meta.url)).replace(
-  /\/dist\/schema\.graphql$/,
-  '/schema.graphql',
-);
+const SCHEMA_PATH = fromPackageRoot('schema.graphql');
 
 export interface AppOptions {
   database: Database;

@@ -1,5 +1,4 @@
 import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { sql, type SQL } from 'drizzle-orm';
@@ -9,6 +8,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { fromPackageRoot } from '../package-root.js';
 import * as schema from './schema.js';
 
 /** The drizzle database both drivers share: postgres.js on a real server, or embedded PGlite. */
@@ -38,11 +38,8 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** drizzle/ at the package root, whether running from src/ (tsx) or dist/src/ (node). */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta.url)).replace(
-  /\/dist\/drizzle$/,
-  '/drizzle',
-);
+/** The generated SQL migrations. */
+export const MIGRATIONS_DIR = fromPackageRoot('drizzle');
 
 /** Arbitrary, fixed key of the advisory lock that serialises migrations across instances. */
 const MIGRATION_LOCK_KEY = 7_246_153_001;
@@ -50,6 +47,8 @@ const MIGRATION_LOCK_KEY = 7_246_153_001;
 export interface PostgresOptions {
   url: string;
   poolSize?: number;
+  /** Called with every statement sent (diagnostics: counting round trips per operation). */
+  onStatement?: (query: string) => void;
 }
 
 /** Connect to a real PostgreSQL through postgres.js. */
@@ -58,6 +57,9 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
     max: options.poolSize ?? 20,
     onnotice: () => {},
     connection: { application_name: 'runstate' },
+    ...(options.onStatement
+      ? { debug: (_c: number, query: string) => options.onStatement!(query) }
+      : {}),
   });
   const db = drizzlePostgres(client, { schema }) as unknown as Db;
   return {

@@ -12,7 +12,7 @@ import {
   type UpstreamState,
 } from './dependency-rules.js';
 import * as store from './run-store.js';
-import { applyTransition } from './transition-rules.js';
+import { applyTransition, changeTimeFor } from './transition-rules.js';
 
 /**
  * The server's orchestration decisions: a waiting run's dependencies and event triggers, applied
@@ -117,12 +117,8 @@ export async function cascadeToDownstreams(
   let moved = [...entered.keys()];
   while (moved.length > 0) {
     const finished = moved.filter((id) => isDone(state.get(id)!.status));
-    const candidates = [
-      ...new Set([
-        ...(await store.findDownstreamIds(tx, finished)),
-        ...(await store.findEventWatcherIds(tx, moved)),
-      ]),
-    ];
+    const candidates = await store.findDependentIds(tx, finished, moved);
+    if (candidates.length === 0) break;
     const locked = await store.lockRunsForTransition(
       tx,
       candidates.filter((id) => !state.has(id)),
@@ -153,7 +149,7 @@ export async function cascadeToDownstreams(
           emitted: e.emitted || e.statuses.some((s) => entered.get(e.refId)?.has(s)),
         }));
       if (run.trigger == null && events.length === 0) continue;
-      const at = new Date(Math.max(now.getTime(), run.updatedAt.getTime()));
+      const at = changeTimeFor(run, now);
       let decided = decideDownstream(run, upstreams, events, at);
       // Queue only a run that was waiting for this: not one already QUEUED, nor one that a
       // scheduler took over after its conditions were met.

@@ -1,6 +1,10 @@
 import type { Executor } from '../db/client.js';
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
-import type { RunStatus, StatusCategory } from '../lifecycle/lifecycle.js';
+import {
+  getStatusesInCategories,
+  type RunStatus,
+  type StatusCategory,
+} from '../lifecycle/lifecycle.js';
 import { decodeCursor, encodeCursor, toConnection } from '../pagination.js';
 import {
   checkDate,
@@ -11,7 +15,6 @@ import {
   checkUuid,
   LIMITS,
 } from '../validation.js';
-import { resolveStatusFilter } from './run-service.js';
 import * as store from './run-store.js';
 
 /** Reads: filters and cursors are checked here, the SQL is in run-store.ts. */
@@ -36,6 +39,17 @@ export interface StatusChangeFilterInput {
 export interface RunOrderInput {
   field?: store.RunOrderField | null;
   direction?: store.OrderDirection | null;
+}
+
+/** Statuses matching both a status list and a category list; null when neither is given. */
+export function resolveStatusFilter(
+  statuses: readonly RunStatus[] | null | undefined,
+  categories: readonly StatusCategory[] | null | undefined,
+): RunStatus[] | null {
+  if (statuses == null && categories == null) return null;
+  const fromCategories = categories == null ? null : new Set(getStatusesInCategories(categories));
+  const base = statuses ?? [...(fromCategories ?? [])];
+  return [...new Set(base)].filter((s) => fromCategories == null || fromCategories.has(s));
 }
 
 const RUN_CURSOR = 'run';

@@ -2,12 +2,7 @@ import type { Db } from '../db/client.js';
 import type { RunRow, StatusChangeRow, TriggerPolicy } from '../db/schema.js';
 import { BadUserInputError, getPgErrorCode, NotFoundError, StaleAttemptError } from '../errors.js';
 import type { RunstateEvents } from '../events/topics.js';
-import {
-  getStatusesInCategories,
-  getStatusInfo,
-  type RunStatus,
-  type StatusCategory,
-} from '../lifecycle/lifecycle.js';
+import { getStatusesInCategories, getStatusInfo, type RunStatus } from '../lifecycle/lifecycle.js';
 import {
   checkFiniteInRange,
   checkIntInRange,
@@ -83,17 +78,6 @@ export interface RunService {
   ): Promise<RunRow>;
   /** With `attempt`, a zombie worker's heartbeat cannot keep a retried run alive. */
   heartbeat(id: string, attempt?: number | null): Promise<RunRow>;
-}
-
-/** Statuses matching both a status list and a category list; null when neither is given. */
-export function resolveStatusFilter(
-  statuses: readonly RunStatus[] | null | undefined,
-  categories: readonly StatusCategory[] | null | undefined,
-): RunStatus[] | null {
-  if (statuses == null && categories == null) return null;
-  const fromCategories = categories == null ? null : new Set(getStatusesInCategories(categories));
-  const base = statuses ?? [...(fromCategories ?? [])];
-  return [...new Set(base)].filter((s) => fromCategories == null || fromCategories.has(s));
 }
 
 export interface RunServiceDeps {

@@ -15,6 +15,7 @@ import {
   sql,
   type SQL,
 } from 'drizzle-orm';
+import { union } from 'drizzle-orm/pg-core';
 import { queryRows, type Executor, type Tx } from '../db/client.js';
 import {
   runDependencies,
@@ -441,16 +442,25 @@ export async function lockUpstreamsForCreate(
     .for('share');
 }
 
-/** Runs that depend on any of `upstreamIds`. */
-export async function findDownstreamIds(
+/**
+ * Runs a change may decide, in one round trip: those depending on a run that finished, and those
+ * with an event trigger on a run that changed.
+ */
+export async function findDependentIds(
   ex: Executor,
-  upstreamIds: readonly string[],
+  finishedIds: readonly string[],
+  changedIds: readonly string[],
 ): Promise<string[]> {
-  if (upstreamIds.length === 0) return [];
-  const rows = await ex
-    .selectDistinct({ runId: runDependencies.runId })
+  if (finishedIds.length === 0 && changedIds.length === 0) return [];
+  const dependents = ex
+    .select({ runId: runDependencies.runId })
     .from(runDependencies)
-    .where(inArray(runDependencies.upstreamId, [...upstreamIds]));
+    .where(inArray(runDependencies.upstreamId, [...finishedIds]));
+  const watchers = ex
+    .select({ runId: runEventTriggers.runId })
+    .from(runEventTriggers)
+    .where(inArray(runEventTriggers.refId, [...changedIds]));
+  const rows = await union(dependents, watchers);
   return rows.map((r) => r.runId);
 }
 
@@ -579,19 +589,6 @@ export async function insertEventTriggers(
 ): Promise<void> {
   if (triggers.length === 0) return;
   await tx.insert(runEventTriggers).values(triggers.map((t) => ({ runId, ...t })));
-}
-
-/** Runs with an event trigger on any of `refIds`. */
-export async function findEventWatcherIds(
-  ex: Executor,
-  refIds: readonly string[],
-): Promise<string[]> {
-  if (refIds.length === 0) return [];
-  const rows = await ex
-    .selectDistinct({ runId: runEventTriggers.runId })
-    .from(runEventTriggers)
-    .where(inArray(runEventTriggers.refId, [...refIds]));
-  return rows.map((r) => r.runId);
 }
 
 /** The event triggers of `runIds`: each ref's status and whether it ever emitted the kinds. */

@@ -5,7 +5,9 @@ import { cascadeToDownstreams } from './orchestration.js';
 import * as store from './run-store.js';
 import {
   applyTransition,
+  changeTimeFor,
   decideTransition,
+  refuseStaleAttempt,
   planChanges,
   targetOf,
   type ConflictDetails,
@@ -88,11 +90,9 @@ export async function runTransitionBatch(
     }
     // A stale attempt is refused before any replay: an idempotency key reused by the next
     // attempt must not return the previous attempt's answer.
-    if (request.attempt != null && request.attempt !== run.attempt) {
-      const { kind: _kind, ...rest } = decideTransition(run, request) as Extract<
-        ReturnType<typeof decideTransition>,
-        { kind: 'conflict' }
-      >;
+    const stale = refuseStaleAttempt(run, request);
+    if (stale) {
+      const { kind: _kind, ...rest } = stale;
       pending.push({
         kind: 'done',
         outcome: { __typename: 'TransitionConflict', runId: run.id, ...rest },
@@ -138,9 +138,7 @@ export async function runTransitionBatch(
         // Each planned change (a failure may become FAILED then RETRYING) is its own version.
         let current = run;
         const changes: store.NewStatusChange[] = [];
-        // now() is when the transaction started; one that waited for the lock may have started
-        // before the change it waited for. A run's times never go backwards.
-        const at = new Date(Math.max(locked.now.getTime(), run.updatedAt.getTime()));
+        const at = changeTimeFor(run, locked.now);
         for (const step of planChanges(run, targetOf(run, request), request)) {
           const next = applyTransition(current, step.to, at, step.message);
           changes.push({

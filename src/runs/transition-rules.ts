@@ -41,7 +41,11 @@ export interface ConflictDetails {
   message: string;
 }
 
-function conflict(run: RunRow, request: TransitionRequest, message: string): Decision {
+function conflict(
+  run: RunRow,
+  request: TransitionRequest,
+  message: string,
+): Extract<Decision, { kind: 'conflict' }> {
   return {
     kind: 'conflict',
     expectedStatus: request.expectedStatus,
@@ -80,7 +84,10 @@ export function decideTransition(run: RunRow, request: TransitionRequest): Decis
  * Fencing: a worker still reporting for an attempt that was retried must not overwrite the new
  * attempt's status (nor may it claim an attempt that does not exist yet).
  */
-function refuseStaleAttempt(run: RunRow, request: TransitionRequest): Decision | null {
+export function refuseStaleAttempt(
+  run: RunRow,
+  request: TransitionRequest,
+): Extract<Decision, { kind: 'conflict' }> | null {
   if (request.attempt == null || request.attempt === run.attempt) return null;
   return conflict(
     run,
@@ -130,6 +137,15 @@ function refuseIllegalMove(run: RunRow, to: RunStatus): Decision | null {
         ? `run ${run.id} is ${run.status}, which is final: no transition is allowed`
         : `run ${run.id} cannot go from ${run.status} to ${to}; allowed: ${allowed.join(', ')}`,
   };
+}
+
+/**
+ * When a change to `run` happens, given the transaction's clock. now() is when the transaction
+ * started; one that waited for the run's lock may have started before the change it waited for.
+ * A run's times never go backwards.
+ */
+export function changeTimeFor(run: RunRow, now: Date): Date {
+  return new Date(Math.max(now.getTime(), run.updatedAt.getTime()));
 }
 
 /** One status change to write: the status, and why. */
