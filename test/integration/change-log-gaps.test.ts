@@ -25,7 +25,17 @@ async function appendChange(tx: postgres.ReservedSql, runId: string, project: st
     SELECT tx.xid, ${runId}, ${project}, 'CREATED', ${to}::run_status, 2, now() FROM tx`;
 }
 
-it('a change that commits after a later one is still delivered', async () => {
+interface Scenario {
+  project: string;
+  u: { id: string };
+  g: { id: string };
+  events: ReturnType<typeof record<{ statusChanged: { runId: string; to: string } }>>;
+  writerU: postgres.ReservedSql;
+  writerG: postgres.ReservedSql;
+}
+
+/** Two runs, a subscriber to their changes, and a connection of its own for each writer. */
+async function withTwoWriters(test: (s: Scenario) => Promise<void>): Promise<void> {
   const project = uniqueProject();
   const u = await createRun(server, { project });
   const g = await createRun(server, { project });
@@ -35,10 +45,21 @@ it('a change that commits after a later one is still delivered', async () => {
     { p: project },
   );
   await waitUntil('the subscription', () => server.app.services.events.size() > 0);
-
   const writerU = await sql.reserve();
   const writerG = await sql.reserve();
   try {
+    await test({ project, u, g, events, writerU, writerG });
+  } finally {
+    await writerU`ROLLBACK`.catch(() => {});
+    await writerG`ROLLBACK`.catch(() => {});
+    writerU.release();
+    writerG.release();
+    events.dispose();
+  }
+}
+
+it('a change that commits after a later one is still delivered', () =>
+  withTwoWriters(async ({ project, u, g, events, writerU, writerG }) => {
     // U takes its xid first, then G; G takes its id first, then U; U commits, G does not yet.
     await writerU`BEGIN`;
     await writerU`UPDATE runs SET status = 'QUEUED', version = 2 WHERE id = ${u.id}`;
@@ -61,28 +82,10 @@ it('a change that commits after a later one is still delivered', async () => {
       { runId: g.id, to: 'RUNNING' },
       { runId: u.id, to: 'QUEUED' },
     ]);
-  } finally {
-    await writerU`ROLLBACK`.catch(() => {});
-    await writerG`ROLLBACK`.catch(() => {});
-    writerU.release();
-    writerG.release();
-    events.dispose();
-  }
-});
+  }));
 
-it('a gap left by a rolled-back writer is passed once it has finished', async () => {
-  const project = uniqueProject();
-  const u = await createRun(server, { project });
-  const g = await createRun(server, { project });
-  const events = record<{ statusChanged: { runId: string; to: string } }>(
-    server.wsClient(),
-    `subscription($p: String!) { statusChanged(filter: { projects: [$p], statuses: [QUEUED, RUNNING] }) { runId to } }`,
-    { p: project },
-  );
-  await waitUntil('the subscription', () => server.app.services.events.size() > 0);
-  const writerU = await sql.reserve();
-  const writerG = await sql.reserve();
-  try {
+it('a gap left by a rolled-back writer is passed once it has finished', () =>
+  withTwoWriters(async ({ project, u, g, events, writerU, writerG }) => {
     await writerG`BEGIN`;
     await writerG`UPDATE runs SET status = 'RUNNING', version = 2 WHERE id = ${g.id}`;
     await appendChange(writerG, g.id, project, 'RUNNING');
@@ -97,11 +100,4 @@ it('a gap left by a rolled-back writer is passed once it has finished', async ()
     server.app.services.tail.poke();
     const got = await events.waitFor(1);
     expect(got.map((e) => e.statusChanged)).toEqual([{ runId: u.id, to: 'QUEUED' }]);
-  } finally {
-    await writerU`ROLLBACK`.catch(() => {});
-    await writerG`ROLLBACK`.catch(() => {});
-    writerU.release();
-    writerG.release();
-    events.dispose();
-  }
-});
+  }));

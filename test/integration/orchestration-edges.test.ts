@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRun, dataOf, getHistory, transitionRun } from '../support/operations.js';
+import { createRun, dataOf, getHistory, transitionRun, statusOf } from '../support/operations.js';
 import { startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // Edge cases of orchestration found in review, each pinned by a test.
@@ -11,13 +11,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.stop();
 });
-
-const statusOf = async (id: string) =>
-  dataOf(
-    await server.gql<{ run: { status: string } }>(`query($id: ID!) { run(id: $id) { status } }`, {
-      id,
-    }),
-  ).run.status;
 
 describe('dependencies', () => {
   it('a memoized upstream counts as succeeded for its downstreams', async () => {
@@ -41,10 +34,10 @@ describe('dependencies', () => {
     await server.gql(`mutation($id: ID!) { resumeRun(id: $id) { __typename } }`, {
       id: resumed.id,
     });
-    expect(await statusOf(resumed.id)).toBe('RESUMING');
+    expect(await statusOf(server, resumed.id)).toBe('RESUMING');
     await transitionRun(server, { id: up.id, to: 'RUNNING' });
     await transitionRun(server, { id: up.id, to: 'FAILED' });
-    expect([await statusOf(scheduled.id), await statusOf(resumed.id)]).toEqual([
+    expect([await statusOf(server, scheduled.id), await statusOf(server, resumed.id)]).toEqual([
       'UPSTREAM_FAILED',
       'UPSTREAM_FAILED',
     ]);
@@ -55,10 +48,10 @@ describe('dependencies', () => {
     const up = await createRun(server, { project });
     const down = await createRun(server, { project, dependsOn: [up.id], maxRetries: 1 });
     await transitionRun(server, { id: down.id, to: 'FAILED', reason: 'QUEUE_TIMEOUT' }); // -> RETRYING
-    expect(await statusOf(down.id)).toBe('RETRYING');
+    expect(await statusOf(server, down.id)).toBe('RETRYING');
     await transitionRun(server, { id: up.id, to: 'RUNNING' });
     await transitionRun(server, { id: up.id, to: 'SUCCEEDED' });
-    expect(await statusOf(down.id)).toBe('QUEUED');
+    expect(await statusOf(server, down.id)).toBe('QUEUED');
   });
 
   it('createRun over a transitive edge never fails against a finishing upstream (deadlocks are retried)', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createRun, dataOf, getHistory, transitionRun } from '../support/operations.js';
+import { createRun, getHistory, statusOf, transitionRun } from '../support/operations.js';
 import { startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // The reaper runs inside every instance. Two instances reap the same database every 50 ms with
@@ -16,12 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([a.stop(), b.stop()]);
 });
-
-async function statusOf(id: string) {
-  return dataOf(
-    await a.gql<{ run: { status: string } }>(`query($id: ID!) { run(id: $id) { status } }`, { id }),
-  ).run.status;
-}
 
 it('takes each timeout decision exactly once, with its reason, across two instances', async () => {
   const project = uniqueProject();
@@ -42,7 +36,7 @@ it('takes each timeout decision exactly once, with its reason, across two instan
     await (i++ % 2 ? a : b).gql(`mutation($id: ID!) { heartbeat(id: $id) { id } }`, {
       id: alive.id,
     });
-    const now = await Promise.all([silent, waiting, stopping].map((r) => statusOf(r.id)));
+    const now = await Promise.all([silent, waiting, stopping].map((r) => statusOf(a, r.id)));
     if (now.join() === 'UNKNOWN,FAILED,STOPPED') break;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -58,7 +52,7 @@ it('takes each timeout decision exactly once, with its reason, across two instan
   expect((await getHistory(a, stopping.id)).slice(3)).toEqual([
     { from: 'STOPPING', to: 'STOPPED', version: 4, reason: 'STOP_TIMEOUT', message: null },
   ]);
-  expect(await statusOf(alive.id)).toBe('RUNNING');
+  expect(await statusOf(a, alive.id)).toBe('RUNNING');
 
   // A false alarm never destroys a real result: a late SUCCEEDED is accepted.
   expect(await transitionRun(b, { id: silent.id, to: 'SUCCEEDED' })).toMatchObject({
@@ -71,7 +65,7 @@ it('a queue timeout with retries left retries instead of failing', async () => {
   const run = await createRun(a, { project: uniqueProject(), queueTimeout: 1, maxRetries: 1 });
   await transitionRun(a, { id: run.id, to: 'QUEUED' });
   const deadline = Date.now() + 8000;
-  while ((await statusOf(run.id)) === 'QUEUED' && Date.now() < deadline) {
+  while ((await statusOf(a, run.id)) === 'QUEUED' && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   expect((await getHistory(a, run.id)).slice(2).map((h) => [h.to, h.reason])).toEqual([

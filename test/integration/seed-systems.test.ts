@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRun, dataOf, getHistory, transitionRun } from '../support/operations.js';
+import { createRun, dataOf, getHistory, transitionRun, statusOf } from '../support/operations.js';
 import { startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // lifecycle.md maps the vocabularies of the systems runstate serves; each test walks a typical
@@ -12,14 +12,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.stop();
 });
-
-async function status(id: string): Promise<string> {
-  return dataOf(
-    await server.gql<{ run: { status: string } }>(`query($id: ID!) { run(id: $id) { status } }`, {
-      id,
-    }),
-  ).run.status;
-}
 
 async function mutate<T = Record<string, unknown>>(
   query: string,
@@ -50,7 +42,7 @@ describe('Parsl: pending, launched, running, exec_done, dep_fail, fail_retryable
     await transitionRun(server, { id: train.id, to: 'RUNNING', attempt: 2 });
     await transitionRun(server, { id: train.id, to: 'PROCESSING', attempt: 2 }); // running_ended
     await transitionRun(server, { id: train.id, to: 'SUCCEEDED', attempt: 2 }); // exec_done
-    expect(await status(train.id)).toBe('SUCCEEDED');
+    expect(await statusOf(server, train.id)).toBe('SUCCEEDED');
 
     // memo_done: the same app call again needs no executor.
     const again = await createRun(server, { project, name: 'train', cacheKey: 'train@v1' });
@@ -79,7 +71,7 @@ describe('Parsl: pending, launched, running, exec_done, dep_fail, fail_retryable
     });
     await transitionRun(server, { id: prep.id, to: 'RUNNING' });
     await transitionRun(server, { id: prep.id, to: 'FAILED', message: 'bad input' });
-    expect(await status(evaluate.id)).toBe('UPSTREAM_FAILED');
+    expect(await statusOf(server, evaluate.id)).toBe('UPSTREAM_FAILED');
   });
 });
 
@@ -151,7 +143,7 @@ describe('Canary: PENDING, STAGING, RUNNING, FINISHING, DONE (+ outcome)', () =>
     for (const to of ['STARTING', 'RUNNING', 'PROCESSING', 'SUCCEEDED']) {
       await transitionRun(server, { id: build.id, to }); // STAGING, RUNNING, FINISHING, DONE
     }
-    expect(await status(unit.id)).toBe('QUEUED');
+    expect(await statusOf(server, unit.id)).toBe('QUEUED');
     await transitionRun(server, { id: unit.id, to: 'RUNNING' });
     const written = await mutate<{ recordMeasurements: number }>(
       `mutation($id: ID!) { recordMeasurements(input: { runId: $id, measurements: [
@@ -160,7 +152,7 @@ describe('Canary: PENDING, STAGING, RUNNING, FINISHING, DONE (+ outcome)', () =>
     );
     expect(written.recordMeasurements).toBe(3);
     await transitionRun(server, { id: unit.id, to: 'FAILED', message: '1 test failed' }); // DONE, outcome fail
-    expect(await status(cleanup.id)).toBe('QUEUED');
+    expect(await statusOf(server, cleanup.id)).toBe('QUEUED');
     const read = await mutate<{ run: { latestMeasurements: { name: string; value: number }[] } }>(
       `query($id: ID!) { run(id: $id) { latestMeasurements { name value } } }`,
       { id: unit.id },

@@ -7,8 +7,11 @@ import {
 import {
   createRun,
   getHistory,
+  record,
   RESULT_FIELDS,
+  sleep,
   transitionRun,
+  waitUntil,
   type TransitionResultData,
 } from '../support/operations.js';
 import { postGraphQL, startServer, uniqueProject, type TestServer } from '../support/server.js';
@@ -176,4 +179,52 @@ it('transitionRun answers RunNotFound for an unknown run', async () => {
     __typename: 'RunNotFound',
     runId: id,
   });
+});
+
+it('subscribers of two instances get exactly the accepted changes of 50 concurrent clients, none refused', async () => {
+  const other = await startServer();
+  try {
+    const run = await createRun(server, { project: uniqueProject() });
+    const query = `subscription($id: ID!) { statusChanged(filter: { runIds: [$id] }) { from to version } }`;
+    const onThis = record<{ statusChanged: { from: string; to: string; version: number } }>(
+      server.wsClient(),
+      query,
+      { id: run.id },
+    );
+    const onOther = record<{ statusChanged: { from: string; to: string; version: number } }>(
+      other.wsClient(),
+      query,
+      { id: run.id },
+    );
+    await waitUntil(
+      'both subscribed',
+      () => server.app.services.events.size() > 0 && other.app.services.events.size() > 0,
+    );
+    const targets = RUN_STATUSES.filter((s) => s !== 'CREATED');
+    // Half the clients on each instance, all at once: most are refused, as illegal or stale.
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        postGraphQL<{ transitionRun: TransitionResultData }>(
+          (i % 2 ? other : server).url,
+          `mutation($input: TransitionRunInput!) { transitionRun(input: $input) { ${RESULT_FIELDS} } }`,
+          { input: { id: run.id, to: targets[(i * 7) % targets.length] } },
+        ),
+      ),
+    );
+    const accepted = results.filter((r) => r.data?.transitionRun.change).length;
+    const history = (await getHistory(server, run.id)).slice(1);
+    expect(history).toHaveLength(accepted);
+    const expected = history.map(({ from, to, version }) => ({ from, to, version }));
+    for (const subscriber of [onThis, onOther]) {
+      await subscriber.waitFor(accepted);
+      await sleep(100); // a refused change would arrive by now
+      expect(subscriber.values.map((v) => v.statusChanged).filter((c) => c.version > 1)).toEqual(
+        expected,
+      );
+    }
+    onThis.dispose();
+    onOther.dispose();
+  } finally {
+    await other.stop();
+  }
 });

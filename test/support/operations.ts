@@ -178,3 +178,12 @@ export async function waitUntil(
     await sleep(10);
   }
 }
+
+/** A run's current status, read over HTTP. */
+export async function statusOf(server: Pick<TestServer, 'gql'>, id: string): Promise<string> {
+  const response = await server.gql<{ run: { status: string } }>(
+    `query($id: ID!) { run(id: $id) { status } }`,
+    { id },
+  );
+  return dataOf(response).run.status;
+}
