@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
+import { createAuthService } from './auth/auth-service.js';
+import { bearerSecret, connectionParamsSecret } from './auth/secrets.js';
 import type { Database } from './db/client.js';
-import { ServerStoppingError } from './errors.js';
+import { LimitExceededError, ServerStoppingError, UnauthenticatedError } from './errors.js';
 import { createEventHub } from './events/event-hub.js';
 import { createChangeLogTail } from './events/change-log-tail.js';
 import { createCommitSignal } from './events/commit-signal.js';
@@ -17,6 +19,10 @@ import { getRunsByIds } from './runs/run-store.js';
 import { createLoaders, type AppServices, type GraphQLContext } from './graphql/context.js';
 import { useInputErrorCodes } from './graphql/input-errors.js';
 import { useParserLimits } from './graphql/parser-limits.js';
+import { useQueryLimits } from './graphql/query-limits.js';
+import { DEFAULT_LIMITS, type Limits } from './limits/limits.js';
+import { createRateLimiter } from './limits/rate-limiter.js';
+import { createSubscriptionQuota } from './limits/subscription-quota.js';
 import { resolvers } from './graphql/resolvers.js';
 import { fromPackageRoot } from './package-root.js';
 import type { Logger } from './logger.js';
@@ -30,7 +36,15 @@ export interface AppOptions {
   database: Database;
   logger: Logger;
   port?: number;
+  /** Default 0.0.0.0; with auth off only a loopback address is allowed (default 127.0.0.1). */
   host?: string;
+  /**
+   * API tokens (default: on). `adminToken` (RUNSTATE_ADMIN_TOKEN) is adopted as an admin token;
+   * without it, the first start creates one and `start()` hands its secret back once.
+   */
+  auth?: { enabled: boolean; adminToken?: string };
+  /** Overrides of DEFAULT_LIMITS. */
+  limits?: Partial<Limits>;
   graphqlPath?: string;
   graphiql?: boolean;
   /** Events a subscriber may fall behind by before it is closed (default 10,000). */
@@ -44,8 +58,11 @@ export interface AppOptions {
 export interface App {
   readonly yoga: YogaServerInstance<object, GraphQLContext>;
   readonly services: AppServices;
-  /** Listen; resolves with the bound address (port 0 picks a free port). */
-  start(): Promise<{ port: number; url: string; wsUrl: string }>;
+  /**
+   * Listen; resolves with the bound address (port 0 picks a free port) and, when this start
+   * created the first admin token, its secret (to be shown once).
+   */
+  start(): Promise<{ port: number; url: string; wsUrl: string; createdAdminToken: string | null }>;
   /** Close sockets and subscriptions, stop listening. Does not close the database. */
   stop(): Promise<void>;
 }
@@ -54,6 +71,15 @@ export interface App {
 export function buildApp(options: AppOptions): App {
   const { database, logger } = options;
   const graphqlPath = options.graphqlPath ?? '/graphql';
+  const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const authEnabled = options.auth?.enabled ?? true;
+  const host = options.host ?? (authEnabled ? '0.0.0.0' : '127.0.0.1');
+  if (!authEnabled && !LOOPBACK.has(host)) {
+    throw new Error(
+      `auth is off, so runstate only listens on loopback; HOST=${host} is not (unset it, or ` +
+        'turn auth on)',
+    );
+  }
   const events = createEventHub<Topics>({
     bufferSize: options.subscriberBufferSize,
     revisionOf: { runUpdated: (run: unknown) => (run as RunRow).revision },
@@ -74,10 +100,17 @@ export function buildApp(options: AppOptions): App {
   });
   const commitSignal = createCommitSignal({ database, tail, logger });
   const runSignal = createRunSignal({ database, events, logger });
+  const auth = createAuthService({ database, logger, enabled: authEnabled });
   const services: AppServices = {
     db: database.db,
     events,
     tail,
+    auth,
+    mutationRate: createRateLimiter({
+      perSecond: limits.mutationsPerSecond,
+      burst: limits.mutationBurst,
+    }),
+    subscriptionQuota: createSubscriptionQuota(limits.maxSubscriptionsPerToken),
     runs: createRunService({ db: database.db, events, changeLog: commitSignal, runSignal }),
     measurements: createMeasurementService({ db: database.db, events, runSignal }),
   };
@@ -105,16 +138,53 @@ export function buildApp(options: AppOptions): App {
       warn: (...args) => logger.warn(args.map(String).join(' ')),
       error: (...args) => logger.error({ err: args[0] }, args.slice(1).map(String).join(' ')),
     },
-    context: () => ({ ...services, loaders: createLoaders(database.db) }),
-    plugins: [useParserLimits({ maxTokens: 50_000 }) as Plugin, useInputErrorCodes() as Plugin],
+    // Every operation is authenticated: HTTP and SSE by their Authorization header, WebSocket
+    // operations by the connection's connectionParams (checked again per operation, so a
+    // revoked token cannot start anything new on a socket it opened earlier).
+    context: async (initial) => {
+      const request = (initial as { request?: Request }).request;
+      const secret = request
+        ? bearerSecret(request.headers.get('authorization'))
+        : connectionParamsSecret((initial as { connectionParams?: unknown }).connectionParams);
+      const principal = await auth.authenticate(secret);
+      return { ...services, principal, loaders: createLoaders(database.db) };
+    },
+    plugins: [
+      useParserLimits({ maxTokens: limits.maxTokens }) as Plugin,
+      ...useQueryLimits(limits),
+      useInputErrorCodes() as Plugin,
+    ],
   });
 
-  const server: Server = createServer(yoga);
+  const server: Server = createServer((req, res) => {
+    if (refuseLargeBody(req, res, limits.maxBodyBytes)) return;
+    void yoga(req, res);
+  });
   const wsServer = new WebSocketServer({ server, path: graphqlPath });
 
   // graphql-ws runs operations through yoga's envelop so plugins, context and masking apply.
   const wsDisposable = useServer(
     {
+      // A connection without a valid token is closed at once with 4403 Forbidden; a connection
+      // whose token is revoked later is closed the same way (after its subscriptions ended
+      // with TOKEN_REVOKED).
+      onConnect: async (ctx) => {
+        let principal;
+        try {
+          principal = await auth.authenticate(connectionParamsSecret(ctx.connectionParams));
+        } catch (error) {
+          if (error instanceof UnauthenticatedError) return false;
+          throw error;
+        }
+        if (principal.tokenId != null) {
+          const socket = ctx.extra.socket;
+          const unwatch = auth.onRevoked(principal.tokenId, () => {
+            setTimeout(() => socket.close(4403, 'Forbidden: the API token was revoked'), 100);
+          });
+          socket.once('close', unwatch);
+        }
+        return true;
+      },
       execute: (args) => (args.rootValue as EnvelopRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopRoot).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
@@ -137,14 +207,32 @@ export function buildApp(options: AppOptions): App {
                 }),
           ];
         }
+        // The new operation is in ctx.subscriptions already.
+        if (Object.keys(ctx.subscriptions).length > limits.maxSubscriptionsPerConnection) {
+          return [
+            new LimitExceededError(
+              'subscriptionsPerConnection',
+              limits.maxSubscriptionsPerConnection,
+              `this connection has ${limits.maxSubscriptionsPerConnection} operations open, ` +
+                'the most allowed: complete one first',
+            ),
+          ];
+        }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
+        let contextValue;
+        try {
+          contextValue = await contextFactory();
+        } catch (error) {
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
         const args: ExecutionArgs = {
           schema,
           operationName: payload.operationName ?? null,
           document,
           variableValues: payload.variables ?? null,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe } satisfies EnvelopRoot,
         };
         return args;
@@ -157,7 +245,10 @@ export function buildApp(options: AppOptions): App {
     yoga,
     services,
     async start() {
+      let createdAdminToken: string | null;
       try {
+        createdAdminToken = await auth.bootstrap({ adminToken: options.auth?.adminToken });
+        await auth.start();
         await tail.start();
         await commitSignal.start();
         await runSignal.start();
@@ -167,21 +258,23 @@ export function buildApp(options: AppOptions): App {
         await runSignal.stop().catch(() => {});
         await commitSignal.stop().catch(() => {});
         await tail.stop();
+        await auth.stop().catch(() => {});
         throw error;
       }
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(options.port ?? 4000, options.host ?? '0.0.0.0', () => {
+        server.listen(options.port ?? 4000, host, () => {
           server.off('error', reject);
           resolve();
         });
       });
       const { port } = server.address() as AddressInfo;
-      const host = options.host && options.host !== '0.0.0.0' ? options.host : '127.0.0.1';
+      const shown = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
       return {
         port,
-        url: `http://${host}:${port}${graphqlPath}`,
-        wsUrl: `ws://${host}:${port}${graphqlPath}`,
+        url: `http://${shown}:${port}${graphqlPath}`,
+        wsUrl: `ws://${shown}:${port}${graphqlPath}`,
+        createdAdminToken,
       };
     },
     async stop() {
@@ -189,6 +282,7 @@ export function buildApp(options: AppOptions): App {
       await runSignal.stop();
       await commitSignal.stop();
       await tail.stop();
+      await auth.stop();
       events.closeAll(new ServerStoppingError());
       // Let the closing results reach the clients before their connections go.
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -203,6 +297,36 @@ export function buildApp(options: AppOptions): App {
       });
     },
   };
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/**
+ * Refuse a request body over the limit before reading it: 413 when Content-Length says so,
+ * 411 for a body without a length (chunked), whose size would only be known by reading it.
+ * Answers whether the request was refused.
+ */
+function refuseLargeBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): boolean {
+  const length = req.headers['content-length'];
+  const chunked = length === undefined && req.headers['transfer-encoding'] !== undefined;
+  if (!chunked && (length === undefined || Number(length) <= maxBytes)) return false;
+  const status = chunked ? 411 : 413;
+  const message = chunked
+    ? 'send the request body with a Content-Length header'
+    : `the request body is larger than ${maxBytes} bytes`;
+  const body = JSON.stringify({
+    errors: [
+      { message, extensions: { code: 'LIMIT_EXCEEDED', limit: 'bodyBytes', max: maxBytes } },
+    ],
+  });
+  // The body is not read: close the connection rather than leave it unread on a keep-alive one.
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  });
+  res.end(body);
+  return true;
 }
 
 interface EnvelopRoot {

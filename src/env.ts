@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import { DEFAULT_LIMITS, type Limits } from './limits/limits.js';
+
+const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
+const count = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 /**
  * The one reader of `process.env`. Everything configurable is here, validated at start-up, so a
@@ -6,17 +10,35 @@ import { z } from 'zod';
  */
 const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  /** Default 0.0.0.0; with RUNSTATE_AUTH=off, 127.0.0.1 (and only loopback is allowed). */
+  HOST: z.string().min(1).optional(),
+  /** API tokens are checked unless this is explicitly `off`. */
+  RUNSTATE_AUTH: z.enum(['on', 'off']).default('on'),
+  /** An admin token to adopt (else the first start creates one and prints it once). */
+  RUNSTATE_ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').max(200).optional(),
+  /** `production` turns GraphiQL and introspection off unless they are set explicitly. */
+  NODE_ENV: z.string().optional(),
   /** postgres://… of a real PostgreSQL; unset: embedded PGlite under RUNSTATE_DATA_DIR. */
   DATABASE_URL: z.string().url().optional(),
   RUNSTATE_DATA_DIR: z.string().min(1).default('./.runstate'),
   /** Pool size for a real PostgreSQL. */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
   GRAPHQL_PATH: z.string().startsWith('/').default('/graphql'),
-  GRAPHIQL: z
-    .enum(['true', 'false'])
-    .default('true')
-    .transform((v) => v === 'true'),
+  GRAPHIQL: bool.optional(),
+  INTROSPECTION: bool.optional(),
+  MAX_DEPTH: count(1, 1000).default(DEFAULT_LIMITS.maxDepth),
+  MAX_ALIASES: count(0, 100_000).default(DEFAULT_LIMITS.maxAliases),
+  MAX_DIRECTIVES: count(0, 100_000).default(DEFAULT_LIMITS.maxDirectives),
+  MAX_COST: count(1, 1e9).default(DEFAULT_LIMITS.maxCost),
+  MAX_TOKENS: count(100, 10_000_000).default(DEFAULT_LIMITS.maxTokens),
+  MAX_BODY_BYTES: count(1024, 1e9).default(DEFAULT_LIMITS.maxBodyBytes),
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: count(1, 1e6).default(
+    DEFAULT_LIMITS.maxSubscriptionsPerConnection,
+  ),
+  MAX_SUBSCRIPTIONS_PER_TOKEN: count(1, 1e7).default(DEFAULT_LIMITS.maxSubscriptionsPerToken),
+  /** Mutations per second per token and instance; 0 turns the limit off. */
+  MUTATION_RATE_LIMIT: count(0, 1e7).default(DEFAULT_LIMITS.mutationsPerSecond),
+  MUTATION_BURST: count(1, 1e7).default(DEFAULT_LIMITS.mutationBurst),
   /** Events a subscriber may fall behind by before it is closed and must resume from its cursor. */
   SUBSCRIBER_BUFFER: z.coerce.number().int().min(10).max(1_000_000).default(10_000),
   /** How often each instance's reaper looks for runs past a deadline. */
@@ -39,4 +61,27 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
     throw new Error(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   return parsed.data;
+}
+
+/** The limits the environment sets. */
+export function limitsFrom(env: Env): Limits {
+  const production = env.NODE_ENV === 'production';
+  return {
+    maxDepth: env.MAX_DEPTH,
+    maxAliases: env.MAX_ALIASES,
+    maxDirectives: env.MAX_DIRECTIVES,
+    maxCost: env.MAX_COST,
+    maxTokens: env.MAX_TOKENS,
+    maxBodyBytes: env.MAX_BODY_BYTES,
+    maxSubscriptionsPerConnection: env.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    maxSubscriptionsPerToken: env.MAX_SUBSCRIPTIONS_PER_TOKEN,
+    mutationsPerSecond: env.MUTATION_RATE_LIMIT,
+    mutationBurst: env.MUTATION_BURST,
+    introspection: env.INTROSPECTION ?? !production,
+  };
+}
+
+/** GraphiQL: on unless set, or unless NODE_ENV=production. */
+export function graphiqlFrom(env: Env): boolean {
+  return env.GRAPHIQL ?? env.NODE_ENV !== 'production';
 }

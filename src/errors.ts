@@ -64,3 +64,60 @@ export function getPgErrorCode(error: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** No valid API token came with the request (HTTP 401). */
+export class UnauthenticatedError extends GraphQLError {
+  constructor(message = 'a valid API token is required: send `Authorization: Bearer <token>`') {
+    super(message, {
+      extensions: {
+        code: 'UNAUTHENTICATED',
+        http: { status: 401, headers: { 'WWW-Authenticate': 'Bearer realm="runstate"' } },
+      },
+    });
+  }
+}
+
+/** The token is valid but its role does not allow this. */
+export class ForbiddenError extends GraphQLError {
+  constructor(what: string, needed: string) {
+    super(`${what} needs a token with role ${needed}`, {
+      extensions: { code: 'FORBIDDEN', requiredRole: needed },
+    });
+  }
+}
+
+/** A configured limit was exceeded; `limit` names it, `max` is its value. */
+export class LimitExceededError extends GraphQLError {
+  constructor(limit: string, max: number, message: string, httpStatus?: number) {
+    super(message, {
+      extensions: {
+        code: 'LIMIT_EXCEEDED',
+        limit,
+        max,
+        ...(httpStatus ? { http: { status: httpStatus } } : {}),
+      },
+    });
+  }
+}
+
+/** Too many mutations from one token; try again after `retryAfter` seconds (HTTP 429). */
+export class RateLimitedError extends GraphQLError {
+  constructor(retryAfterSeconds: number) {
+    super(`rate limit exceeded for this token: retry in ${retryAfterSeconds} s`, {
+      extensions: {
+        code: 'RATE_LIMITED',
+        retryAfter: retryAfterSeconds,
+        http: { status: 429, headers: { 'Retry-After': String(retryAfterSeconds) } },
+      },
+    });
+  }
+}
+
+/** The token behind a subscription was revoked; its subscriptions end. */
+export class TokenRevokedError extends GraphQLError {
+  constructor() {
+    super('subscription closed: the API token was revoked', {
+      extensions: { code: 'TOKEN_REVOKED' },
+    });
+  }
+}

@@ -1,6 +1,6 @@
 import { buildApp } from './app.js';
 import { createDatabase } from './db/create-database.js';
-import { readEnv } from './env.js';
+import { graphiqlFrom, limitsFrom, readEnv } from './env.js';
 import { createLogger } from './logger.js';
 
 /** Read the environment, open and migrate the database, serve; drain and stop on a signal. */
@@ -15,13 +15,32 @@ async function main(): Promise<void> {
     logger,
     port: env.PORT,
     host: env.HOST,
+    auth: { enabled: env.RUNSTATE_AUTH === 'on', adminToken: env.RUNSTATE_ADMIN_TOKEN },
+    limits: limitsFrom(env),
     graphqlPath: env.GRAPHQL_PATH,
-    graphiql: env.GRAPHIQL,
+    graphiql: graphiqlFrom(env),
     subscriberBufferSize: env.SUBSCRIBER_BUFFER,
     reaperIntervalMs: env.REAPER_INTERVAL_MS,
     stopTimeoutSeconds: env.STOP_TIMEOUT,
   });
-  const { url } = await app.start();
+  const { url, createdAdminToken } = await app.start();
+  if (createdAdminToken) {
+    // Shown once, on the terminal: only its hash is stored.
+    process.stderr.write(
+      `\nrunstate created the first admin API token. It is shown only now; keep it safe:\n\n` +
+        `    ${createdAdminToken}\n\n` +
+        `Send it as "Authorization: Bearer <token>" (or connectionParams { token } on WebSocket),\n` +
+        `and create narrower tokens with the createApiToken mutation.\n\n`,
+    );
+    logger.info('created the first admin API token (printed once on stderr)');
+  }
+  if (env.RUNSTATE_AUTH === 'off') {
+    logger.warn(
+      { url },
+      'RUNSTATE_AUTH=off: no API tokens are checked, anyone who can connect may do anything; ' +
+        'listening on loopback only',
+    );
+  }
   logger.info(
     {
       url,

@@ -196,6 +196,8 @@ export const statusChanges = pgTable(
     message: text('message'),
     /** Set by an administrator's correction that bypassed the lifecycle table. */
     forced: boolean('forced').notNull().default(false),
+    /** The name of the API token that made the change (or caused it); null: the service itself. */
+    actor: text('actor'),
     at: ts('at').notNull().defaultNow(),
   },
   (t) => [
@@ -250,3 +252,35 @@ export const measurements = pgTable(
 export type RunRow = typeof runs.$inferSelect;
 export type StatusChangeRow = Omit<typeof statusChanges.$inferSelect, 'txId'>;
 export type MeasurementRow = Omit<typeof measurements.$inferSelect, 'txId'>;
+
+export const API_ROLES = ['READ', 'WRITE', 'ADMIN'] as const;
+export type ApiRole = (typeof API_ROLES)[number];
+export const apiRoleEnum = pgEnum('api_role', API_ROLES);
+
+/**
+ * API tokens. The secret itself is never stored: only its SHA-256, which is enough for a
+ * 256-bit random secret (nothing to brute-force, so no slow hash is needed) and lets a request
+ * be authenticated with one index lookup. `projects` null: every project.
+ */
+export const apiTokens = pgTable(
+  'api_tokens',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull(),
+    role: apiRoleEnum('role').notNull(),
+    projects: text('projects').array(),
+    secretHash: text('secret_hash').notNull(),
+    createdBy: text('created_by'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    revokedAt: ts('revoked_at'),
+  },
+  (t) => [
+    uniqueIndex('api_tokens_secret_hash_uq').on(t.secretHash),
+    // Names are what history records as the actor: one live token per name.
+    uniqueIndex('api_tokens_live_name_uq')
+      .on(t.name)
+      .where(sql`revoked_at IS NULL`),
+  ],
+);
+
+export type ApiTokenRow = typeof apiTokens.$inferSelect;

@@ -96,7 +96,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       SELECT s.xmin::text AS xmin, c.*
       FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS s
       LEFT JOIN LATERAL (
-        SELECT id, run_id, project, from_status, to_status, version, reason, message, at, forced
+        SELECT id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor
         FROM status_changes WHERE id > ${position} ORDER BY id LIMIT ${batchSize}
       ) AS c ON true`,
     );

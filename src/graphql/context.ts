@@ -1,4 +1,8 @@
 import DataLoader from 'dataloader';
+import type { AuthService } from '../auth/auth-service.js';
+import type { Principal } from '../auth/principal.js';
+import type { RateLimiter } from '../limits/rate-limiter.js';
+import type { SubscriptionQuota } from '../limits/subscription-quota.js';
 import type { Db } from '../db/client.js';
 import type { MeasurementRow, RunRow } from '../db/schema.js';
 import type { ChangeLogTail } from '../events/change-log-tail.js';
@@ -16,6 +20,13 @@ export interface GraphQLContext {
   tail: ChangeLogTail;
   runs: RunService;
   measurements: MeasurementService;
+  auth: AuthService;
+  /** Mutations per second per token. */
+  mutationRate: RateLimiter;
+  /** Open subscriptions per token. */
+  subscriptionQuota: SubscriptionQuota;
+  /** Who is asking (authenticated when the context is built). */
+  principal: Principal;
   loaders: Loaders;
   /** The HTTP request (HTTP and SSE; absent on WebSocket), set by yoga. */
   request?: Request;
@@ -28,7 +39,7 @@ export interface Loaders {
   latestMeasurements: DataLoader<string, MeasurementRow[]>;
 }
 
-export type AppServices = Omit<GraphQLContext, 'loaders' | 'request'>;
+export type AppServices = Omit<GraphQLContext, 'loaders' | 'request' | 'principal'>;
 
 /**
  * Loaders for one operation. They batch but do not cache: a subscription keeps its context for

@@ -1,4 +1,5 @@
-import type { RunRow, StatusChangeRow } from '../db/schema.js';
+import type { ApiTokenRow, RunRow, StatusChangeRow } from '../db/schema.js';
+import type { Principal } from '../auth/principal.js';
 import type { StatusInfo } from '../lifecycle/lifecycle.js';
 
 /**
@@ -28,3 +29,11 @@ export interface ConnectionParent<T> {
     endCursor: string | null;
   };
 }
+
+export interface CreatedApiTokenParent {
+  token: string;
+  apiToken: ApiTokenRow;
+}
+
+/** `viewer` is the request's principal. */
+export type ViewerParent = Principal;

@@ -1,11 +1,12 @@
 import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { LimitExceededError } from '../errors.js';
 
 /**
  * Parsing limits. graphql-js parses recursively: a literal nested a few thousand levels deep
  * overflows the stack with a RangeError, which would surface as a 500 (and, on WebSocket, close
- * the whole connection). Too many tokens, or too deep, is the client's error: BAD_USER_INPUT.
- * (Depth, cost and alias limits on the operation itself are the job of graphql-armor, later.)
+ * the whole connection). Too deep is the client's error: BAD_USER_INPUT. Too many tokens is
+ * the `tokens` limit (LIMIT_EXCEEDED). Depth, cost and aliases are checked in query-limits.ts.
  */
 export function useParserLimits(options: { maxTokens: number }): Plugin {
   return {
@@ -14,6 +15,16 @@ export function useParserLimits(options: { maxTokens: number }): Plugin {
         try {
           return parseFn(source, { ...parseOptions, maxTokens: options.maxTokens });
         } catch (error) {
+          if (
+            error instanceof GraphQLError &&
+            /contains more than \d+ tokens/.test(error.message)
+          ) {
+            throw new LimitExceededError(
+              'tokens',
+              options.maxTokens,
+              `The document has more than ${options.maxTokens} tokens.`,
+            );
+          }
           if (error instanceof RangeError) {
             throw new GraphQLError('Syntax Error: the document is nested too deeply.', {
               extensions: { code: 'BAD_USER_INPUT' },

@@ -21,11 +21,21 @@ import {
   statusChangeCursor,
 } from '../runs/run-queries.js';
 import { checkStringList, LIMITS } from '../validation.js';
+import { canSeeProject, type Principal } from '../auth/principal.js';
+import { authorizeWrite, guardSubscription, requireRole } from './access.js';
 import type { Resolvers } from './generated/resolvers-types.js';
 
-/** The runs a loader found (a run deleted meanwhile is left out). */
-function existing(rows: readonly (RunRow | null | Error)[]): RunRow[] {
-  return rows.filter((r): r is RunRow => r != null && !(r instanceof Error));
+/** The runs a loader found that the token may see (a run deleted meanwhile is left out). */
+function visible(principal: Principal, rows: readonly (RunRow | null | Error)[]): RunRow[] {
+  return rows.filter(
+    (r): r is RunRow => r != null && !(r instanceof Error) && canSeeProject(principal, r.project),
+  );
+}
+
+/** A run the token may see, or null. */
+async function getVisibleRun(db: Parameters<typeof getRun>[0], principal: Principal, id: string) {
+  const run = await getRun(db, id);
+  return run && canSeeProject(principal, run.project) ? run : null;
 }
 
 /** Seconds from start to finish, or to now while the run is not finished. */
@@ -41,47 +51,89 @@ export const resolvers: Resolvers = {
   JSON: JSONResolver,
 
   Query: {
-    run: (_, { id }, { db }) => getRun(db, id),
-    runs: (_, args, { db }) => listRuns(db, args),
-    statusChanges: (_, args, { db, tail }) => listStatusChanges(db, tail.position(), args),
+    run: (_, { id }, { db, principal }) => getVisibleRun(db, principal, id),
+    runs: (_, args, { db, principal }) => listRuns(db, args, principal.projects),
+    statusChanges: (_, args, { db, tail, principal }) =>
+      listStatusChanges(db, tail.position(), args, principal.projects),
     lifecycle: () => ({}),
+    viewer: (_, __, { principal }) => principal,
+    apiTokens: (_, __, ctx) => ctx.auth.listTokens(requireRole(ctx, 'ADMIN', 'apiTokens')),
   },
 
   Mutation: {
-    createRun: (_, { input }, { runs }) => runs.createRun(input),
-    transitionRun: (_, { input }, { runs }) => runs.transitionRun(input),
-    transitionRuns: (_, { inputs }, { runs }) => runs.transitionRuns(inputs),
-    reportProgress: (_, { input }, { runs }) =>
-      runs.reportProgress(input.id, input.progress, input.phase, input.attempt),
-    recordMeasurements: (_, { input }, { measurements }) =>
-      measurements.recordMeasurements(input.runId, input.measurements),
-    heartbeat: (_, { id, attempt }, { runs }) => runs.heartbeat(id, attempt),
-    stopRun: (_, { id, message }, { runs }) => runs.stopRun(id, message),
-    retryRun: (_, { id, reason }, { runs }) => runs.retryRun(id, reason),
-    resumeRun: (_, { id, reason }, { runs }) => runs.resumeRun(id, reason),
+    createRun: (_, { input }, ctx) => ctx.runs.createRun(input, authorizeWrite(ctx, 'createRun')),
+    transitionRun: (_, { input }, ctx) =>
+      ctx.runs.transitionRun(
+        input,
+        authorizeWrite(ctx, 'transitionRun with force', { force: input.force === true }),
+      ),
+    transitionRuns: (_, { inputs }, ctx) =>
+      ctx.runs.transitionRuns(
+        inputs,
+        authorizeWrite(ctx, 'transitionRuns with force', {
+          force: inputs.some((i) => i.force === true),
+        }),
+      ),
+    reportProgress: (_, { input }, ctx) =>
+      ctx.runs.reportProgress(
+        input.id,
+        input.progress,
+        input.phase,
+        input.attempt,
+        authorizeWrite(ctx, 'reportProgress'),
+      ),
+    recordMeasurements: (_, { input }, ctx) =>
+      ctx.measurements.recordMeasurements(
+        input.runId,
+        input.measurements,
+        authorizeWrite(ctx, 'recordMeasurements'),
+      ),
+    heartbeat: (_, { id, attempt }, ctx) =>
+      ctx.runs.heartbeat(id, attempt, authorizeWrite(ctx, 'heartbeat')),
+    stopRun: (_, { id, message }, ctx) =>
+      ctx.runs.stopRun(id, message, authorizeWrite(ctx, 'stopRun')),
+    retryRun: (_, { id, reason }, ctx) =>
+      ctx.runs.retryRun(id, reason, authorizeWrite(ctx, 'retryRun')),
+    resumeRun: (_, { id, reason }, ctx) =>
+      ctx.runs.resumeRun(id, reason, authorizeWrite(ctx, 'resumeRun')),
+    createApiToken: async (_, { input }, ctx) => {
+      const { secret, token } = await ctx.auth.createToken(
+        requireRole(ctx, 'ADMIN', 'createApiToken'),
+        input,
+      );
+      return { token: secret, apiToken: token };
+    },
+    revokeApiToken: (_, { id }, ctx) =>
+      ctx.auth.revokeToken(requireRole(ctx, 'ADMIN', 'revokeApiToken'), id),
   },
 
   Subscription: {
     statusChanged: {
-      subscribe: (_, { filter, after }, { db, events, tail }) =>
-        streamStatusChanges(
-          { db, events, tail },
-          checkStatusChangeFilter('filter', filter),
-          after == null ? null : decodeStatusChangeCursor('after', after),
+      subscribe: (_, { filter, after }, ctx) =>
+        guardSubscription(
+          ctx,
+          streamStatusChanges(
+            ctx,
+            checkStatusChangeFilter('filter', filter, ctx.principal.projects),
+            after == null ? null : decodeStatusChangeCursor('after', after),
+          ),
         ),
       resolve: (change: StatusChangeRow | TerminalError) => resolveEvent(change),
     },
     runUpdated: {
-      subscribe: async (_, { id }, { db, events, request }) => {
-        const run = await getRun(db, id);
+      subscribe: async (_, { id }, ctx) => {
+        const run = await getVisibleRun(ctx.db, ctx.principal, id);
         if (!run) throw new NotFoundError('run', id);
-        return endWithRequest(filterEvents(events.subscribe('runUpdated', run.id)), request);
+        return endWithRequest(
+          guardSubscription(ctx, filterEvents(ctx.events.subscribe('runUpdated', run.id))),
+          ctx.request,
+        );
       },
       resolve: (run: RunRow | TerminalError) => resolveEvent(run),
     },
     measurementRecorded: {
-      subscribe: async (_, { runId, names }, { db, events, request }) => {
-        const run = await getRun(db, runId);
+      subscribe: async (_, { runId, names }, ctx) => {
+        const run = await getVisibleRun(ctx.db, ctx.principal, runId);
         if (!run) throw new NotFoundError('run', runId);
         const checked = checkStringList(
           'names',
@@ -91,12 +143,15 @@ export const resolvers: Resolvers = {
         );
         const wanted = checked == null ? null : new Set(checked);
         return endWithRequest(
-          filterEvents(
-            events.subscribe('measurementRecorded', run.id, {
-              filter: (m) => wanted == null || wanted.has(m.name),
-            }),
+          guardSubscription(
+            ctx,
+            filterEvents(
+              ctx.events.subscribe('measurementRecorded', run.id, {
+                filter: (m) => wanted == null || wanted.has(m.name),
+              }),
+            ),
           ),
-          request,
+          ctx.request,
         );
       },
       resolve: (measurement: MeasurementRow | TerminalError) => resolveEvent(measurement),
@@ -116,17 +171,23 @@ export const resolvers: Resolvers = {
     statusHistory: (run, args, { db }) => listRunHistory(db, run.id, args),
     measurements: (run, args, { db }) => listMeasurements(db, run.id, args),
     latestMeasurements: (run, _, { loaders }) => loaders.latestMeasurements.load(run.id),
-    upstreams: async (run, _, { loaders }) => {
+    upstreams: async (run, _, { loaders, principal }) => {
       const { upstreams } = await loaders.dependencies.load(run.id);
-      return existing(await loaders.runById.loadMany(upstreams));
+      return visible(principal, await loaders.runById.loadMany(upstreams));
     },
-    downstreams: async (run, _, { loaders }) => {
+    downstreams: async (run, _, { loaders, principal }) => {
       const { downstreams } = await loaders.dependencies.load(run.id);
-      return existing(await loaders.runById.loadMany(downstreams));
+      return visible(principal, await loaders.runById.loadMany(downstreams));
     },
     isReady: (run) => run.blockedReason == null,
-    memoizedFrom: (run, _, { loaders }) =>
-      run.memoizedFrom == null ? null : loaders.runById.load(run.memoizedFrom),
+    memoizedFrom: async (run, _, { loaders, principal }) =>
+      run.memoizedFrom == null
+        ? null
+        : (visible(principal, [await loaders.runById.load(run.memoizedFrom)])[0] ?? null),
+  },
+
+  Viewer: {
+    authEnabled: (_, __, { auth }) => auth.enabled,
   },
 
   StatusChange: {

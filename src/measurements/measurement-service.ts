@@ -1,3 +1,4 @@
+import { canSeeProject, type Principal } from '../auth/principal.js';
 import type { Db, Executor } from '../db/client.js';
 import type { MeasurementRow } from '../db/schema.js';
 import { BadUserInputError, getPgErrorCode, NotFoundError } from '../errors.js';
@@ -24,7 +25,11 @@ export interface MeasurementInput {
 
 export interface MeasurementService {
   /** Validate and write a batch in one INSERT; answers how many points were written. */
-  recordMeasurements(runId: string, points: readonly MeasurementInput[]): Promise<number>;
+  recordMeasurements(
+    runId: string,
+    points: readonly MeasurementInput[],
+    actor: Pick<Principal, 'projects'>,
+  ): Promise<number>;
 }
 
 const FOREIGN_KEY_VIOLATION = '23503';
@@ -39,7 +44,7 @@ export function createMeasurementService(deps: {
 }): MeasurementService {
   const { db, events, runSignal } = deps;
   return {
-    async recordMeasurements(runIdInput, points) {
+    async recordMeasurements(runIdInput, points, actor) {
       const runId = checkUuid('input.runId', runIdInput);
       checkListLength('input.measurements', points, LIMITS.measurementsPerBatch, 1);
       const rows = points.map((p, i) => {
@@ -54,6 +59,11 @@ export function createMeasurementService(deps: {
           at: p.at ?? null,
         };
       });
+      if (actor.projects != null) {
+        // A run outside the token's projects does not exist for it (a run's project is fixed).
+        const run = await getRunById(db, runId);
+        if (!run || !canSeeProject(actor, run.project)) throw new NotFoundError('run', runId);
+      }
       let inserted: MeasurementRow[];
       let txId: string;
       try {

@@ -38,6 +38,7 @@ export function decideDownstream(
   upstreams: readonly UpstreamState[],
   events: readonly EventTriggerState[],
   at: Date,
+  actor: string | null,
 ): { run: RunRow; changes: store.NewStatusChange[] } {
   const decision = combineDecisions(
     run.trigger ? evaluateTrigger(run.trigger, upstreams, run.skipOnUpstreamSkip) : null,
@@ -64,6 +65,7 @@ export function decideDownstream(
         reason: decision.reason,
         message,
         at,
+        actor,
       },
     ],
   };
@@ -103,6 +105,8 @@ export async function cascadeToDownstreams(
   lockedRevision: Map<string, number>,
   now: Date,
   batchChanges: readonly store.NewStatusChange[],
+  /** The token whose changes caused these: recorded as their actor. */
+  actor: string | null,
 ): Promise<store.NewStatusChange[]> {
   const changes: store.NewStatusChange[] = [];
   // Statuses entered in this (not yet written) batch: events the log does not show yet.
@@ -150,7 +154,7 @@ export async function cascadeToDownstreams(
         }));
       if (run.trigger == null && events.length === 0) continue;
       const at = changeTimeFor(run, now);
-      let decided = decideDownstream(run, upstreams, events, at);
+      let decided = decideDownstream(run, upstreams, events, at, actor);
       // Queue only a run that was waiting for this: not one already QUEUED, nor one that a
       // scheduler took over after its conditions were met.
       const queues = decided.changes.some((c) => c.toStatus === 'QUEUED');

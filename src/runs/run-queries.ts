@@ -1,3 +1,4 @@
+import { visibleProjects } from '../auth/principal.js';
 import type { Executor } from '../db/client.js';
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
 import {
@@ -74,6 +75,8 @@ export async function listRuns(
     after?: string | null;
     orderBy?: RunOrderInput | null;
   },
+  /** The token's projects (null: all). */
+  scope: readonly string[] | null,
 ) {
   const first = checkFirst('first', args.first, 50);
   const filter = args.filter ?? {};
@@ -89,6 +92,7 @@ export async function listRuns(
   checkListLength('filter.statuses', filter.statuses ?? [], LIMITS.filterValues);
   const rows = await store.listRuns(ex, {
     project: checkOptionalString('filter.project', filter.project, { max: LIMITS.projectLength }),
+    projects: scope,
     statuses: resolveStatusFilter(filter.statuses, filter.categories),
     tags: filter.tags?.map((t, i) =>
       checkOptionalString(`filter.tags[${i}]`, t, { max: LIMITS.tagLength })!,
@@ -118,9 +122,11 @@ export async function listStatusChanges(
   ex: Executor,
   resolvedLogPosition: number,
   args: { filter?: StatusChangeFilterInput | null; first?: number | null; after?: string | null },
+  /** The token's projects (null: all). */
+  scope: readonly string[] | null,
 ) {
   const first = checkFirst('first', args.first, 100);
-  const filter = checkStatusChangeFilter('filter', args.filter);
+  const filter = checkStatusChangeFilter('filter', args.filter, scope);
   const afterId = args.after == null ? null : decodeStatusChangeCursor('after', args.after);
   const rows = await store.listStatusChanges(ex, {
     ...filter,
@@ -135,8 +141,15 @@ export async function listStatusChanges(
 export function checkStatusChangeFilter(
   field: string,
   filter: StatusChangeFilterInput | null | undefined,
+  scope: readonly string[] | null,
 ) {
   const f = filter ?? {};
+  const projects = checkStringList(
+    `${field}.projects`,
+    f.projects,
+    { min: 1, max: LIMITS.projectLength },
+    LIMITS.filterValues,
+  );
   return {
     runIds:
       f.runIds == null
@@ -144,12 +157,7 @@ export function checkStatusChangeFilter(
         : checkListLength(`${field}.runIds`, f.runIds, LIMITS.filterValues).map((id, i) =>
             checkUuid(`${field}.runIds[${i}]`, id),
           ),
-    projects: checkStringList(
-      `${field}.projects`,
-      f.projects,
-      { min: 1, max: LIMITS.projectLength },
-      LIMITS.filterValues,
-    ),
+    projects: visibleProjects({ projects: scope }, projects),
     statuses: resolveStatusFilter(f.statuses, f.categories),
   };
 }

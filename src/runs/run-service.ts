@@ -18,9 +18,11 @@ import { checkEventTriggers, decideDownstream, NOT_HANDED_ON } from './orchestra
 import * as store from './run-store.js';
 import { runTransitionBatch, type TransitionOutcome } from './transition-batch.js';
 import { applyTransition, type TransitionRequest } from './transition-rules.js';
+import { canSeeProject, UNRESTRICTED } from '../auth/principal.js';
+import type { Actor } from './transition-batch.js';
 
 export type { TransitionRequest } from './transition-rules.js';
-export type { TransitionOutcome } from './transition-batch.js';
+export type { Actor, TransitionOutcome } from './transition-batch.js';
 
 export interface CreateRunInput {
   project: string;
@@ -51,17 +53,25 @@ export interface TransitionInput {
   force?: boolean | null;
 }
 
+/**
+ * Every call that changes a run names its `actor`: the token's name is recorded on the status
+ * changes it makes or causes, and a run outside the token's projects is answered as not found.
+ */
 export interface RunService {
-  createRun(input: CreateRunInput): Promise<RunRow>;
-  transitionRun(input: TransitionInput): Promise<TransitionOutcome>;
+  createRun(input: CreateRunInput, actor: Actor): Promise<RunRow>;
+  transitionRun(input: TransitionInput, actor: Actor): Promise<TransitionOutcome>;
   /** Each applied on its own, in order, in one transaction. */
-  transitionRuns(inputs: readonly TransitionInput[]): Promise<TransitionOutcome[]>;
+  transitionRuns(inputs: readonly TransitionInput[], actor: Actor): Promise<TransitionOutcome[]>;
   /** STOPPED if the run was not handed to an executor yet, else STOPPING (a stop request). */
-  stopRun(id: string, message: string | null | undefined): Promise<TransitionOutcome>;
+  stopRun(id: string, message: string | null | undefined, actor: Actor): Promise<TransitionOutcome>;
   /** RETRYING with the next attempt (from FAILED or UNKNOWN, as the lifecycle allows). */
-  retryRun(id: string, reason: string | null | undefined): Promise<TransitionOutcome>;
+  retryRun(id: string, reason: string | null | undefined, actor: Actor): Promise<TransitionOutcome>;
   /** RESUMING (from STOPPED, FAILED or SUSPENDED, as the lifecycle allows). */
-  resumeRun(id: string, reason: string | null | undefined): Promise<TransitionOutcome>;
+  resumeRun(
+    id: string,
+    reason: string | null | undefined,
+    actor: Actor,
+  ): Promise<TransitionOutcome>;
   /**
    * The reaper's pass: move runs past a deadline (heartbeat, queue, stop timeout). Each move is
    * a compare-and-set on the revision the run had when found, so with several instances each
@@ -74,10 +84,11 @@ export interface RunService {
     id: string,
     progress: number,
     phase: string | null | undefined,
-    attempt?: number | null,
+    attempt: number | null | undefined,
+    actor: Actor,
   ): Promise<RunRow>;
   /** With `attempt`, a zombie worker's heartbeat cannot keep a retried run alive. */
-  heartbeat(id: string, attempt?: number | null): Promise<RunRow>;
+  heartbeat(id: string, attempt: number | null | undefined, actor: Actor): Promise<RunRow>;
 }
 
 export interface RunServiceDeps {
@@ -130,12 +141,15 @@ function emptyRequest(id: string, to: RunStatus): TransitionRequest {
 export function createRunService(deps: RunServiceDeps): RunService {
   const { db, events, changeLog, runSignal } = deps;
 
-  async function applyRequests(requests: TransitionRequest[]): Promise<TransitionOutcome[]> {
+  async function applyRequests(
+    requests: TransitionRequest[],
+    actor: Actor,
+  ): Promise<TransitionOutcome[]> {
     if (requests.length === 0) return [];
     // A cascade locks downstream runs after the batch's own: rare lock cycles between batches
     // are broken by PostgreSQL (deadlock_detected); the whole batch is then simply run again.
     const result = await retryOnDeadlock(() =>
-      db.transaction((tx) => runTransitionBatch(tx, requests)),
+      db.transaction((tx) => runTransitionBatch(tx, requests, actor)),
     );
     // Status changes reach runUpdated through the change-log tail; a run whose blockedReason
     // alone changed (an upstream finished, another still runs) is published from here.
@@ -148,15 +162,15 @@ export function createRunService(deps: RunServiceDeps): RunService {
   }
 
   /** Why an update found no row: no such run, or the run is at another attempt. */
-  async function missingOrStale(runId: string, attempt: number | null | undefined) {
+  async function missingOrStale(runId: string, attempt: number | null | undefined, actor: Actor) {
     const run = attempt == null ? null : await store.getRunById(db, runId);
-    return run
+    return run && canSeeProject(actor, run.project)
       ? new StaleAttemptError(runId, run.attempt, attempt!)
       : new NotFoundError('run', runId);
   }
 
-  async function applyOne(request: TransitionRequest): Promise<TransitionOutcome> {
-    return (await applyRequests([request]))[0]!;
+  async function applyOne(request: TransitionRequest, actor: Actor): Promise<TransitionOutcome> {
+    return (await applyRequests([request], actor))[0]!;
   }
 
   function publishCommitted(changes: readonly StatusChangeRow[], runsChanged: readonly RunRow[]) {
@@ -168,9 +182,14 @@ export function createRunService(deps: RunServiceDeps): RunService {
   }
 
   return {
-    async createRun(input) {
+    async createRun(input, actor) {
+      const project = checkString('input.project', input.project, {
+        min: 1,
+        max: LIMITS.projectLength,
+      });
+      if (!canSeeProject(actor, project)) throw new NotFoundError('project', project);
       const values: store.NewRun = {
-        project: checkString('input.project', input.project, { min: 1, max: LIMITS.projectLength }),
+        project,
         name: checkOptionalString('input.name', input.name, { min: 1, max: LIMITS.nameLength }),
         tags: [
           ...new Set(
@@ -229,7 +248,9 @@ export function createRunService(deps: RunServiceDeps): RunService {
           const locked = await store.lockUpstreamsForCreate(tx, [
             ...new Set([...dependsOn, ...events.map((e) => e.refId)]),
           ]);
-          const found = new Set(locked.map((u) => u.id));
+          const found = new Set(
+            locked.filter((u) => canSeeProject(actor, u.project)).map((u) => u.id),
+          );
           const missing = dependsOn.findIndex((id) => !found.has(id));
           if (missing >= 0)
             throw new BadUserInputError(`input.dependsOn[${missing}]`, 'no such run');
@@ -253,6 +274,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
               reason: 'CREATED',
               message: null,
               at: inserted.createdAt,
+              actor: actor.name,
             },
           ];
           let run = inserted;
@@ -272,6 +294,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
               reason: 'MEMOIZED',
               message,
               at: run.createdAt,
+              actor: actor.name,
             });
             run = { ...skipped, memoizedFrom: memo.id };
             await store.updateRunStates(tx, [run]);
@@ -279,7 +302,13 @@ export function createRunService(deps: RunServiceDeps): RunService {
           } else if (values.trigger || events.length > 0) {
             const eventStates =
               events.length > 0 ? await store.listEventTriggerStates(tx, [run.id]) : [];
-            const decided = decideDownstream(run, upstreams, eventStates, run.createdAt);
+            const decided = decideDownstream(
+              run,
+              upstreams,
+              eventStates,
+              run.createdAt,
+              actor.name,
+            );
             run = decided.run;
             changes.push(...decided.changes);
             await store.updateRunStates(tx, [run]);
@@ -301,29 +330,38 @@ export function createRunService(deps: RunServiceDeps): RunService {
       return existing;
     },
 
-    transitionRun(input) {
-      return applyOne(toRequest(input, 'input'));
+    transitionRun(input, actor) {
+      return applyOne(toRequest(input, 'input'), actor);
     },
 
-    transitionRuns(inputs) {
+    transitionRuns(inputs, actor) {
       checkListLength('inputs', inputs, LIMITS.transitionsPerBatch);
-      return applyRequests(inputs.map((input, i) => toRequest(input, `inputs[${i}]`)));
+      return applyRequests(
+        inputs.map((input, i) => toRequest(input, `inputs[${i}]`)),
+        actor,
+      );
     },
 
-    stopRun(id, message) {
-      return applyOne({
-        ...emptyRequest(checkUuid('id', id), 'STOPPING'),
-        message: checkOptionalString('message', message, { max: LIMITS.messageLength }),
-        reason: 'STOP_REQUESTED',
-        resolveTo: (run) => (NOT_HANDED_ON.has(run.status) ? 'STOPPED' : 'STOPPING'),
-      });
+    stopRun(id, message, actor) {
+      return applyOne(
+        {
+          ...emptyRequest(checkUuid('id', id), 'STOPPING'),
+          message: checkOptionalString('message', message, { max: LIMITS.messageLength }),
+          reason: 'STOP_REQUESTED',
+          resolveTo: (run) => (NOT_HANDED_ON.has(run.status) ? 'STOPPED' : 'STOPPING'),
+        },
+        actor,
+      );
     },
 
-    retryRun(id, reason) {
-      return applyOne({
-        ...emptyRequest(checkUuid('id', id), 'RETRYING'),
-        reason: checkOptionalString('reason', reason, { max: LIMITS.reasonLength }) ?? 'RETRY',
-      });
+    retryRun(id, reason, actor) {
+      return applyOne(
+        {
+          ...emptyRequest(checkUuid('id', id), 'RETRYING'),
+          reason: checkOptionalString('reason', reason, { max: LIMITS.reasonLength }) ?? 'RETRY',
+        },
+        actor,
+      );
     },
 
     async reapOverdueRuns({ stopTimeoutSeconds }) {
@@ -340,34 +378,44 @@ export function createRunService(deps: RunServiceDeps): RunService {
           reason: run.reason,
           expectedRevision: run.revision,
         })),
+        UNRESTRICTED,
       );
       return outcomes.filter((o) => o.__typename === 'TransitionAccepted' && o.change).length;
     },
 
-    resumeRun(id, reason) {
-      return applyOne({
-        ...emptyRequest(checkUuid('id', id), 'RESUMING'),
-        reason: checkOptionalString('reason', reason, { max: LIMITS.reasonLength }) ?? 'RESUME',
-      });
+    resumeRun(id, reason, actor) {
+      return applyOne(
+        {
+          ...emptyRequest(checkUuid('id', id), 'RESUMING'),
+          reason: checkOptionalString('reason', reason, { max: LIMITS.reasonLength }) ?? 'RESUME',
+        },
+        actor,
+      );
     },
 
-    async reportProgress(id, progress, phase, attempt) {
+    async reportProgress(id, progress, phase, attempt, actor) {
       const runId = checkUuid('input.id', id);
       checkFiniteInRange('input.progress', progress, 0, 1);
       const checkedPhase =
         phase === undefined
           ? undefined
           : checkOptionalString('input.phase', phase, { max: LIMITS.phaseLength });
-      const run = await store.updateProgress(db, runId, progress, checkedPhase, attempt ?? null);
-      if (!run) throw await missingOrStale(runId, attempt);
+      const run = await store.updateProgress(db, runId, progress, checkedPhase, {
+        attempt: attempt ?? null,
+        projects: actor.projects,
+      });
+      if (!run) throw await missingOrStale(runId, attempt, actor);
       publishCommitted([], [run]);
       return run;
     },
 
-    async heartbeat(id, attempt) {
+    async heartbeat(id, attempt, actor) {
       const runId = checkUuid('id', id);
-      const run = await store.touchHeartbeat(db, runId, attempt ?? null);
-      if (!run) throw await missingOrStale(runId, attempt);
+      const run = await store.touchHeartbeat(db, runId, {
+        attempt: attempt ?? null,
+        projects: actor.projects,
+      });
+      if (!run) throw await missingOrStale(runId, attempt, actor);
       publishCommitted([], [run]);
       return run;
     },

@@ -55,6 +55,8 @@ export interface NewStatusChange {
   message: string | null;
   at: Date;
   forced?: boolean;
+  /** The acting token's name; null for the service's own moves (the reaper). */
+  actor: string | null;
 }
 
 const changeColumns = (() => {
@@ -166,6 +168,7 @@ export interface RawStatusChange {
   message: string | null;
   at: string | Date;
   forced?: boolean | null;
+  actor?: string | null;
 }
 
 export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
@@ -179,6 +182,7 @@ export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
     reason: row.reason,
     message: row.message,
     forced: row.forced === true,
+    actor: row.actor ?? null,
     at: row.at instanceof Date ? row.at : new Date(row.at),
   };
 }
@@ -199,15 +203,16 @@ export async function insertStatusChanges(
     sql`
     /* insertStatusChanges */
     WITH tx AS (SELECT pg_current_xact_id() AS xid)
-    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, at, forced)
+    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor)
     SELECT tx.xid, c.run_id, c.project, c.from_status::run_status, c.to_status::run_status,
-           c.version, c.reason, c.message, c.at, coalesce(c.forced, false)
+           c.version, c.reason, c.message, c.at, coalesce(c.forced, false), c.actor
     FROM tx, ROWS FROM (
       jsonb_to_recordset(${payload}::jsonb) AS ("runId" uuid, project text, "fromStatus" text,
-        "toStatus" text, version int, reason text, message text, at timestamptz, forced boolean)
-    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, at, forced, n)
+        "toStatus" text, version int, reason text, message text, at timestamptz, forced boolean,
+        actor text)
+    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, at, forced, actor, n)
     ORDER BY c.n
-    RETURNING id, run_id, project, from_status, to_status, version, reason, message, at, forced`,
+    RETURNING id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor`,
   );
   return inserted.map(mapStatusChangeRow);
 }
@@ -258,12 +263,26 @@ export async function insertTransitionKeys(
   await tx.insert(transitionKeys).values([...rows]);
 }
 
+/** Conditions on a worker's report: the attempt it reports for, the token's projects. */
+export interface RunGuard {
+  attempt: number | null;
+  projects: readonly string[] | null;
+}
+
+function guarded(id: string, only: RunGuard) {
+  return and(
+    eq(runs.id, id),
+    only.attempt == null ? undefined : eq(runs.attempt, only.attempt),
+    only.projects == null ? undefined : inArray(runs.project, [...only.projects]),
+  );
+}
+
 export async function updateProgress(
   ex: Executor,
   id: string,
   progress: number,
   phase: string | null | undefined,
-  attempt: number | null,
+  only: RunGuard,
 ): Promise<RunRow | null> {
   const rows = await ex
     .update(runs)
@@ -273,7 +292,7 @@ export async function updateProgress(
       ...(phase === undefined ? {} : { phase }),
       updatedAt: sql`now()`,
     })
-    .where(and(eq(runs.id, id), attempt == null ? undefined : eq(runs.attempt, attempt)))
+    .where(guarded(id, only))
     .returning();
   return rows[0] ?? null;
 }
@@ -282,12 +301,12 @@ export async function updateProgress(
 export async function touchHeartbeat(
   ex: Executor,
   id: string,
-  attempt: number | null,
+  only: RunGuard,
 ): Promise<RunRow | null> {
   const rows = await ex
     .update(runs)
     .set({ heartbeatAt: sql`now()`, revision: sql`${runs.revision} + 1` })
-    .where(and(eq(runs.id, id), attempt == null ? undefined : eq(runs.attempt, attempt)))
+    .where(guarded(id, only))
     .returning();
   return rows[0] ?? null;
 }
@@ -297,6 +316,8 @@ export type OrderDirection = 'ASC' | 'DESC';
 
 export interface RunQuery {
   project?: string | null;
+  /** The token's projects; null: any project, an empty list matches nothing. */
+  projects?: readonly string[] | null;
   /** null: any status; an empty list matches nothing. */
   statuses: readonly RunStatus[] | null;
   tags?: readonly string[] | null;
@@ -314,6 +335,10 @@ export async function listRuns(ex: Executor, q: RunQuery): Promise<RunRow[]> {
   const orderColumn = q.orderField === 'UPDATED_AT' ? runs.updatedAt : runs.createdAt;
   const conditions: (SQL | undefined)[] = [];
   if (q.project != null) conditions.push(eq(runs.project, q.project));
+  if (q.projects != null) {
+    if (q.projects.length === 0) return [];
+    conditions.push(inArray(runs.project, [...q.projects]));
+  }
   if (q.statuses != null) {
     if (q.statuses.length === 0) return [];
     conditions.push(inArray(runs.status, [...q.statuses]));
@@ -432,10 +457,24 @@ export async function insertDependencies(
 export async function lockUpstreamsForCreate(
   tx: Tx,
   ids: readonly string[],
-): Promise<{ id: string; name: string | null; status: RunStatus; memoizedFrom: string | null }[]> {
+): Promise<
+  {
+    id: string;
+    project: string;
+    name: string | null;
+    status: RunStatus;
+    memoizedFrom: string | null;
+  }[]
+> {
   if (ids.length === 0) return [];
   return tx
-    .select({ id: runs.id, name: runs.name, status: runs.status, memoizedFrom: runs.memoizedFrom })
+    .select({
+      id: runs.id,
+      project: runs.project,
+      name: runs.name,
+      status: runs.status,
+      memoizedFrom: runs.memoizedFrom,
+    })
     .from(runs)
     .where(inArray(runs.id, [...ids]))
     .orderBy(asc(runs.id))

@@ -1,6 +1,7 @@
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
 import type { Tx } from '../db/client.js';
 import type { RunStatus } from '../lifecycle/lifecycle.js';
+import { canSeeProject, type Principal } from '../auth/principal.js';
 import { cascadeToDownstreams } from './orchestration.js';
 import * as store from './run-store.js';
 import {
@@ -34,6 +35,9 @@ export type TransitionOutcome =
   | ({ __typename: 'TransitionConflict'; runId: string } & ConflictDetails)
   | { __typename: 'RunNotFound'; runId: string; message: string };
 
+/** Who asks for a change: recorded as its actor, and limited to its projects. */
+export type Actor = Pick<Principal, 'name' | 'projects'>;
+
 export interface BatchResult {
   outcomes: TransitionOutcome[];
   changes: StatusChangeRow[];
@@ -48,6 +52,7 @@ export interface BatchResult {
 export async function runTransitionBatch(
   tx: Tx,
   requests: TransitionRequest[],
+  actor: Actor,
 ): Promise<BatchResult> {
   const ids = [...new Set(requests.map((r) => r.id))];
   const locked = await store.lockRunsForTransition(tx, ids);
@@ -76,7 +81,9 @@ export async function runTransitionBatch(
   const newKeys: { runId: string; key: string; index: number }[] = [];
 
   requests.forEach((request, index) => {
-    const run = state.get(request.id);
+    const found = state.get(request.id);
+    // A run outside the token's projects does not exist for it.
+    const run = found && canSeeProject(actor, found.project) ? found : undefined;
     if (!run) {
       pending.push({
         kind: 'done',
@@ -151,6 +158,7 @@ export async function runTransitionBatch(
             message: step.message,
             at,
             forced: request.force === true,
+            actor: actor.name,
           });
           current = next;
         }
@@ -169,6 +177,7 @@ export async function runTransitionBatch(
     lockedRevision,
     locked.now,
     pending.flatMap((p) => (p.kind === 'change' ? p.changes : [])),
+    actor.name,
   );
 
   // One write per changed run, whatever the number of its changes in the batch.

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRun, dataOf, transitionRun } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { authHeader, startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // Malformed input is refused with extensions.code = "BAD_USER_INPUT" naming the field, nothing is
 // written, and the service keeps answering (docs: /work/shared/design/api.md, "Mutations").
@@ -42,7 +42,11 @@ async function post(
 ): Promise<Reply> {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': contentType, accept: 'application/graphql-response+json' },
+    headers: {
+      'content-type': contentType,
+      accept: 'application/graphql-response+json',
+      ...authHeader(),
+    },
     body,
   });
   const text = await response.text();
@@ -91,17 +95,19 @@ async function fixture(label: string): Promise<Fixture> {
   return { project, runId: run.id };
 }
 
+// Pages far larger than a fixture's few rows (one extra would still show), small enough for
+// the default query cost limit.
 const STATE = `query($project: String!, $tags: [String!]) {
-  byProject: runs(filter: { project: $project }, first: 500) { edges { node { ...R } } }
-  byTag: runs(filter: { tags: $tags }, first: 500) { edges { node { id project } } }
-  changes: statusChanges(filter: { projects: [$project] }, first: 500) {
+  byProject: runs(filter: { project: $project }, first: 20) { edges { node { ...R } } }
+  byTag: runs(filter: { tags: $tags }, first: 20) { edges { node { id project } } }
+  changes: statusChanges(filter: { projects: [$project] }, first: 100) {
     edges { node { runId from to version reason message } }
   }
 }
 fragment R on Run {
   id project name tags meta status version progress phase stopMessage updatedAt heartbeatAt
-  statusHistory(first: 500) { edges { node { from to version reason message } } }
-  measurements(first: 500) { edges { node { name value step at } } }
+  statusHistory(first: 50) { edges { node { from to version reason message } } }
+  measurements(first: 50) { edges { node { name value step at } } }
 }`;
 
 interface RunState {

@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { createRun, dataOf, getHistory, RESULT_FIELDS, waitUntil } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import {
+  startServer,
+  TEST_ADMIN_TOKEN,
+  uniqueProject,
+  type TestServer,
+} from '../support/server.js';
 
 // Inputs that get past GraphQL's type checks and must still be refused as the client's error
 // (BAD_USER_INPUT), never reach PostgreSQL, and never cost a connection.
@@ -118,7 +123,7 @@ describe('documents nested too deeply for the parser', () => {
     socket.on('message', (data) => messages.push(JSON.parse(String(data))));
     socket.on('close', () => (closed = true));
     await new Promise((resolve) => socket.once('open', resolve));
-    socket.send(JSON.stringify({ type: 'connection_init' }));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { token: TEST_ADMIN_TOKEN } }));
     await waitUntil('ack', () => messages.some((m) => m.type === 'connection_ack'));
     socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: deep } }));
     await waitUntil('error', () => messages.some((m) => m.id === '1'));

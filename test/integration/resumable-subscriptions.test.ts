@@ -2,7 +2,13 @@ import type { Client } from 'graphql-ws';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { createRun, dataOf, record, transitionRun, waitUntil } from '../support/operations.js';
-import { postGraphQL, startServer, uniqueProject, type TestServer } from '../support/server.js';
+import {
+  authHeader,
+  postGraphQL,
+  startServer,
+  uniqueProject,
+  type TestServer,
+} from '../support/server.js';
 
 /**
  * api.md, Subscriptions: a client that keeps the last cursor it saw and resubscribes with `after`
@@ -318,7 +324,7 @@ describe('statusChanged across instances', () => {
     const controller = new AbortController();
     const response = await fetch(b.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...authHeader() },
       body: JSON.stringify({
         query: `subscription($after: String, $p: String!) { statusChanged(after: $after, filter: { projects: [$p] }) { to version } }`,
         variables: { after: start, p: project },

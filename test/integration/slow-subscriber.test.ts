@@ -2,7 +2,12 @@ import type { Socket } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { createRun, dataOf, RESULT_FIELDS, waitUntil } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import {
+  startServer,
+  TEST_ADMIN_TOKEN,
+  uniqueProject,
+  type TestServer,
+} from '../support/server.js';
 
 // A subscriber that stops reading must not grow server memory without bound: its buffer is
 // bounded, and when it overflows that subscription is closed with a reason the client can act
@@ -32,7 +37,7 @@ async function connect(url: string) {
     socket.once('open', resolve);
     socket.once('error', reject);
   });
-  socket.send(JSON.stringify({ type: 'connection_init' }));
+  socket.send(JSON.stringify({ type: 'connection_init', payload: { token: TEST_ADMIN_TOKEN } }));
   await waitUntil('connection_ack', () => messages.some((m) => m.type === 'connection_ack'));
   return {
     socket,

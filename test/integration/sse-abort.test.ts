@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createRun, sleep, waitUntil } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { authHeader, startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // An SSE client that goes away while its subscription is still being set up must not leave a
 // subscriber behind on the server.
@@ -26,7 +26,11 @@ it('aborted SSE subscriptions leave nothing registered', async () => {
       const controller = new AbortController();
       const response = fetch(server.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+          ...authHeader(),
+        },
         body: JSON.stringify({ query: queries[i % queries.length] }),
         signal: controller.signal,
       }).catch(() => null);

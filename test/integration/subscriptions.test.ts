@@ -8,7 +8,7 @@ import {
   type Recorder,
   type TransitionResultData,
 } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { authHeader, startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // Subscriptions end to end: real graphql-ws sockets and real SSE responses against a real server
 // over real PostgreSQL. Every test makes its own runs (its own project) and closes what it opens.
@@ -227,7 +227,7 @@ async function sse<T>(
   const controller = new AbortController();
   const init: RequestInit = {
     method,
-    headers: { accept: 'text/event-stream' },
+    headers: { accept: 'text/event-stream', ...authHeader() },
     signal: controller.signal,
   };
   let url = server.url;

@@ -3,7 +3,16 @@ import { WebSocket } from 'ws';
 import { inject } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { createPostgresDatabase, type Database } from '../../src/db/client.js';
+import type { Limits } from '../../src/limits/limits.js';
 import { createLogger } from '../../src/logger.js';
+
+/** The admin token every test server adopts (as RUNSTATE_ADMIN_TOKEN would be). */
+export const TEST_ADMIN_TOKEN = 'rst_test-suite-admin-token-0123456789';
+
+/** Whose token a request carries: a secret, or null for none at all. */
+export interface AsToken {
+  token?: string | null;
+}
 
 export interface TestServer {
   app: App;
@@ -14,9 +23,10 @@ export interface TestServer {
   gql<T = Record<string, unknown>>(
     query: string,
     variables?: Record<string, unknown>,
+    as?: AsToken,
   ): Promise<GqlResponse<T>>;
-  /** A graphql-ws client on a real socket; closed by stop(). */
-  wsClient(): Client;
+  /** A graphql-ws client on a real socket (the admin token unless told); closed by stop(). */
+  wsClient(as?: AsToken): Client;
   stop(): Promise<void>;
 }
 
@@ -33,6 +43,8 @@ export async function startServer(
     subscriberBufferSize?: number;
     reaperIntervalMs?: number;
     stopTimeoutSeconds?: number;
+    authEnabled?: boolean;
+    limits?: Partial<Limits>;
   } = {},
 ): Promise<TestServer> {
   const database =
@@ -45,6 +57,8 @@ export async function startServer(
     subscriberBufferSize: options.subscriberBufferSize,
     reaperIntervalMs: options.reaperIntervalMs,
     stopTimeoutSeconds: options.stopTimeoutSeconds,
+    auth: { enabled: options.authEnabled ?? true, adminToken: TEST_ADMIN_TOKEN },
+    limits: options.limits,
   });
   const { url, wsUrl } = await app.start();
   const clients: Client[] = [];
@@ -53,11 +67,13 @@ export async function startServer(
     database,
     url,
     wsUrl,
-    gql: (query, variables) => postGraphQL(url, query, variables),
-    wsClient() {
+    gql: (query, variables, as) => postGraphQL(url, query, variables, as),
+    wsClient(as = {}) {
+      const token = as.token === undefined ? TEST_ADMIN_TOKEN : as.token;
       const client = createClient({
         url: wsUrl,
         webSocketImpl: WebSocket,
+        connectionParams: token == null ? undefined : { token },
         retryAttempts: 0,
         lazy: true,
       });
@@ -77,10 +93,15 @@ export async function postGraphQL<T>(
   url: string,
   query: string,
   variables?: Record<string, unknown>,
+  as: AsToken = {},
 ): Promise<GqlResponse<T>> {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json',
+      ...authHeader(as),
+    },
     body: JSON.stringify({ query, variables }),
   });
   const body = (await response.json()) as Omit<GqlResponse<T>, 'status'>;
@@ -90,4 +111,10 @@ export async function postGraphQL<T>(
 /** A project name no other test uses, so tests can share the database and run concurrently. */
 export function uniqueProject(label = 'p'): string {
   return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** The Authorization header for a request (the admin token unless told otherwise). */
+export function authHeader(as: AsToken = {}): Record<string, string> {
+  const token = as.token === undefined ? TEST_ADMIN_TOKEN : as.token;
+  return token == null ? {} : { authorization: `Bearer ${token}` };
 }

@@ -1,0 +1,106 @@
+import { hasRole, type Principal } from '../auth/principal.js';
+import type { ApiRole } from '../db/schema.js';
+import {
+  ForbiddenError,
+  LimitExceededError,
+  RateLimitedError,
+  TokenRevokedError,
+} from '../errors.js';
+import type { TerminalError } from '../events/terminal-error.js';
+import type { GraphQLContext } from './context.js';
+
+/** Role checks, the mutation rate limit and subscription guards, for resolvers. */
+
+export function requireRole(ctx: GraphQLContext, role: ApiRole, what: string): Principal {
+  if (!hasRole(ctx.principal, role)) throw new ForbiddenError(what, role);
+  return ctx.principal;
+}
+
+/** The rate limit's key: the token, or everyone at once when auth is off. */
+function keyOf(principal: Principal): string {
+  return principal.tokenId ?? 'anonymous';
+}
+
+/**
+ * A run mutation: needs WRITE (ADMIN to force), and counts against the token's mutation rate
+ * (one per mutation field: a batch, bounded in size already, counts once).
+ */
+export function authorizeWrite(
+  ctx: GraphQLContext,
+  what: string,
+  options: { force?: boolean } = {},
+): Principal {
+  const principal = requireRole(ctx, options.force ? 'ADMIN' : 'WRITE', what);
+  const retryAfter = ctx.mutationRate.take(keyOf(principal));
+  if (retryAfter > 0) throw new RateLimitedError(retryAfter);
+  return principal;
+}
+
+/**
+ * Count a subscription against the token's quota and end it when the token is revoked (with a
+ * final TOKEN_REVOKED error). Wraps the source iterator; its `return()` frees the slot.
+ */
+export function guardSubscription<T>(
+  ctx: GraphQLContext,
+  source: AsyncIterableIterator<T | TerminalError>,
+): AsyncIterableIterator<T | TerminalError> {
+  const { principal, auth, subscriptionQuota } = ctx;
+  const release = subscriptionQuota.acquire(keyOf(principal));
+  if (!release) {
+    void source.return?.();
+    throw new LimitExceededError(
+      'subscriptionsPerToken',
+      subscriptionQuota.max,
+      `this token has ${subscriptionQuota.max} open subscriptions on this instance, the most ` +
+        'allowed: end one first',
+    );
+  }
+  let revoked = false;
+  let finished = false;
+  const unwatch =
+    principal.tokenId == null
+      ? () => {}
+      : auth.onRevoked(principal.tokenId, () => {
+          revoked = true;
+          void source.return?.();
+        });
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    release();
+    unwatch();
+  };
+  const done = (): IteratorResult<T | TerminalError> => ({ value: undefined, done: true });
+  const iterator: AsyncIterableIterator<T | TerminalError> = {
+    async next() {
+      if (finished) return done();
+      let result: IteratorResult<T | TerminalError>;
+      try {
+        result = await source.next();
+      } catch (error) {
+        finish();
+        throw error;
+      }
+      if (revoked) {
+        finish();
+        return { value: { terminalError: new TokenRevokedError() }, done: false };
+      }
+      if (result.done) finish();
+      return result;
+    },
+    async return() {
+      finish();
+      await source.return?.();
+      return done();
+    },
+    async throw(error?: unknown) {
+      finish();
+      await source.return?.();
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}

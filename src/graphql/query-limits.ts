@@ -1,0 +1,124 @@
+import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
+import { blockFieldSuggestionsPlugin } from '@escape.tech/graphql-armor-block-field-suggestions';
+import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
+import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
+import type { GraphQLError } from 'graphql';
+import {
+  NoSchemaIntrospectionCustomRule,
+  type ValidationContext,
+  type ValidationRule,
+} from 'graphql';
+import { createComplexityRule, type ComplexityEstimator } from 'graphql-query-complexity';
+import type { Plugin } from 'graphql-yoga';
+import { LimitExceededError } from '../errors.js';
+
+/**
+ * Limits on the operation itself, checked at validation, before anything runs. Depth, aliases
+ * and directives come from graphql-armor; cost from graphql-query-complexity, because it can
+ * multiply a list's selection by the page size asked for (`first`), which is what makes
+ * `runs(first: 500) { … statusHistory(first: 500) … }` expensive. Every refusal answers
+ * LIMIT_EXCEEDED with `extensions.limit` naming the limit and `extensions.max` its value.
+ */
+export interface QueryLimits {
+  maxDepth: number;
+  maxAliases: number;
+  maxDirectives: number;
+  maxCost: number;
+  introspection: boolean;
+}
+
+/** Page sizes a connection field gets when `first` is not given (as in run-queries.ts). */
+const DEFAULT_FIRST: Record<string, number> = { runs: 50 };
+const DEFAULT_PAGE = 100;
+/** Lists without a page size (tags, upstreams, latestMeasurements …) are assumed this long. */
+const UNPAGED_LIST = 10;
+
+/**
+ * One point per field; a list multiplies what is selected inside it by its length: `first`
+ * (or the default page), the number of `inputs` of a batch, or a small constant.
+ */
+const estimateCost: ComplexityEstimator = ({ field, args, childComplexity }) => {
+  if (typeof args['first'] === 'number') return 1 + Math.max(args['first'], 1) * childComplexity;
+  if (Array.isArray(args['inputs'])) return 1 + args['inputs'].length * childComplexity;
+  if (field.name in DEFAULT_FIRST) return 1 + DEFAULT_FIRST[field.name]! * childComplexity;
+  const type = field.type.toString();
+  if (type.endsWith('Connection!')) return 1 + DEFAULT_PAGE * childComplexity;
+  // A connection's edges are its page: counted once, by the connection.
+  if (field.name === 'edges') return 1 + childComplexity;
+  if (type.includes('[')) return 1 + UNPAGED_LIST * childComplexity;
+  return 1 + childComplexity;
+};
+
+function rejectWith(limit: string, max: number) {
+  return [
+    (context: ValidationContext | null, error: GraphQLError) =>
+      context?.reportError(
+        new LimitExceededError(limit, max, error.message.replace(/^Syntax Error: /, '')),
+      ),
+  ];
+}
+
+export function useQueryLimits(limits: QueryLimits): Plugin[] {
+  const rules: ValidationRule[] = [
+    maxDepthRule({
+      n: limits.maxDepth,
+      propagateOnRejection: false,
+      onReject: rejectWith('depth', limits.maxDepth),
+    }) as unknown as ValidationRule,
+    maxAliasesRule({
+      n: limits.maxAliases,
+      propagateOnRejection: false,
+      onReject: rejectWith('aliases', limits.maxAliases),
+    }) as unknown as ValidationRule,
+    maxDirectivesRule({
+      n: limits.maxDirectives,
+      propagateOnRejection: false,
+      onReject: rejectWith('directives', limits.maxDirectives),
+    }) as unknown as ValidationRule,
+  ];
+  if (!limits.introspection) rules.push(NoSchemaIntrospectionCustomRule);
+
+  const plugins: Plugin[] = [
+    {
+      onValidate({ addValidationRule, context }) {
+        for (const rule of rules) addValidationRule(rule);
+        const params = (context as { params?: { variables?: unknown; operationName?: unknown } })
+          .params;
+        const variables = params?.variables;
+        const costRule = createComplexityRule({
+          maximumComplexity: limits.maxCost,
+          estimators: [estimateCost],
+          variables:
+            variables && typeof variables === 'object'
+              ? (variables as Record<string, unknown>)
+              : {},
+          operationName:
+            typeof params?.operationName === 'string' ? params.operationName : undefined,
+          createError: (max, actual) =>
+            new LimitExceededError(
+              'cost',
+              max,
+              `Query cost limit of ${max} exceeded, found ${actual}: ask for smaller pages ` +
+                '(`first`) or fewer nested lists.',
+            ),
+        });
+        // The cost rule also reports invalid argument values it meets while reading `first`;
+        // graphql-js's own rules report those already (with BAD_USER_INPUT): keep one of each.
+        addValidationRule((context: ValidationContext) =>
+          costRule(
+            Object.create(context, {
+              reportError: {
+                value: (error: GraphQLError) => {
+                  if (error instanceof LimitExceededError) context.reportError(error);
+                },
+              },
+            }) as ValidationContext,
+          ),
+        );
+      },
+    },
+  ];
+  // Without introspection, "Did you mean …?" would still reveal the schema field by field.
+  if (!limits.introspection) plugins.push(blockFieldSuggestionsPlugin() as unknown as Plugin);
+  return plugins;
+}
