@@ -17,7 +17,7 @@ export function useParserLimits(options: { maxTokens: number }): Plugin {
         } catch (error) {
           if (
             error instanceof GraphQLError &&
-            /contains more than \d+ tokens/.test(error.message)
+            /contains more tha[nt] \d+ tokens/.test(error.message)
           ) {
             throw new LimitExceededError(
               'tokens',

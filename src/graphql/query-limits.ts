@@ -2,13 +2,14 @@ import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { blockFieldSuggestionsPlugin } from '@escape.tech/graphql-armor-block-field-suggestions';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
-import type { GraphQLError } from 'graphql';
 import {
   NoSchemaIntrospectionCustomRule,
+  type ExecutionArgs,
+  type GraphQLError,
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
-import { createComplexityRule, type ComplexityEstimator } from 'graphql-query-complexity';
+import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import type { Plugin } from 'graphql-yoga';
 import { LimitExceededError } from '../errors.js';
 
@@ -78,43 +79,46 @@ export function useQueryLimits(limits: QueryLimits): Plugin[] {
   ];
   if (!limits.introspection) rules.push(NoSchemaIntrospectionCustomRule);
 
+  /**
+   * The cost depends on variables (`first: $n`), so it is computed per request when the
+   * operation is about to run, not as a validation rule: yoga caches validation per document,
+   * and a document validated once with `$n: 1` would then pass with `$n: 500`.
+   */
+  const costError = (args: ExecutionArgs): LimitExceededError | null => {
+    let cost: number;
+    try {
+      cost = getComplexity({
+        estimators: [estimateCost],
+        schema: args.schema,
+        query: args.document,
+        variables: (args.variableValues ?? {}) as Record<string, unknown>,
+        operationName: args.operationName ?? undefined,
+      });
+    } catch {
+      // Variables that do not fit the operation: execution reports that, with BAD_USER_INPUT.
+      return null;
+    }
+    if (cost <= limits.maxCost) return null;
+    return new LimitExceededError(
+      'cost',
+      limits.maxCost,
+      `Query cost limit of ${limits.maxCost} exceeded, found ${cost}: ask for smaller pages ` +
+        '(`first`) or fewer nested lists.',
+    );
+  };
+
   const plugins: Plugin[] = [
     {
-      onValidate({ addValidationRule, context }) {
+      onValidate({ addValidationRule }) {
         for (const rule of rules) addValidationRule(rule);
-        const params = (context as { params?: { variables?: unknown; operationName?: unknown } })
-          .params;
-        const variables = params?.variables;
-        const costRule = createComplexityRule({
-          maximumComplexity: limits.maxCost,
-          estimators: [estimateCost],
-          variables:
-            variables && typeof variables === 'object'
-              ? (variables as Record<string, unknown>)
-              : {},
-          operationName:
-            typeof params?.operationName === 'string' ? params.operationName : undefined,
-          createError: (max, actual) =>
-            new LimitExceededError(
-              'cost',
-              max,
-              `Query cost limit of ${max} exceeded, found ${actual}: ask for smaller pages ` +
-                '(`first`) or fewer nested lists.',
-            ),
-        });
-        // The cost rule also reports invalid argument values it meets while reading `first`;
-        // graphql-js's own rules report those already (with BAD_USER_INPUT): keep one of each.
-        addValidationRule((context: ValidationContext) =>
-          costRule(
-            Object.create(context, {
-              reportError: {
-                value: (error: GraphQLError) => {
-                  if (error instanceof LimitExceededError) context.reportError(error);
-                },
-              },
-            }) as ValidationContext,
-          ),
-        );
+      },
+      onExecute({ args, setResultAndStopExecution }) {
+        const error = costError(args);
+        if (error) setResultAndStopExecution({ errors: [error] });
+      },
+      onSubscribe({ args, setResultAndStopExecution }) {
+        const error = costError(args);
+        if (error) setResultAndStopExecution({ errors: [error] });
       },
     },
   ];
