@@ -26,6 +26,8 @@ const app = buildApp({
   port: 0,
   host: '127.0.0.1',
   reaperIntervalMs: 3_600_000,
+  // A diagnostic on loopback: no tokens, so the count is the mutation's alone.
+  auth: { enabled: false },
 });
 const { url: endpoint } = await app.start();
 const gql = async (query: string, variables: Record<string, unknown> = {}) => {

@@ -1,0 +1,31 @@
+import { readFileSync } from 'node:fs';
+
+/** CPU and memory of a process, read from /proc (Linux). */
+
+const TICKS_PER_SECOND = 100;
+
+/** User + system CPU seconds used by a process so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/** Resident memory of a process, in bytes. */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+  return Number(kb) * 1024;
+}
+
+/** CPU share of a process over a span: a fraction of one core (1 = one core busy). */
+export function cpuMeter(pid: number) {
+  const startCpu = cpuSeconds(pid);
+  const startWall = performance.now();
+  return () => {
+    const cpu = cpuSeconds(pid) - startCpu;
+    const wall = (performance.now() - startWall) / 1000;
+    return { cpuSeconds: cpu, share: cpu / wall };
+  };
+}
