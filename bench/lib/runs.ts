@@ -1,4 +1,5 @@
-import { createGraphQLClient, dataOrThrow } from './http.js';
+import type { createGraphQLClient } from './http.js';
+import { dataOrThrow } from './http.js';
 
 type Client = ReturnType<typeof createGraphQLClient>;
 
