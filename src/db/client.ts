@@ -51,6 +51,31 @@ export interface PostgresOptions {
   onStatement?: (query: string) => void;
 }
 
+/**
+ * drizzle sends every query through postgres.js's `unsafe()`, which does not prepare statements.
+ * postgres.js then describes each statement with parameters before running it: two round trips
+ * per query. Prepared (postgres.js names and caches them per connection by their text), a
+ * statement run before takes one. This makes every `unsafe()` of the client, and of each
+ * transaction's client, prepare; statements without parameters still use the simple protocol.
+ */
+function preparing(client: postgres.Sql): postgres.Sql {
+  const unsafe = client.unsafe.bind(client);
+  client.unsafe = ((query: string, args?: unknown[], options?: object) =>
+    unsafe(query, args as never, { ...options, prepare: true })) as typeof client.unsafe;
+  // Transactions (begin) and nested ones (savepoint) hand their callback a client of their own.
+  for (const method of ['begin', 'savepoint'] as const) {
+    const original = (client as unknown as Record<string, unknown>)[method];
+    if (typeof original !== 'function') continue;
+    (client as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      const callback = args.pop() as (tx: postgres.Sql) => unknown;
+      return (original as (...a: unknown[]) => unknown).call(client, ...args, (tx: postgres.Sql) =>
+        callback(preparing(tx)),
+      );
+    };
+  }
+  return client;
+}
+
 /** Connect to a real PostgreSQL through postgres.js. */
 export function createPostgresDatabase(options: PostgresOptions): Database {
   const client = postgres(options.url, {
@@ -61,7 +86,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
       ? { debug: (_c: number, query: string) => options.onStatement!(query) }
       : {}),
   });
-  const db = drizzlePostgres(client, { schema }) as unknown as Db;
+  const db = drizzlePostgres(preparing(client), { schema }) as unknown as Db;
   return {
     db,
     kind: 'postgres',
