@@ -68,6 +68,14 @@ export const runs = pgTable(
      * read at different moments, so a subscriber never gets an older one after a newer one.
      */
     revision: bigint('revision', { mode: 'number' }).notNull().default(1),
+    /**
+     * Runs created with this one as an upstream or an event-trigger ref (a count that only
+     * grows). Read with the row's lock, it tells a transition whether its change can decide
+     * other runs, without a query for the many runs nothing follows. Kept on the row, not
+     * derived, so that a lock that waited for a createRun sees that run's count (a subquery
+     * would read the statement's older snapshot).
+     */
+    followers: integer('followers').notNull().default(0),
     /** Over the run's upstreams (run_dependencies); null for a run without any. */
     trigger: triggerPolicyEnum('trigger'),
     /** An upstream SKIPPED makes this run SKIPPED instead of UPSTREAM_FAILED. */

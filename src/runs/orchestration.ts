@@ -120,8 +120,12 @@ export async function cascadeToDownstreams(
 
   let moved = [...entered.keys()];
   while (moved.length > 0) {
-    const finished = moved.filter((id) => isDone(state.get(id)!.status));
-    const candidates = await store.findDependentIds(tx, finished, moved);
+    // Only a run something follows (read with its lock) can decide others: most changes need
+    // no query here.
+    const followed = moved.filter((id) => state.get(id)!.followers > 0);
+    if (followed.length === 0) break;
+    const finished = followed.filter((id) => isDone(state.get(id)!.status));
+    const candidates = await store.findDependentIds(tx, finished, followed);
     if (candidates.length === 0) break;
     const locked = await store.lockRunsForTransition(
       tx,

@@ -239,11 +239,11 @@ export function createRunService(deps: RunServiceDeps): RunService {
         throw new BadUserInputError('input.trigger', 'needs dependsOn');
       const events = checkEventTriggers(input.events);
 
-      // Share-locking upstreams can lose a deadlock against a cascade locking downstream runs
+      // Locking upstreams can lose a deadlock against a cascade locking downstream runs
       // (a DAG with a transitive edge); run again then (an idempotent replay stays one run).
       const created = await retryOnDeadlock(() =>
         db.transaction(async (tx) => {
-          // Upstreams first (share-locked): their state decides this run's, and none may finish
+          // Upstreams first (locked): their state decides this run's, and none may finish
           // unseen between our read and our commit.
           const locked = await store.lockUpstreamsForCreate(tx, [
             ...new Set([...dependsOn, ...events.map((e) => e.refId)]),

@@ -111,6 +111,7 @@ export async function lockRunsForTransition(
   tx: Tx,
   ids: readonly string[],
 ): Promise<{ rows: RunRow[]; now: Date }> {
+  if (ids.length === 0) return { rows: [], now: new Date() };
   const rows = await tx
     .select({
       ...getTableColumns(runs),
@@ -125,10 +126,12 @@ export async function lockRunsForTransition(
   return { rows: rows.map(({ now: _now, ...run }) => run), now };
 }
 
-/** Write the new state of each transitioned run (computed by the service) in one statement. */
-export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promise<void> {
-  if (states.length === 0) return;
-  const payload = JSON.stringify(
+const RUN_STATE_COLUMNS = sql.raw(`
+      id uuid, status text, version int, attempt int, revision bigint, blocked_reason text,
+      updated_at timestamptz, started_at timestamptz, finished_at timestamptz, stop_message text`);
+
+function runStatesPayload(states: readonly RunRow[]): string {
+  return JSON.stringify(
     states.map((s) => ({
       id: s.id,
       status: s.status,
@@ -142,18 +145,62 @@ export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promis
       stop_message: s.stopMessage,
     })),
   );
+}
+
+/** Write the new state of each transitioned run (computed by the service) in one statement. */
+export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promise<void> {
+  if (states.length === 0) return;
+  const payload = runStatesPayload(states);
   await tx.execute(sql`
     /* applyRunTransitions */
     UPDATE runs AS r
     SET status = v.status::run_status, version = v.version, attempt = v.attempt, revision = v.revision, updated_at = v.updated_at,
         blocked_reason = v.blocked_reason,
         started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message
-    FROM jsonb_to_recordset(${payload}::jsonb) AS v(
-      id uuid, status text, version int, attempt int, revision bigint, blocked_reason text,
-      updated_at timestamptz,
-      started_at timestamptz,
-      finished_at timestamptz, stop_message text)
+    FROM jsonb_to_recordset(${payload}::jsonb) AS v(${RUN_STATE_COLUMNS})
     WHERE r.id = v.id`);
+}
+
+/**
+ * A transition batch's writes in one statement (one round trip): the new run states and the
+ * change-log rows, ids in the given order. The transaction holds its xid already (the lock took
+ * it), so the change-log tail's rule "xid before ids" holds, as in insertStatusChanges.
+ */
+export async function writeTransitions(
+  tx: Tx,
+  states: readonly RunRow[],
+  changes: readonly NewStatusChange[],
+): Promise<StatusChangeRow[]> {
+  if (changes.length === 0) {
+    await updateRunStates(tx, states);
+    return [];
+  }
+  const inserted = await queryRows<RawStatusChange>(
+    tx,
+    sql`
+    /* writeTransitions */
+    WITH tx AS (SELECT pg_current_xact_id() AS xid),
+    updated AS (
+      UPDATE runs AS r
+      SET status = v.status::run_status, version = v.version, attempt = v.attempt, revision = v.revision, updated_at = v.updated_at,
+          blocked_reason = v.blocked_reason,
+          started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message
+      FROM jsonb_to_recordset(${runStatesPayload(states)}::jsonb) AS v(${RUN_STATE_COLUMNS})
+      WHERE r.id = v.id
+      RETURNING r.id
+    )
+    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor)
+    SELECT tx.xid, c.run_id, c.project, c.from_status::run_status, c.to_status::run_status,
+           c.version, c.reason, c.message, c.at, coalesce(c.forced, false), c.actor
+    FROM tx, ROWS FROM (
+      jsonb_to_recordset(${JSON.stringify(changes)}::jsonb) AS ("runId" uuid, project text, "fromStatus" text,
+        "toStatus" text, version int, reason text, message text, at timestamptz, forced boolean,
+        actor text)
+    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, at, forced, actor, n)
+    ORDER BY c.n
+    RETURNING id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor`,
+  );
+  return inserted.map(mapStatusChangeRow);
 }
 
 /** A status_changes row as both drivers return it from raw SQL. */
@@ -450,9 +497,10 @@ export async function insertDependencies(
 }
 
 /**
- * Share-lock a new run's upstreams and read them. FOR SHARE conflicts with a transition's
- * FOR NO KEY UPDATE: an upstream finishing concurrently either waits for this run to exist (and
- * then finds it as a downstream) or commits first (and is read here as finished).
+ * Lock a new run's upstreams and event-trigger refs (in id order), read them, and count the new
+ * run among their followers, in one statement. An upstream finishing concurrently either waits
+ * for this run to exist (its lock then reads the new count, and the change finds the new run
+ * as a downstream) or commits first (and is read here as finished).
  */
 export async function lockUpstreamsForCreate(
   tx: Tx,
@@ -467,18 +515,32 @@ export async function lockUpstreamsForCreate(
   }[]
 > {
   if (ids.length === 0) return [];
-  return tx
-    .select({
-      id: runs.id,
-      project: runs.project,
-      name: runs.name,
-      status: runs.status,
-      memoizedFrom: runs.memoizedFrom,
-    })
-    .from(runs)
-    .where(inArray(runs.id, [...ids]))
-    .orderBy(asc(runs.id))
-    .for('share');
+  const list = sql.join(
+    ids.map((id) => sql`${id}::uuid`),
+    sql`, `,
+  );
+  const rows = await queryRows<{
+    id: string;
+    project: string;
+    name: string | null;
+    status: RunStatus;
+    memoized_from: string | null;
+  }>(
+    tx,
+    sql`
+    /* lockUpstreamsForCreate */
+    UPDATE runs AS r SET followers = r.followers + 1
+    FROM (SELECT id FROM runs WHERE id IN (${list}) ORDER BY id FOR NO KEY UPDATE) AS l
+    WHERE r.id = l.id
+    RETURNING r.id, r.project, r.name, r.status, r.memoized_from`,
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    project: r.project,
+    name: r.name,
+    status: r.status,
+    memoizedFrom: r.memoized_from,
+  }));
 }
 
 /**

@@ -185,8 +185,7 @@ export async function runTransitionBatch(
     state.set(id, { ...state.get(id)!, revision: lockedRevision.get(id)! + 1 });
   }
   const changedRuns = [...changedIds].map((id) => state.get(id)!);
-  await store.updateRunStates(tx, changedRuns);
-  const inserted = await store.insertStatusChanges(tx, [
+  const inserted = await store.writeTransitions(tx, changedRuns, [
     ...pending.flatMap((p) => (p.kind === 'change' ? p.changes : [])),
     ...cascaded,
   ]);

@@ -23,6 +23,7 @@ function run(status: RunStatus, overrides: Partial<RunRow> = {}): RunRow {
     attempt: 1,
     maxRetries: 0,
     revision: 1,
+    followers: 0,
     trigger: null,
     skipOnUpstreamSkip: false,
     blockedReason: null,
