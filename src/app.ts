@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { createAuthService } from './auth/auth-service.js';
 import { bearerSecret, connectionParamsSecret } from './auth/secrets.js';
 import type { Database } from './db/client.js';
@@ -132,6 +132,8 @@ export function buildApp(options: AppOptions): App {
     // Unexpected errors (database, bugs) become "Unexpected error." with no stack or SQL.
     maskedErrors: { isDev: false },
     landingPage: false,
+    // No file uploads: a multipart/form-data body is refused like any unsupported content type.
+    multipart: false,
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
@@ -158,9 +160,12 @@ export function buildApp(options: AppOptions): App {
 
   const server: Server = createServer((req, res) => {
     if (refuseLargeBody(req, res, limits.maxBodyBytes)) return;
+    if (refuseUnacceptable(req, res)) return;
     void yoga(req, res);
   });
   const wsServer = new WebSocketServer({ server, path: graphqlPath });
+  // Registered before graphql-ws's own listener, so it sees every socket first.
+  wsServer.on('connection', refuseServerOnlyMessages);
 
   // graphql-ws runs operations through yoga's envelop so plugins, context and masking apply.
   const wsDisposable = useServer(
@@ -220,6 +225,17 @@ export function buildApp(options: AppOptions): App {
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
+        // As over HTTP: a document whose operation cannot be chosen is the client's error.
+        if (!getOperationAST(document, payload.operationName ?? undefined)) {
+          return [
+            new GraphQLError(
+              payload.operationName
+                ? `Unknown operation named "${payload.operationName}".`
+                : 'Could not determine what operation to execute: name it with operationName.',
+              { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } },
+            ),
+          ];
+        }
         let contextValue;
         try {
           contextValue = await contextFactory();
@@ -300,6 +316,62 @@ export function buildApp(options: AppOptions): App {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** Media types yoga can answer a POST with. */
+const ANSWERABLE = new Set([
+  '*/*',
+  'application/*',
+  'application/json',
+  'application/graphql-response+json',
+  'text/event-stream',
+  'multipart/mixed',
+]);
+
+/**
+ * Refuse (406) a POST whose Accept header admits no answer runstate can give, before it runs:
+ * yoga would run the operation, commit a mutation, and only then find it cannot answer.
+ */
+function refuseUnacceptable(req: IncomingMessage, res: ServerResponse): boolean {
+  const accept = req.headers.accept;
+  if (req.method !== 'POST' || !accept?.trim()) return false;
+  const types = accept.split(',').map((part) => part.split(';')[0]!.trim().toLowerCase());
+  if (types.some((type) => ANSWERABLE.has(type))) return false;
+  res.writeHead(406, { 'content-length': 0, connection: 'close' });
+  res.end();
+  return true;
+}
+
+/** Longest subscription id accepted (graphql-ws echoes ids in close reasons of 123 bytes). */
+const MAX_OPERATION_ID = 64;
+
+/**
+ * graphql-ws answers a message only a server may send (next, error, connection_ack) with an
+ * exception, which its ws adapter turns into close code 4500 and a logged stack trace; an id
+ * too long for a close reason makes `ws` throw. Both are the client's fault: close with 4400.
+ */
+function refuseServerOnlyMessages(socket: WebSocket): void {
+  const emit = socket.emit.bind(socket) as (event: string, ...args: unknown[]) => boolean;
+  socket.emit = ((event: string, ...args: unknown[]) => {
+    if (event === 'message' && !acceptableFromClient(args[0] as RawData)) {
+      socket.close(4400, 'Invalid message received');
+      return true;
+    }
+    return emit(event, ...args);
+  }) as typeof socket.emit;
+}
+
+function acceptableFromClient(data: RawData): boolean {
+  let message: unknown;
+  try {
+    message = JSON.parse(String(data));
+  } catch {
+    return true; // not JSON: graphql-ws itself closes with 4400
+  }
+  if (!message || typeof message !== 'object') return true;
+  const { type, id } = message as { type?: unknown; id?: unknown };
+  if (type === 'next' || type === 'error' || type === 'connection_ack') return false;
+  return typeof id !== 'string' || id.length <= MAX_OPERATION_ID;
+}
 
 /**
  * Refuse a request body over the limit before reading it: 413 when Content-Length says so,

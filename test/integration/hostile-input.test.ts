@@ -174,3 +174,71 @@ it("a run's history times never go backwards, however its changes queue for the 
   expect(times).toEqual([...times].sort((x, y) => x - y));
   expect((await getHistory(server, run.id)).length).toBe(times.length);
 });
+
+describe('documents nested too deeply for validation', () => {
+  // Inline fragments nested a few thousand deep parse, but graphql-js's validation rules recurse
+  // through them and, depending on the stack left, overflowed it (a 500). The nesting is now
+  // capped before validation; 300 levels (600 AST levels) is over the cap and well within the
+  // parser's reach, so this is refused by the cap itself, deterministically.
+  const fragments = `{ ${'... on Query { '.repeat(300)}__typename${' }'.repeat(300)} }`;
+
+  it('over HTTP and WebSocket: BAD_USER_INPUT, and the connection stays usable', async () => {
+    const response = await server.gql(fragments);
+    expect(response.status).toBe(400);
+    expect(response.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
+
+    const client = server.wsClient();
+    const result = await new Promise<unknown>((resolve) => {
+      client.subscribe(
+        { query: fragments },
+        { next: () => {}, error: resolve, complete: () => {} },
+      );
+    });
+    expect(result).toMatchObject([{ extensions: { code: 'BAD_USER_INPUT' } }]);
+    const ok = await new Promise<unknown>((resolve, reject) => {
+      client.subscribe(
+        { query: '{ viewer { role } }' },
+        { next: resolve, error: reject, complete: () => {} },
+      );
+    });
+    expect(ok).toEqual({ data: { viewer: { role: 'ADMIN' } } });
+  });
+});
+
+describe('a syntax error', () => {
+  it('is GRAPHQL_PARSE_FAILED on both transports, whichever met the document first', async () => {
+    const broken = `{ viewer { role ${Math.random().toString(36).slice(2)}`;
+    const client = server.wsClient();
+    const overWs = await new Promise<unknown>((resolve) => {
+      client.subscribe({ query: broken }, { next: () => {}, error: resolve, complete: () => {} });
+    });
+    expect(overWs).toMatchObject([{ extensions: { code: 'GRAPHQL_PARSE_FAILED' } }]);
+    const overHttp = await server.gql(broken);
+    expect(overHttp.status).toBe(400);
+    expect(overHttp.errors?.[0]?.extensions?.['code']).toBe('GRAPHQL_PARSE_FAILED');
+  });
+});
+
+describe('a POST whose Accept admits no answer', () => {
+  it('is refused with 406 before it runs: the mutation writes nothing', async () => {
+    const project = uniqueProject('accept');
+    const response = await fetch(server.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'text/html',
+        authorization: `Bearer ${TEST_ADMIN_TOKEN}`,
+      },
+      body: JSON.stringify({
+        query: `mutation($p: String!) { createRun(input: { project: $p }) { id } }`,
+        variables: { p: project },
+      }),
+    });
+    expect(response.status).toBe(406);
+    const runs = await server.gql<{ runs: { edges: unknown[] } }>(
+      `query($p: String!) { runs(filter: { project: $p }) { edges { cursor } } }`,
+      { p: project },
+    );
+    expect(dataOf(runs).runs.edges).toEqual([]);
+  });
+});
