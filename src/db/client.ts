@@ -52,27 +52,55 @@ export interface PostgresOptions {
 }
 
 /**
- * drizzle sends every query through postgres.js's `unsafe()`, which does not prepare statements.
- * postgres.js then describes each statement with parameters before running it: two round trips
- * per query. Prepared (postgres.js names and caches them per connection by their text), a
- * statement run before takes one. This makes every `unsafe()` of the client, and of each
- * transaction's client, prepare; statements without parameters still use the simple protocol.
+ * Two changes to how drizzle's queries reach PostgreSQL through postgres.js, each saving a round
+ * trip on every transaction.
+ *
+ * Prepared statements: drizzle sends every query through `unsafe()`, which does not prepare, and
+ * postgres.js then describes each statement with parameters before running it (two round trips).
+ * Prepared (postgres.js names and caches them per connection by their text), a statement run
+ * before takes one. Statements without parameters still use the simple protocol.
+ *
+ * Pipelined BEGIN: postgres.js's `begin()` waits for BEGIN's answer before running the
+ * transaction's first statement. Here BEGIN is sent unawaited on a reserved connection, so it
+ * leaves in the same write as the first statement (postgres.js coalesces the writes of a tick);
+ * a failed BEGIN fails that statement too. COMMIT, or ROLLBACK on any error, as before.
  */
-function preparing(client: postgres.Sql): postgres.Sql {
+function preparing<T extends postgres.Sql>(client: T): T {
   const unsafe = client.unsafe.bind(client);
   client.unsafe = ((query: string, args?: unknown[], options?: object) =>
     unsafe(query, args as never, { ...options, prepare: true })) as typeof client.unsafe;
-  // Transactions (begin) and nested ones (savepoint) hand their callback a client of their own.
-  for (const method of ['begin', 'savepoint'] as const) {
-    const original = (client as unknown as Record<string, unknown>)[method];
-    if (typeof original !== 'function') continue;
-    (client as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+  // A transaction's nested transactions (savepoint) hand their callback a client of their own.
+  const savepoint = (client as unknown as Record<string, unknown>)['savepoint'];
+  if (typeof savepoint === 'function') {
+    (client as unknown as Record<string, unknown>)['savepoint'] = (...args: unknown[]) => {
       const callback = args.pop() as (tx: postgres.Sql) => unknown;
-      return (original as (...a: unknown[]) => unknown).call(client, ...args, (tx: postgres.Sql) =>
+      return (savepoint as (...a: unknown[]) => unknown).call(client, ...args, (tx: postgres.Sql) =>
         callback(preparing(tx)),
       );
     };
   }
+  return client;
+}
+
+function withPipelinedBegin(client: postgres.Sql): postgres.Sql {
+  client.begin = (async (...args: unknown[]) => {
+    const callback = args.pop() as (tx: postgres.Sql) => unknown;
+    const mode = typeof args[0] === 'string' ? args[0].replace(/[^a-z ]/gi, '') : '';
+    const connection = await client.reserve();
+    try {
+      const begin = connection.unsafe(`BEGIN ${mode}`).execute();
+      begin.catch(() => {});
+      const result = await callback(preparing(connection as unknown as postgres.Sql));
+      await begin;
+      await connection.unsafe('COMMIT');
+      return result;
+    } catch (error) {
+      await connection.unsafe('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      connection.release();
+    }
+  }) as typeof client.begin;
   return client;
 }
 
@@ -86,7 +114,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
       ? { debug: (_c: number, query: string) => options.onStatement!(query) }
       : {}),
   });
-  const db = drizzlePostgres(preparing(client), { schema }) as unknown as Db;
+  const db = drizzlePostgres(withPipelinedBegin(preparing(client)), { schema }) as unknown as Db;
   return {
     db,
     kind: 'postgres',
