@@ -1,0 +1,143 @@
+import postgres from 'postgres';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import { closedLoop } from '../lib/closed-loop.js';
+import { BENCH_TOKEN, createBenchDatabase, startService } from '../lib/environment.js';
+import { createGraphQLClient, dataOrThrow } from '../lib/http.js';
+import { ratioOf, type Row } from '../lib/report.js';
+import type { Scenario } from '../lib/scenario.js';
+import { fmt } from '../lib/stats.js';
+import * as schema from '../../src/db/schema.js';
+import { listRuns } from '../../src/runs/run-queries.js';
+import type { RunFilterInput } from '../../src/runs/run-queries.js';
+
+const CLIENTS = 4;
+const SECONDS = 4;
+
+/** The filters a dashboard sends, in turn. */
+const FILTERS: RunFilterInput[] = [
+  { project: 'q-7' },
+  { project: 'q-7', statuses: ['RUNNING'] },
+  { categories: ['RUNNING'] },
+];
+const RUNS = `query($filter: RunFilter) {
+  runs(first: 50, filter: $filter) { edges { node { id name status project createdAt } } }
+}`;
+
+/** Add runs numbered [from, to) spread over 100 projects, six statuses and ten tags. */
+async function fill(sql: postgres.Sql, from: number, to: number) {
+  for (let start = from; start < to; start += 100_000) {
+    const end = Math.min(to, start + 100_000) - 1;
+    await sql`
+      INSERT INTO runs (project, name, tags, status, created_at, updated_at)
+      SELECT 'q-' || (i % 100), 'run-' || i, ARRAY['t' || (i % 10)],
+             (ARRAY['CREATED','QUEUED','RUNNING','PROCESSING','SUCCEEDED','FAILED'])[1 + i % 6]::run_status,
+             now() - make_interval(secs => i), now() - make_interval(secs => i)
+      FROM generate_series(${start}::int, ${end}::int) AS i`;
+  }
+  await sql`ANALYZE runs`;
+}
+
+/**
+ * The SQL runstate sends for each filter, captured from the same query code on a bare
+ * connection: the baseline sends exactly it, with no GraphQL or HTTP in between.
+ */
+async function captureStatements(url: string) {
+  const captured: { query: string; parameters: unknown[] }[] = [];
+  const capture = postgres(url, {
+    max: 1,
+    onnotice: () => {},
+    debug: (_c, query, parameters) => captured.push({ query, parameters: parameters as unknown[] }),
+  });
+  const db = drizzle(capture, { schema });
+  for (const filter of FILTERS) await listRuns(db as never, { filter, first: 50 }, null);
+  await capture.end();
+  return captured.filter((c) => /from "runs"/i.test(c.query));
+}
+
+/** Scenario 6: runs(first: 50, filter) latency with 10k, 100k and 1M runs stored. */
+export const queries: Scenario = {
+  name: 'queries',
+  sizeMeans: 'the most runs stored (default 1,000,000; measured at 1 %, 10 % and all of it)',
+  async run({ clusterUrl, size, log }) {
+    const most = size ?? 1_000_000;
+    const sizes = [Math.round(most / 100), Math.round(most / 10), most];
+    const database = await createBenchDatabase(clusterUrl);
+    const service = await startService(database.url);
+    const client = createGraphQLClient(service.url, BENCH_TOKEN, CLIENTS);
+    const sql = postgres(database.url, { max: CLIENTS, onnotice: () => {} });
+    const rows: Row[] = [];
+    const notes: string[] = [];
+    try {
+      let stored = 0;
+      const p99s: number[] = [];
+      for (const target of sizes) {
+        log(`filling to ${fmt(target, 0)} runs`);
+        await fill(sql, stored, target);
+        stored = target;
+        const statements = await captureStatements(database.url);
+        log(`  runs(first: 50, filter), ${CLIENTS} clients`);
+        let empty = 0;
+        const viaService = await closedLoop({
+          clients: CLIENTS,
+          seconds: SECONDS,
+          operation: async (_c, i) => {
+            const answer = dataOrThrow(
+              await client.post<{ runs: { edges: unknown[] } }>(RUNS, {
+                filter: FILTERS[i % FILTERS.length],
+              }),
+            );
+            if (answer.runs.edges.length !== 50) empty++;
+          },
+        });
+        log('  the same SQL, bare');
+        const bare = await closedLoop({
+          clients: CLIENTS,
+          seconds: SECONDS,
+          operation: async (_c, i) => {
+            const { query, parameters } = statements[i % statements.length]!;
+            await sql.unsafe(query, parameters as never[], { prepare: true });
+          },
+        });
+        p99s.push(viaService.latency.p99);
+        rows.push({
+          measure: `${fmt(target, 0)} runs: p50 / p99 ms`,
+          runstate: `${fmt(viaService.latency.p50, 2)} / ${fmt(viaService.latency.p99, 2)}`,
+          baseline: `${fmt(bare.latency.p50, 2)} / ${fmt(bare.latency.p99, 2)}`,
+          ratio: ratioOf(viaService.latency.p99, bare.latency.p99),
+          target: 'p99 ≤ 20 ms',
+          met: viaService.latency.p99 <= 20,
+        });
+        notes.push(
+          `${fmt(target, 0)} runs: ${fmt(viaService.perSecond, 0)} queries/s through runstate, ` +
+            `${fmt(bare.perSecond, 0)}/s bare; load generator CPU ${fmt(viaService.generatorCpu * 100, 0)} %.` +
+            (empty ? ` **${empty} answers had fewer than 50 runs.**` : ''),
+        );
+      }
+      const flat = Math.max(...p99s) / Math.min(...p99s);
+      rows.push({
+        measure: `p99 at ${fmt(most, 0)} ÷ p99 at ${fmt(sizes[0]!, 0)}`,
+        runstate: `${fmt(p99s.at(-1)! / p99s[0]!, 2)}×`,
+        baseline: '–',
+        ratio: '–',
+        target: 'flat (≤ 2×)',
+        met: flat <= 2,
+      });
+      return {
+        title: '6. runs(first: 50, filter) as the table grows',
+        setup:
+          `${CLIENTS} clients query \`runs(first: 50)\` over HTTP in turn with a project filter, ` +
+          'a project and status filter, and a category filter (newest first), for ' +
+          `${SECONDS} s at each size. Runs are spread over 100 projects and six statuses. ` +
+          'Baseline: the very SQL runstate sends for those filters (captured from its query ' +
+          'code), sent bare and prepared by postgres.js.',
+        rows,
+        notes,
+      };
+    } finally {
+      client.close();
+      await sql.end({ timeout: 5 });
+      await service.stop();
+      await database.drop();
+    }
+  },
+};
