@@ -4,6 +4,7 @@ import { describeEnvironment, openCluster } from './lib/environment.js';
 import { renderScenario, type ScenarioReport } from './lib/report.js';
 import type { Scenario } from './lib/scenario.js';
 import { batches } from './scenarios/batches.js';
+import { allEvents, fanout } from './scenarios/fanout.js';
 import { measurements } from './scenarios/measurements.js';
 import { queries } from './scenarios/queries.js';
 import { transitions } from './scenarios/transitions.js';
@@ -12,7 +13,7 @@ import { transitions } from './scenarios/transitions.js';
  * `npm run bench [-- scenario… --size N --no-build]`: each scenario against its baseline in the
  * same run, on real PostgreSQL, with the service as its own process. Writes bench/RESULTS.md.
  */
-const SCENARIOS: Scenario[] = [transitions, batches, measurements, queries];
+const SCENARIOS: Scenario[] = [transitions, batches, fanout, allEvents, measurements, queries];
 
 function parseArgs(argv: string[]) {
   const names: string[] = [];
