@@ -87,7 +87,11 @@ export function buildApp(options: AppOptions): App {
   const tail = createChangeLogTail({
     db: database.db,
     logger,
-    publish: (change) => events.publish('statusChanged', ALL, change),
+    // Under ALL for every subscriber of the log, and under the run for those of some runs.
+    publish: (change) => {
+      events.publish('statusChanged', ALL, change);
+      events.publish('statusChanged', change.runId, change);
+    },
     // A status change is also a runUpdated event: read the runs someone here is watching.
     afterBatch: async (changes) => {
       const watched = [...new Set(changes.map((c) => c.runId))].filter((id) =>

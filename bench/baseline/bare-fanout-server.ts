@@ -20,11 +20,25 @@ const pubSub = createPubSub<{ run: [runId: string, change: Change]; all: [change
 const yoga = createYoga({
   schema: createSchema({
     typeDefs: /* GraphQL */ `
-      type Change { runId: ID! version: Int! to: String! }
-      input ChangeInput { runId: ID! version: Int! to: String! }
-      type Query { ok: Boolean }
-      type Mutation { publish(changes: [ChangeInput!]!): Int! }
-      type Subscription { changed(runId: ID): Change! }
+      type Change {
+        runId: ID!
+        version: Int!
+        to: String!
+      }
+      input ChangeInput {
+        runId: ID!
+        version: Int!
+        to: String!
+      }
+      type Query {
+        ok: Boolean
+      }
+      type Mutation {
+        publish(changes: [ChangeInput!]!): Int!
+      }
+      type Subscription {
+        changed(runId: ID): Change!
+      }
     `,
     resolvers: {
       Mutation: {

@@ -83,11 +83,15 @@ async function runstateTarget(clusterUrl: string, runCount: number): Promise<Tar
 }
 
 async function bareTarget(runCount: number): Promise<Target> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/baseline/bare-fanout-server.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'bench/baseline/bare-fanout-server.ts'],
+    {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const server = await spawnAndWaitForUrl(child, /"url":"(http:[^"]+)"/);
   const client = createGraphQLClient(server.url, 'none', 64);
   const runs = Array.from({ length: runCount }, (_, i) => `run-${i}`);
@@ -127,13 +131,14 @@ async function commitAtRate(
   seconds: number,
   pick: (i: number) => string,
   onSent: (runId: string, at: number) => void,
-): Promise<{ committed: number; maxInFlight: number }> {
+): Promise<{ committed: number; maxInFlight: number; commitLatency: number[] }> {
   const tickMs = 10;
   const perTick = (perSecond * tickMs) / 1000;
   const start = performance.now();
   const inFlight = new Set<Promise<void>>();
   let maxInFlight = 0;
   let committed = 0;
+  const commitLatency: number[] = [];
   let carry = 0;
   let next = 0;
   for (let tick = 0; tick < (seconds * 1000) / tickMs; tick++) {
@@ -147,6 +152,7 @@ async function commitAtRate(
     const sentAt = performance.now();
     const request = target.change(runIds).then((changes) => {
       committed += changes.length;
+      commitLatency.push(performance.now() - sentAt);
     });
     // Latency is counted from the moment the request leaves, which includes the commit.
     for (const runId of runIds) onSent(runId, sentAt);
@@ -155,7 +161,7 @@ async function commitAtRate(
     maxInFlight = Math.max(maxInFlight, inFlight.size);
   }
   await Promise.all(inFlight);
-  return { committed, maxInFlight };
+  return { committed, maxInFlight, commitLatency };
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -175,6 +181,7 @@ interface PerRunResult {
   serverCpu: number;
   generatorCpu: number;
   maxInFlight: number;
+  commit: ReturnType<typeof summarize>;
 }
 
 async function measurePerRun(
@@ -217,7 +224,7 @@ async function measurePerRun(
   const server = cpuMeter(target.process.pid);
   const cpuStart = process.cpuUsage();
   const wall = performance.now();
-  const { committed, maxInFlight } = await commitAtRate(
+  const { committed, maxInFlight, commitLatency } = await commitAtRate(
     target,
     perSecond,
     seconds,
@@ -242,6 +249,7 @@ async function measurePerRun(
     serverCpu,
     generatorCpu,
     maxInFlight,
+    commit: summarize(commitLatency),
   };
 }
 
@@ -307,7 +315,9 @@ export const fanout: Scenario = {
         `Server CPU ${fmt(service.serverCpu * 100, 0)} % of a core (baseline ` +
           `${fmt(bare.serverCpu * 100, 0)} %); load generator CPU ${fmt(service.generatorCpu * 100, 0)} % ` +
           `(baseline run ${fmt(bare.generatorCpu * 100, 0)} %).`,
-        `Most writing requests in flight at once: ${service.maxInFlight} (baseline ${bare.maxInFlight}).`,
+        `Writing requests (10 changes each): p50 / p99 ${fmt(service.commit.p50, 1)} / ` +
+          `${fmt(service.commit.p99, 1)} ms until answered, at most ${service.maxInFlight} in flight ` +
+          `(baseline ${fmt(bare.commit.p50, 1)} / ${fmt(bare.commit.p99, 1)} ms, ${bare.maxInFlight}).`,
       ],
     };
   },

@@ -10,12 +10,14 @@ import { SubscriptionOverflowError } from '../errors.js';
 export interface EventHub<Topics extends Record<string, unknown>> {
   publish<K extends keyof Topics & string>(topic: K, key: string, payload: Topics[K]): void;
   /**
-   * Events of (topic, key) published from now on. Only those passing `filter` are queued, so a
-   * narrow subscriber's buffer is not filled by traffic it never sees.
+   * Events of (topic, key) published from now on, in publish order; with several keys, those of
+   * any of them (each event once, as long as it is published under one of them only). Only
+   * events passing `filter` are queued, so a narrow subscriber's buffer is not filled by
+   * traffic it never sees.
    */
   subscribe<K extends keyof Topics & string>(
     topic: K,
-    key: string,
+    key: string | readonly string[],
     options?: { bufferSize?: number; filter?: (payload: Topics[K]) => boolean },
   ): AsyncIterableIterator<Topics[K]>;
   /** Whether anyone listens on (topic, key); lets publishers skip building unused payloads. */
@@ -74,11 +76,14 @@ export function createEventHub<Topics extends Record<string, unknown>>(
         if (revision < (lastRevision.get(name) ?? -Infinity)) return;
         lastRevision.set(name, revision);
       }
-      for (const subscriber of [...set]) subscriber.push(payload);
+      // A subscriber removed while iterating (overflow) is simply skipped: Set iteration allows it.
+      for (const subscriber of set) subscriber.push(payload);
     },
 
     subscribe(topic, key, options) {
-      const name = channel(topic, key);
+      const names = (typeof key === 'string' ? [key] : [...new Set(key)]).map((k) =>
+        channel(topic, k),
+      );
       const limit = options?.bufferSize ?? defaultLimit;
       const keep = options?.filter as ((payload: unknown) => boolean) | undefined;
       const queue: unknown[] = [];
@@ -106,13 +111,13 @@ export function createEventHub<Topics extends Record<string, unknown>>(
             queue.length = 0;
             failure = new SubscriptionOverflowError(limit);
             done = true;
-            remove(name, subscriber);
+            for (const name of names) remove(name, subscriber);
           }
         },
         end(error) {
           if (done) return;
           done = true;
-          remove(name, subscriber);
+          for (const name of names) remove(name, subscriber);
           if (error) {
             // Delivered after what is already queued, like an overflow.
             if (!settle((w) => w.reject(error))) failure = error;
@@ -122,9 +127,11 @@ export function createEventHub<Topics extends Record<string, unknown>>(
         },
       };
 
-      let set = subscribers.get(name);
-      if (!set) subscribers.set(name, (set = new Set()));
-      set.add(subscriber);
+      for (const name of names) {
+        let set = subscribers.get(name);
+        if (!set) subscribers.set(name, (set = new Set()));
+        set.add(subscriber);
+      }
 
       const iterator: AsyncIterableIterator<Topics[typeof topic]> = {
         next() {

@@ -42,7 +42,10 @@ export function streamStatusChanges(
   // Registered, and the seam read, in one synchronous step; see above. The filter runs at
   // publish time, so only matching events count against this subscriber's buffer.
   let floor = afterId ?? 0;
-  const live = deps.events.subscribe('statusChanged', ALL, {
+  // A subscriber to some runs listens on those runs' keys only: publishing a change then costs
+  // the subscribers of its run, not a filter call for every subscriber of every run.
+  const keys = filter.runIds != null && filter.runIds.length > 0 ? filter.runIds : ALL;
+  const live = deps.events.subscribe('statusChanged', keys, {
     filter: (event) => event.id > floor && matchesStatusChangeFilter(filter, event),
   });
   const seam = deps.tail.position();

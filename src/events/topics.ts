@@ -3,7 +3,7 @@ import type { EventHub } from './event-hub.js';
 
 /** Every live topic, keyed as documented. Published only after the writing transaction commits. */
 export interface Topics extends Record<string, unknown> {
-  /** Key `*`: every change of the log. */
+  /** Each change is published twice: under `*` (the whole log) and under its run id. */
   statusChanged: StatusChangeRow;
   /** Key: the run id. */
   runUpdated: RunRow;

@@ -115,3 +115,29 @@ async function waitFor(condition: () => boolean) {
     await new Promise((resolve) => setTimeout(resolve, 1));
   expect(condition()).toBe(true);
 }
+
+describe('a subscription to several keys', () => {
+  it('receives the events of each of its keys, in publish order, and none of the others', async () => {
+    const hub = createEventHub<{ t: number }>();
+    const sub = hub.subscribe('t', ['a', 'b']);
+    hub.publish('t', 'a', 1);
+    hub.publish('t', 'c', 2);
+    hub.publish('t', 'b', 3);
+    hub.publish('t', 'a', 4);
+    const got = [];
+    for (let i = 0; i < 3; i++) got.push((await sub.next()).value);
+    expect(got).toEqual([1, 3, 4]);
+    expect(hub.hasSubscribers('t', 'b')).toBe(true);
+    await sub.return!();
+    expect(hub.hasSubscribers('t', 'a')).toBe(false);
+    expect(hub.hasSubscribers('t', 'b')).toBe(false);
+  });
+
+  it('overflowing leaves every key it listened on', () => {
+    const hub = createEventHub<{ t: number }>({ bufferSize: 2 });
+    hub.subscribe('t', ['a', 'b']);
+    for (let i = 0; i < 3; i++) hub.publish('t', 'a', i);
+    expect(hub.hasSubscribers('t', 'a')).toBe(false);
+    expect(hub.hasSubscribers('t', 'b')).toBe(false);
+  });
+});
