@@ -117,7 +117,12 @@ export async function spawnAndWaitForUrl(
 ): Promise<ServiceProcess> {
   let output = '';
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no URL within 60 s:\n${output}`)), 60_000);
+    // A process that did not come up is not left behind.
+    const fail = (error: Error) => {
+      child.kill('SIGKILL');
+      reject(error);
+    };
+    const timer = setTimeout(() => fail(new Error(`no URL within 60 s:\n${output}`)), 60_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const match = pattern.exec(output);
@@ -128,9 +133,7 @@ export async function spawnAndWaitForUrl(
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('exit', (code) =>
-      reject(new Error(`exited (${code}) before listening:\n${output}`)),
-    );
+    child.once('exit', (code) => fail(new Error(`exited (${code}) before listening:\n${output}`)));
   });
   // Keep draining its output so it never blocks on a full pipe.
   child.stdout!.resume();

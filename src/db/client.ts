@@ -64,6 +64,11 @@ export interface PostgresOptions {
  * transaction's first statement. Here BEGIN is sent unawaited on a reserved connection, so it
  * leaves in the same write as the first statement (postgres.js coalesces the writes of a tick);
  * a failed BEGIN fails that statement too. COMMIT, or ROLLBACK on any error, as before.
+ *
+ * Pipelined COMMIT: a transaction that knows its next statement is its last says so with
+ * `commitWithNextStatement(tx)`; COMMIT then leaves in the same write as that statement. Should
+ * the statement fail, PostgreSQL answers that COMMIT with a ROLLBACK, and the error reaches the
+ * caller as before.
  */
 function preparing<T extends postgres.Sql>(client: T): T {
   const unsafe = client.unsafe.bind(client);
@@ -82,6 +87,19 @@ function preparing<T extends postgres.Sql>(client: T): T {
   return client;
 }
 
+const COMMIT_WITH_NEXT = Symbol('commitWithNextStatement');
+
+/**
+ * Send COMMIT together with the transaction's next statement, which must be its last (see
+ * withPipelinedBegin). A no-op outside such a transaction (PGlite, or no transaction).
+ */
+export function commitWithNextStatement(tx: Executor): void {
+  const client = (tx as unknown as { session?: { client?: Record<symbol, unknown> } }).session
+    ?.client;
+  const mark = client?.[COMMIT_WITH_NEXT];
+  if (typeof mark === 'function') (mark as () => void)();
+}
+
 function withPipelinedBegin(client: postgres.Sql): postgres.Sql {
   client.begin = (async (...args: unknown[]) => {
     const callback = args.pop() as (tx: postgres.Sql) => unknown;
@@ -90,9 +108,26 @@ function withPipelinedBegin(client: postgres.Sql): postgres.Sql {
     try {
       const begin = connection.unsafe(`BEGIN ${mode}`).execute();
       begin.catch(() => {});
-      const result = await callback(preparing(connection as unknown as postgres.Sql));
+      const tx = preparing(connection as unknown as postgres.Sql);
+      let commitNext = false;
+      let committing: Promise<unknown> | null = null;
+      const unsafe = tx.unsafe;
+      tx.unsafe = ((...args: Parameters<typeof tx.unsafe>) => {
+        const query = unsafe(...args);
+        if (commitNext) {
+          commitNext = false;
+          query.execute();
+          committing = connection.unsafe('COMMIT').execute();
+          committing.catch(() => {});
+        }
+        return query;
+      }) as typeof tx.unsafe;
+      (tx as unknown as Record<symbol, () => void>)[COMMIT_WITH_NEXT] = () => {
+        commitNext = true;
+      };
+      const result = await callback(tx);
       await begin;
-      await connection.unsafe('COMMIT');
+      await (committing ?? connection.unsafe('COMMIT'));
       return result;
     } catch (error) {
       await connection.unsafe('ROLLBACK').catch(() => {});

@@ -1,5 +1,5 @@
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
-import type { Tx } from '../db/client.js';
+import { commitWithNextStatement, type Tx } from '../db/client.js';
 import type { RunStatus } from '../lifecycle/lifecycle.js';
 import { canSeeProject, type Principal } from '../auth/principal.js';
 import { cascadeToDownstreams } from './orchestration.js';
@@ -185,14 +185,16 @@ export async function runTransitionBatch(
     state.set(id, { ...state.get(id)!, revision: lockedRevision.get(id)! + 1 });
   }
   const changedRuns = [...changedIds].map((id) => state.get(id)!);
+  const storedChangeIds = pending.flatMap((p) =>
+    p.kind === 'replayStored' && p.stored.changeId != null ? [p.stored.changeId] : [],
+  );
+  // Without idempotency records to write or replays to read, the writes are the last statement.
+  if (newKeys.length === 0 && storedChangeIds.length === 0) commitWithNextStatement(tx);
   const inserted = await store.writeTransitions(tx, changedRuns, [
     ...pending.flatMap((p) => (p.kind === 'change' ? p.changes : [])),
     ...cascaded,
   ]);
   const insertedByVersion = new Map(inserted.map((c) => [keyOf(c.runId, String(c.version)), c]));
-  const storedChangeIds = pending.flatMap((p) =>
-    p.kind === 'replayStored' && p.stored.changeId != null ? [p.stored.changeId] : [],
-  );
   const replayedChanges = new Map(
     (await store.getStatusChangesByIds(tx, storedChangeIds)).map((c) => [c.id, c]),
   );
