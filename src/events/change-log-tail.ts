@@ -32,6 +32,9 @@ import { mapStatusChangeRow, type RawStatusChange } from '../runs/run-store.js';
  * Per-run order is version order: a change row is inserted while its run's row lock is held, so
  * a later version of the same run always takes a larger id.
  */
+/** How long a poke waits for more commits before the tail reads (the latency it adds). */
+const READ_COALESCE_MS = 1;
+
 export interface ChangeLogTail {
   /** Every committed change with id <= position() has been published; none can appear below it. */
   position(): number;
@@ -77,6 +80,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
   let loop: Promise<void> | null = null;
   let wake: (() => void) | null = null;
   let poked = false;
+  let coalescing: NodeJS.Timeout | null = null;
 
   /** A transaction id assigned now: above every xid assigned before this call. */
   async function takeFreshXid(): Promise<bigint> {
@@ -196,8 +200,17 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
   return {
     position: () => position,
     poke() {
-      if (wake) wake();
-      else poked = true;
+      if (!wake) {
+        poked = true;
+        return;
+      }
+      // A commit rarely comes alone: read a moment later, once, for all of them.
+      if (!coalescing) {
+        coalescing = setTimeout(() => {
+          coalescing = null;
+          wake?.();
+        }, READ_COALESCE_MS);
+      }
     },
     async start() {
       if (running) return;
@@ -207,6 +220,8 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     },
     async stop() {
       running = false;
+      if (coalescing) clearTimeout(coalescing);
+      coalescing = null;
       wake?.();
       await loop;
       loop = null;
