@@ -7,13 +7,22 @@ import { batches } from './scenarios/batches.js';
 import { allEvents, fanout } from './scenarios/fanout.js';
 import { measurements } from './scenarios/measurements.js';
 import { queries } from './scenarios/queries.js';
+import { startup } from './scenarios/startup.js';
 import { transitions } from './scenarios/transitions.js';
 
 /**
  * `npm run bench [-- scenario… --size N --no-build]`: each scenario against its baseline in the
  * same run, on real PostgreSQL, with the service as its own process. Writes bench/RESULTS.md.
  */
-const SCENARIOS: Scenario[] = [transitions, batches, fanout, allEvents, measurements, queries];
+const SCENARIOS: Scenario[] = [
+  transitions,
+  batches,
+  fanout,
+  allEvents,
+  measurements,
+  queries,
+  startup,
+];
 
 function parseArgs(argv: string[]) {
   const names: string[] = [];
