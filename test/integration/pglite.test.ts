@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createPgliteDatabase } from '../../src/db/client.js';
+import { buildPgliteTemplate, createPgliteDatabase } from '../../src/db/client.js';
 import { createRun, dataOf, record, transitionRun, waitUntil } from '../support/operations.js';
 import { startServer } from '../support/server.js';
 
@@ -12,7 +12,8 @@ describe('embedded PGlite database', () => {
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it('migrates a new directory and serves create → transition → query → subscribe', async () => {
-    const database = await createPgliteDatabase({ dataDir });
+    // PGlite creates this database itself (the other path, a build's template, is below).
+    const database = await createPgliteDatabase({ dataDir, template: null });
     await database.migrate();
     const server = await startServer({ database });
     try {
@@ -87,6 +88,52 @@ describe('embedded PGlite database', () => {
     } finally {
       await server.stop();
       await database.close();
+    }
+  });
+});
+
+describe('embedded PGlite from the template `npm run build` makes', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'runstate-pglite-template-'));
+  const template = join(dir, 'template.tar.gz');
+  const dataDir = join(dir, 'data');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('starts a new directory migrated and empty, serves it, and keeps what it wrote', async () => {
+    expect(await buildPgliteTemplate(template)).toBeGreaterThan(0);
+    const first = await createPgliteDatabase({ dataDir, template });
+    await first.migrate();
+    const server = await startServer({ database: first });
+    let id: string;
+    try {
+      const empty = dataOf(
+        await server.gql<{ runs: { edges: unknown[] } }>(`{ runs { edges { cursor } } }`),
+      );
+      expect(empty.runs.edges).toEqual([]);
+      id = (await createRun(server, { project: 'templated' })).id;
+      expect(await transitionRun(server, { id, to: 'RUNNING' })).toMatchObject({
+        __typename: 'TransitionAccepted',
+      });
+    } finally {
+      await server.stop();
+      await first.close();
+    }
+    // Reopened, the directory is not fresh: the template is not laid over it again.
+    const again = await createPgliteDatabase({ dataDir, template });
+    await again.migrate();
+    const reopened = await startServer({ database: again });
+    try {
+      const run = dataOf(
+        await reopened.gql<{ run: { status: string } }>(
+          `query($id: ID!) { run(id: $id) { status } }`,
+          {
+            id: id!,
+          },
+        ),
+      );
+      expect(run.run.status).toBe('RUNNING');
+    } finally {
+      await reopened.stop();
+      await again.close();
     }
   });
 });
