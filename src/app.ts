@@ -20,6 +20,7 @@ import { createLoaders, type AppServices, type GraphQLContext } from './graphql/
 import { useInputErrorCodes } from './graphql/input-errors.js';
 import { useParserLimits } from './graphql/parser-limits.js';
 import { useQueryLimits } from './graphql/query-limits.js';
+import { useSharedSubscriptionExecution } from './graphql/shared-subscription-execution.js';
 import { DEFAULT_LIMITS, type Limits } from './limits/limits.js';
 import { createRateLimiter } from './limits/rate-limiter.js';
 import { createSubscriptionQuota } from './limits/subscription-quota.js';
@@ -158,6 +159,7 @@ export function buildApp(options: AppOptions): App {
     plugins: [
       useParserLimits({ maxTokens: limits.maxTokens }) as Plugin,
       ...useQueryLimits(limits),
+      useSharedSubscriptionExecution(),
       useInputErrorCodes() as Plugin,
     ],
   });

@@ -519,3 +519,40 @@ describe('revoking a token', () => {
     ).toEqual([scopedAdmin.apiToken.id, inside.apiToken.id].sort());
   });
 });
+
+describe('subscribers of one shape with different scopes', () => {
+  it('each get what their token may see, though the event is executed once per shape', async () => {
+    const mine = uniqueProject('shape-mine');
+    const theirs = uniqueProject('shape-theirs');
+    const scoped = await createToken('READ', [mine]);
+    const upstream = await createRun(a, { project: theirs });
+    const created = await a.gql<{ createRun: { id: string } }>(
+      `mutation($p: String!, $up: ID!) { createRun(input: { project: $p, dependsOn: [$up] }) { id } }`,
+      { p: mine, up: upstream.id },
+    );
+    const downstream = dataOf(created).createRun.id;
+    const query = `subscription($id: ID!) {
+      statusChanged(filter: { runIds: [$id] }) { to run { upstreams { id } } }
+    }`;
+    type Event = { statusChanged: { to: string; run: { upstreams: { id: string }[] } } };
+    const admins = [
+      record<Event>(b.wsClient(), query, { id: downstream }),
+      record<Event>(b.wsClient(), query, { id: downstream }),
+    ];
+    const limited = record<Event>(b.wsClient({ token: scoped.token }), query, { id: downstream });
+    await waitUntil('three subscriptions', () =>
+      b.app.services.events.hasSubscribers('statusChanged', downstream),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await transitionRun(a, { id: downstream, to: 'STOPPED', message: 'not needed' });
+    for (const admin of admins) {
+      expect(await admin.waitFor(1)).toEqual([
+        { statusChanged: { to: 'STOPPED', run: { upstreams: [{ id: upstream.id }] } } },
+      ]);
+    }
+    expect(await limited.waitFor(1)).toEqual([
+      { statusChanged: { to: 'STOPPED', run: { upstreams: [] } } },
+    ]);
+    for (const sub of [...admins, limited]) sub.dispose();
+  });
+});
