@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, between, eq, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
-import { measurements } from '../db/schema.js';
+import { listWrittenMeasurements } from '../measurements/measurement-store.js';
 import type { Logger } from '../logger.js';
 import { getRunsByIds } from '../runs/run-store.js';
 import type { RunstateEvents } from './topics.js';
@@ -101,17 +100,7 @@ export function createRunSignal(deps: {
     const db = database.db;
     for (const [runId, first, last, txId] of payload.m ?? []) {
       if (!events.hasSubscribers('measurementRecorded', runId)) continue;
-      const rows = await db
-        .select()
-        .from(measurements)
-        .where(
-          and(
-            eq(measurements.runId, runId),
-            between(measurements.id, first, last),
-            sql`${measurements.txId} = ${txId}::xid8`,
-          ),
-        )
-        .orderBy(asc(measurements.id));
+      const rows = await listWrittenMeasurements(db, runId, first, last, txId);
       for (const row of rows) events.publish('measurementRecorded', runId, row);
     }
     const touched = [

@@ -1,6 +1,5 @@
 import { canSeeProject, type Principal } from '../auth/principal.js';
 import type { Db, Executor } from '../db/client.js';
-import type { MeasurementRow } from '../db/schema.js';
 import { BadUserInputError, getPgErrorCode, NotFoundError } from '../errors.js';
 import type { RunstateEvents } from '../events/topics.js';
 import { getRunById } from '../runs/run-store.js';
@@ -64,21 +63,34 @@ export function createMeasurementService(deps: {
         const run = await getRunById(db, runId);
         if (!run || !canSeeProject(actor, run.project)) throw new NotFoundError('run', runId);
       }
-      let inserted: MeasurementRow[];
-      let txId: string;
+      // The points are read back only for subscribers here; other instances read them by id
+      // range (run-signal.ts), and the answer is only their number.
+      let written: store.WrittenMeasurements;
       try {
-        ({ rows: inserted, txId } = await store.insertMeasurements(db, runId, rows));
+        written = await store.insertMeasurements(
+          db,
+          runId,
+          rows,
+          events.hasSubscribers('measurementRecorded', runId),
+        );
       } catch (error) {
         if (getPgErrorCode(error) === FOREIGN_KEY_VIOLATION) throw new NotFoundError('run', runId);
         throw error;
       }
+      const { firstId, lastId, txId } = written;
+      // A subscriber that arrived while the INSERT ran gets the points too.
+      const inserted =
+        written.rows ??
+        (events.hasSubscribers('measurementRecorded', runId)
+          ? await store.listWrittenMeasurements(db, runId, firstId, lastId, txId)
+          : []);
       for (const row of inserted) events.publish('measurementRecorded', runId, row);
-      runSignal.measurementsRecorded(runId, inserted[0]!.id, inserted.at(-1)!.id, txId);
+      runSignal.measurementsRecorded(runId, firstId, lastId, txId);
       if (events.hasSubscribers('runUpdated', runId)) {
         const run = await getRunById(db, runId);
         if (run) events.publish('runUpdated', runId, run);
       }
-      return inserted.length;
+      return written.count;
     },
   };
 }

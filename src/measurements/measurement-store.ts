@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, asc, between, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor } from '../db/client.js';
 import { measurements, type MeasurementRow } from '../db/schema.js';
 
@@ -40,8 +40,41 @@ export async function insertMeasurements(
   ex: Executor,
   runId: string,
   points: readonly NewMeasurement[],
-): Promise<{ rows: MeasurementRow[]; txId: string }> {
+  /** Whether to read the rows back (someone here subscribes to them); else only their ids. */
+  withRows: boolean,
+): Promise<WrittenMeasurements> {
   const payload = JSON.stringify(points);
+  if (!withRows) {
+    const [written] = await queryRows<{
+      first_id: string | number;
+      last_id: string | number;
+      count: string | number;
+      tx_id: string;
+    }>(
+      ex,
+      sql`
+      /* insertMeasurementsQuietly */
+      WITH inserted AS (
+        INSERT INTO measurements (run_id, name, value, step, at)
+        SELECT ${runId}::uuid, p.name, p.value, p.step, coalesce(p.at, now())
+        FROM ROWS FROM (
+          jsonb_to_recordset(${payload}::jsonb) AS (name text, value float8, step int, at timestamptz)
+        ) WITH ORDINALITY AS p(name, value, step, at, n)
+        ORDER BY p.n
+        RETURNING id
+      )
+      SELECT min(id) AS first_id, max(id) AS last_id, count(*) AS count,
+             pg_current_xact_id()::text AS tx_id
+      FROM inserted`,
+    );
+    return {
+      rows: null,
+      firstId: Number(written!.first_id),
+      lastId: Number(written!.last_id),
+      count: Number(written!.count),
+      txId: written!.tx_id,
+    };
+  }
   const rows = await queryRows<RawMeasurement>(
     ex,
     sql`
@@ -54,7 +87,44 @@ export async function insertMeasurements(
     ORDER BY p.n
     RETURNING id, run_id, name, value, step, at, tx_id::text AS tx_id`,
   );
-  return { rows: rows.map(toMeasurementRow), txId: rows[0]?.tx_id ?? '0' };
+  const mapped = rows.map(toMeasurementRow);
+  return {
+    rows: mapped,
+    firstId: mapped[0]!.id,
+    lastId: mapped.at(-1)!.id,
+    count: mapped.length,
+    txId: rows[0]!.tx_id!,
+  };
+}
+
+/** What one insertMeasurements wrote: its ids run from firstId to lastId, all with txId. */
+export interface WrittenMeasurements {
+  rows: MeasurementRow[] | null;
+  firstId: number;
+  lastId: number;
+  count: number;
+  txId: string;
+}
+
+/** The points one batch wrote (by its id range and transaction), in id order. */
+export async function listWrittenMeasurements(
+  ex: Executor,
+  runId: string,
+  firstId: number,
+  lastId: number,
+  txId: string,
+): Promise<MeasurementRow[]> {
+  return ex
+    .select()
+    .from(measurements)
+    .where(
+      and(
+        eq(measurements.runId, runId),
+        between(measurements.id, firstId, lastId),
+        sql`${measurements.txId} = ${txId}::xid8`,
+      ),
+    )
+    .orderBy(asc(measurements.id));
 }
 
 export interface MeasurementQuery {
