@@ -4,6 +4,7 @@ import { cpus, totalmem } from 'node:os';
 import postgres from 'postgres';
 import { createPostgresDatabase } from '../../src/db/client.js';
 import { startEmbeddedPostgres } from '../../test/support/embedded-postgres.js';
+import { createGraphQLClient } from './http.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
@@ -150,4 +151,33 @@ export async function spawnAndWaitForUrl(
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * A scenario's usual setting: a fresh database with the service started on it, a GraphQL client
+ * to it and a bare postgres.js pool for the baseline (`connections` each), all closed and the
+ * database dropped afterwards, whatever happens.
+ */
+export async function withBenchService<T>(
+  clusterUrl: string,
+  connections: number,
+  work: (bench: {
+    databaseUrl: string;
+    service: ServiceProcess;
+    client: ReturnType<typeof createGraphQLClient>;
+    sql: postgres.Sql;
+  }) => Promise<T>,
+): Promise<T> {
+  const database = await createBenchDatabase(clusterUrl);
+  const service = await startService(database.url);
+  const client = createGraphQLClient(service.url, BENCH_TOKEN, connections);
+  const sql = postgres(database.url, { max: connections, onnotice: () => {} });
+  try {
+    return await work({ databaseUrl: database.url, service, client, sql });
+  } finally {
+    client.close();
+    await sql.end({ timeout: 5 });
+    await service.stop();
+    await database.drop();
+  }
 }

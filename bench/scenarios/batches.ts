@@ -1,8 +1,7 @@
-import postgres from 'postgres';
 import { bareTransition } from '../lib/baseline-transition.js';
 import { closedLoop } from '../lib/closed-loop.js';
-import { BENCH_TOKEN, createBenchDatabase, startService } from '../lib/environment.js';
-import { createGraphQLClient, dataOrThrow } from '../lib/http.js';
+import { withBenchService } from '../lib/environment.js';
+import { dataOrThrow } from '../lib/http.js';
 import { cpuMeter } from '../lib/proc.js';
 import { ratioOf } from '../lib/report.js';
 import { createRunningRuns, flip } from '../lib/runs.js';
@@ -21,11 +20,7 @@ export const batches: Scenario = {
   sizeMeans: 'seconds measured (default 6)',
   async run({ clusterUrl, size, log }) {
     const seconds = size ?? 6;
-    const database = await createBenchDatabase(clusterUrl);
-    const service = await startService(database.url);
-    const client = createGraphQLClient(service.url, BENCH_TOKEN, CLIENTS);
-    const sql = postgres(database.url, { max: CLIENTS, onnotice: () => {} });
-    try {
+    return withBenchService(clusterUrl, CLIENTS, async ({ service, client, sql }) => {
       const runs = await createRunningRuns(client, 'bench-batches', CLIENTS * BATCH);
       const bareRuns = await createRunningRuns(client, 'bench-baseline', CLIENTS);
       const status = new Map([...runs, ...bareRuns].map((id) => [id, 'RUNNING']));
@@ -99,11 +94,6 @@ export const batches: Scenario = {
           `Accepted ${fmt(accepted, 0)} changes; the history holds all of them, once.`,
         ],
       };
-    } finally {
-      client.close();
-      await sql.end({ timeout: 5 });
-      await service.stop();
-      await database.drop();
-    }
+    });
   },
 };

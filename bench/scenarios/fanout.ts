@@ -40,6 +40,23 @@ interface Target {
   stop(): Promise<void>;
 }
 
+type RunStates = Map<string, { status: string; version: number }>;
+
+/** Runs as they start: RUNNING at version 1. */
+function runningAt(runs: readonly string[]): RunStates {
+  return new Map(runs.map((id) => [id, { status: 'RUNNING', version: 1 }]));
+}
+
+/** The next change of each run (RUNNING ⇄ PROCESSING), recorded as its state. */
+function nextChanges(state: RunStates, runIds: readonly string[]): Change[] {
+  return runIds.map((runId) => {
+    const current = state.get(runId)!;
+    const change = { runId, version: current.version + 1, to: flip(current.status) };
+    state.set(runId, { status: change.to, version: change.version });
+    return change;
+  });
+}
+
 async function runstateTarget(clusterUrl: string, runCount: number): Promise<Target> {
   const database = await createBenchDatabase(clusterUrl);
   const sql = postgres(database.url, { max: 2, onnotice: () => {} });
@@ -48,7 +65,7 @@ async function runstateTarget(clusterUrl: string, runCount: number): Promise<Tar
     RETURNING id`) as unknown as { id: string }[];
   await sql.end();
   const runs = rows.map((r) => r.id);
-  const state = new Map(runs.map((id) => [id, { status: 'RUNNING', version: 1 }]));
+  const state = runningAt(runs);
   const process = await startService(database.url, { SUBSCRIBER_BUFFER: '100000' });
   const client = createGraphQLClient(process.url, BENCH_TOKEN, 64);
   return {
@@ -62,11 +79,7 @@ async function runstateTarget(clusterUrl: string, runCount: number): Promise<Tar
     }),
     all: { query: `subscription { statusChanged { runId version to } }` },
     async change(runIds) {
-      const changes = runIds.map((runId) => {
-        const s = state.get(runId)!;
-        return { runId, version: s.version + 1, to: flip(s.status) };
-      });
-      for (const c of changes) state.set(c.runId, { status: c.to, version: c.version });
+      const changes = nextChanges(state, runIds);
       const answer = dataOrThrow(
         await client.post<{
           transitionRuns: { __typename: string; change?: { version: number } | null }[];
@@ -103,7 +116,7 @@ async function bareTarget(runCount: number): Promise<Target> {
   const server = await spawnAndWaitForUrl(child, /"url":"(http:[^"]+)"/);
   const client = createGraphQLClient(server.url, 'none', 64);
   const runs = Array.from({ length: runCount }, (_, i) => `run-${i}`);
-  const state = new Map(runs.map((id) => [id, { status: 'RUNNING', version: 1 }]));
+  const state = runningAt(runs);
   return {
     name: 'bare yoga + graphql-ws',
     process: server,
@@ -115,11 +128,7 @@ async function bareTarget(runCount: number): Promise<Target> {
     }),
     all: { query: `subscription { changed { runId version to } }` },
     async change(runIds) {
-      const changes = runIds.map((runId) => {
-        const s = state.get(runId)!;
-        return { runId, version: s.version + 1, to: flip(s.status) };
-      });
-      for (const c of changes) state.set(c.runId, { status: c.to, version: c.version });
+      const changes = nextChanges(state, runIds);
       dataOrThrow(
         await client.post(`mutation($c: [ChangeInput!]!) { publish(changes: $c) }`, { c: changes }),
       );

@@ -1,7 +1,6 @@
-import postgres from 'postgres';
 import { closedLoop } from '../lib/closed-loop.js';
-import { BENCH_TOKEN, createBenchDatabase, startService } from '../lib/environment.js';
-import { createGraphQLClient, dataOrThrow } from '../lib/http.js';
+import { withBenchService } from '../lib/environment.js';
+import { dataOrThrow } from '../lib/http.js';
 import { cpuMeter } from '../lib/proc.js';
 import { ratioOf } from '../lib/report.js';
 import { createRunningRuns } from '../lib/runs.js';
@@ -26,11 +25,7 @@ export const measurements: Scenario = {
   sizeMeans: 'seconds measured (default 6)',
   async run({ clusterUrl, size, log }) {
     const seconds = size ?? 6;
-    const database = await createBenchDatabase(clusterUrl);
-    const service = await startService(database.url);
-    const client = createGraphQLClient(service.url, BENCH_TOKEN, CLIENTS);
-    const sql = postgres(database.url, { max: CLIENTS, onnotice: () => {} });
-    try {
+    return withBenchService(clusterUrl, CLIENTS, async ({ service, client, sql }) => {
       const runs = await createRunningRuns(client, 'bench-measurements', CLIENTS);
       const bareRuns = await createRunningRuns(client, 'bench-baseline', CLIENTS);
       let written = 0;
@@ -95,11 +90,6 @@ export const measurements: Scenario = {
           `Answered ${fmt(written, 0)} points written; the table holds exactly that many.`,
         ],
       };
-    } finally {
-      client.close();
-      await sql.end({ timeout: 5 });
-      await service.stop();
-      await database.drop();
-    }
+    });
   },
 };

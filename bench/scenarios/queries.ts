@@ -1,8 +1,8 @@
 import postgres from 'postgres';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { closedLoop } from '../lib/closed-loop.js';
-import { BENCH_TOKEN, createBenchDatabase, startService } from '../lib/environment.js';
-import { createGraphQLClient, dataOrThrow } from '../lib/http.js';
+import { withBenchService } from '../lib/environment.js';
+import { dataOrThrow } from '../lib/http.js';
 import { ratioOf, type Row } from '../lib/report.js';
 import type { Scenario } from '../lib/scenario.js';
 import { fmt } from '../lib/stats.js';
@@ -65,20 +65,16 @@ export const queries: Scenario = {
   async run({ clusterUrl, size, log }) {
     const most = size ?? 1_000_000;
     const sizes = [Math.round(most / 100), Math.round(most / 10), most];
-    const database = await createBenchDatabase(clusterUrl);
-    const service = await startService(database.url);
-    const client = createGraphQLClient(service.url, BENCH_TOKEN, CLIENTS);
-    const sql = postgres(database.url, { max: CLIENTS, onnotice: () => {} });
     const rows: Row[] = [];
     const notes: string[] = [];
-    try {
+    return withBenchService(clusterUrl, CLIENTS, async ({ databaseUrl, client, sql }) => {
       let stored = 0;
       const p99s: number[] = [];
       for (const target of sizes) {
         log(`filling to ${fmt(target, 0)} runs`);
         await fill(sql, stored, target);
         stored = target;
-        const statements = await captureStatements(database.url);
+        const statements = await captureStatements(databaseUrl);
         log(`  runs(first: 50, filter), ${CLIENTS} clients`);
         let short = 0;
         const viaService = await closedLoop({
@@ -141,11 +137,6 @@ export const queries: Scenario = {
         rows,
         notes,
       };
-    } finally {
-      client.close();
-      await sql.end({ timeout: 5 });
-      await service.stop();
-      await database.drop();
-    }
+    });
   },
 };

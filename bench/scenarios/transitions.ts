@@ -1,8 +1,7 @@
-import postgres from 'postgres';
 import { bareTransition } from '../lib/baseline-transition.js';
 import { closedLoop, type LoadResult } from '../lib/closed-loop.js';
-import { BENCH_TOKEN, createBenchDatabase, startService } from '../lib/environment.js';
-import { createGraphQLClient, dataOrThrow } from '../lib/http.js';
+import { withBenchService } from '../lib/environment.js';
+import { dataOrThrow } from '../lib/http.js';
 import { cpuMeter } from '../lib/proc.js';
 import { ratioOf, type Row } from '../lib/report.js';
 import { createRunningRuns, flip } from '../lib/runs.js';
@@ -21,11 +20,7 @@ export const transitions: Scenario = {
   sizeMeans: 'seconds measured per point (default 6)',
   async run({ clusterUrl, size, log }) {
     const seconds = size ?? 6;
-    const database = await createBenchDatabase(clusterUrl);
-    const service = await startService(database.url);
-    const client = createGraphQLClient(service.url, BENCH_TOKEN, Math.max(...LEVELS));
-    const sql = postgres(database.url, { max: Math.max(...LEVELS), onnotice: () => {} });
-    try {
+    return withBenchService(clusterUrl, Math.max(...LEVELS), async ({ service, client, sql }) => {
       const serviceRuns = await createRunningRuns(client, 'bench-transitions', Math.max(...LEVELS));
       const bareRuns = await createRunningRuns(client, 'bench-baseline', Math.max(...LEVELS));
       const status = new Map([...serviceRuns, ...bareRuns].map((id) => [id, 'RUNNING']));
@@ -91,12 +86,7 @@ export const transitions: Scenario = {
         rows,
         notes,
       };
-    } finally {
-      client.close();
-      await sql.end({ timeout: 5 });
-      await service.stop();
-      await database.drop();
-    }
+    });
   },
 };
 

@@ -17,7 +17,7 @@ import { mapStatusChangeRow, type RawStatusChange } from '../runs/run-store.js';
  *   `upTo` are resolved once a later snapshot's xmin (the oldest transaction still running in
  *   the cluster) is above X. Proof: the writer of a missing id g < upTo took g from the
  *   sequence before the writer of upTo took upTo, and that one had committed before R. Every
- *   writer has its xid before it takes an id (insertStatusChanges assigns the xid first), so g's
+ *   writer has its xid before it takes an id (see insertStatusChangesSql in run-store.ts), so g's
  *   writer got its xid before R, hence before X: its xid is below X. Once xmin > X, it has
  *   finished: if it committed, g is visible to the next read; if not, g will never exist.
  *

@@ -43,7 +43,13 @@ export async function insertMeasurements(
   /** Whether to read the rows back (someone here subscribes to them); else only their ids. */
   withRows: boolean,
 ): Promise<WrittenMeasurements> {
-  const payload = JSON.stringify(points);
+  const insert = sql`
+    INSERT INTO measurements (run_id, name, value, step, at)
+    SELECT ${runId}::uuid, p.name, p.value, p.step, coalesce(p.at, now())
+    FROM ROWS FROM (
+      jsonb_to_recordset(${JSON.stringify(points)}::jsonb) AS (name text, value float8, step int, at timestamptz)
+    ) WITH ORDINALITY AS p(name, value, step, at, n)
+    ORDER BY p.n`;
   if (!withRows) {
     const [written] = await queryRows<{
       first_id: string | number;
@@ -54,15 +60,7 @@ export async function insertMeasurements(
       ex,
       sql`
       /* insertMeasurementsQuietly */
-      WITH inserted AS (
-        INSERT INTO measurements (run_id, name, value, step, at)
-        SELECT ${runId}::uuid, p.name, p.value, p.step, coalesce(p.at, now())
-        FROM ROWS FROM (
-          jsonb_to_recordset(${payload}::jsonb) AS (name text, value float8, step int, at timestamptz)
-        ) WITH ORDINALITY AS p(name, value, step, at, n)
-        ORDER BY p.n
-        RETURNING id
-      )
+      WITH inserted AS (${insert} RETURNING id)
       SELECT min(id) AS first_id, max(id) AS last_id, count(*) AS count,
              pg_current_xact_id()::text AS tx_id
       FROM inserted`,
@@ -79,12 +77,7 @@ export async function insertMeasurements(
     ex,
     sql`
     /* insertMeasurements */
-    INSERT INTO measurements (run_id, name, value, step, at)
-    SELECT ${runId}::uuid, p.name, p.value, p.step, coalesce(p.at, now())
-    FROM ROWS FROM (
-      jsonb_to_recordset(${payload}::jsonb) AS (name text, value float8, step int, at timestamptz)
-    ) WITH ORDINALITY AS p(name, value, step, at, n)
-    ORDER BY p.n
+    ${insert}
     RETURNING id, run_id, name, value, step, at, tx_id::text AS tx_id`,
   );
   const mapped = rows.map(toMeasurementRow);

@@ -126,12 +126,9 @@ export async function lockRunsForTransition(
   return { rows: rows.map(({ now: _now, ...run }) => run), now };
 }
 
-const RUN_STATE_COLUMNS = sql.raw(`
-      id uuid, status text, version int, attempt int, revision bigint, blocked_reason text,
-      updated_at timestamptz, started_at timestamptz, finished_at timestamptz, stop_message text`);
-
-function runStatesPayload(states: readonly RunRow[]): string {
-  return JSON.stringify(
+/** UPDATE of each run to its new state (computed by the service), from one JSON parameter. */
+function updateRunStatesSql(states: readonly RunRow[]): SQL {
+  const payload = JSON.stringify(
     states.map((s) => ({
       id: s.id,
       status: s.status,
@@ -145,26 +142,45 @@ function runStatesPayload(states: readonly RunRow[]): string {
       stop_message: s.stopMessage,
     })),
   );
+  return sql`
+    UPDATE runs AS r
+    SET status = v.status::run_status, version = v.version, attempt = v.attempt, revision = v.revision, updated_at = v.updated_at,
+        blocked_reason = v.blocked_reason,
+        started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message
+    FROM jsonb_to_recordset(${payload}::jsonb) AS v(
+      id uuid, status text, version int, attempt int, revision bigint, blocked_reason text,
+      updated_at timestamptz, started_at timestamptz, finished_at timestamptz, stop_message text)
+    WHERE r.id = v.id`;
+}
+
+/**
+ * INSERT of change-log rows, ids in the given order, each with the xid of a CTE `tx` the
+ * statement must define first: the change-log tail's gap rule relies on every writer having its
+ * xid before its ids (see events/change-log-tail.ts).
+ */
+function insertStatusChangesSql(changes: readonly NewStatusChange[]): SQL {
+  return sql`
+    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor)
+    SELECT tx.xid, c.run_id, c.project, c.from_status::run_status, c.to_status::run_status,
+           c.version, c.reason, c.message, c.at, coalesce(c.forced, false), c.actor
+    FROM tx, ROWS FROM (
+      jsonb_to_recordset(${JSON.stringify(changes)}::jsonb) AS ("runId" uuid, project text, "fromStatus" text,
+        "toStatus" text, version int, reason text, message text, at timestamptz, forced boolean,
+        actor text)
+    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, at, forced, actor, n)
+    ORDER BY c.n
+    RETURNING id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor`;
 }
 
 /** Write the new state of each transitioned run (computed by the service) in one statement. */
 export async function updateRunStates(tx: Tx, states: readonly RunRow[]): Promise<void> {
   if (states.length === 0) return;
-  const payload = runStatesPayload(states);
-  await tx.execute(sql`
-    /* applyRunTransitions */
-    UPDATE runs AS r
-    SET status = v.status::run_status, version = v.version, attempt = v.attempt, revision = v.revision, updated_at = v.updated_at,
-        blocked_reason = v.blocked_reason,
-        started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message
-    FROM jsonb_to_recordset(${payload}::jsonb) AS v(${RUN_STATE_COLUMNS})
-    WHERE r.id = v.id`);
+  await tx.execute(sql`/* applyRunTransitions */ ${updateRunStatesSql(states)}`);
 }
 
 /**
  * A transition batch's writes in one statement (one round trip): the new run states and the
- * change-log rows, ids in the given order. The transaction holds its xid already (the lock took
- * it), so the change-log tail's rule "xid before ids" holds, as in insertStatusChanges.
+ * change-log rows, ids in the given order.
  */
 export async function writeTransitions(
   tx: Tx,
@@ -180,25 +196,8 @@ export async function writeTransitions(
     sql`
     /* writeTransitions */
     WITH tx AS (SELECT pg_current_xact_id() AS xid),
-    updated AS (
-      UPDATE runs AS r
-      SET status = v.status::run_status, version = v.version, attempt = v.attempt, revision = v.revision, updated_at = v.updated_at,
-          blocked_reason = v.blocked_reason,
-          started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message
-      FROM jsonb_to_recordset(${runStatesPayload(states)}::jsonb) AS v(${RUN_STATE_COLUMNS})
-      WHERE r.id = v.id
-      RETURNING r.id
-    )
-    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor)
-    SELECT tx.xid, c.run_id, c.project, c.from_status::run_status, c.to_status::run_status,
-           c.version, c.reason, c.message, c.at, coalesce(c.forced, false), c.actor
-    FROM tx, ROWS FROM (
-      jsonb_to_recordset(${JSON.stringify(changes)}::jsonb) AS ("runId" uuid, project text, "fromStatus" text,
-        "toStatus" text, version int, reason text, message text, at timestamptz, forced boolean,
-        actor text)
-    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, at, forced, actor, n)
-    ORDER BY c.n
-    RETURNING id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor`,
+    updated AS (${updateRunStatesSql(states)})
+    ${insertStatusChangesSql(changes)}`,
   );
   return inserted.map(mapStatusChangeRow);
 }
@@ -234,32 +233,18 @@ export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
   };
 }
 
-/**
- * Append to the change log, ids in the given order. The transaction's xid is taken (CTE `tx`)
- * before the first id is drawn from the sequence: the change-log tail's gap rule relies on
- * every writer having its xid before its ids (see events/change-log-tail.ts).
- */
+/** Append to the change log, ids in the given order (see insertStatusChangesSql). */
 export async function insertStatusChanges(
   tx: Executor,
   rows: readonly NewStatusChange[],
 ): Promise<StatusChangeRow[]> {
   if (rows.length === 0) return [];
-  const payload = JSON.stringify(rows);
   const inserted = await queryRows<RawStatusChange>(
     tx,
     sql`
     /* insertStatusChanges */
     WITH tx AS (SELECT pg_current_xact_id() AS xid)
-    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor)
-    SELECT tx.xid, c.run_id, c.project, c.from_status::run_status, c.to_status::run_status,
-           c.version, c.reason, c.message, c.at, coalesce(c.forced, false), c.actor
-    FROM tx, ROWS FROM (
-      jsonb_to_recordset(${payload}::jsonb) AS ("runId" uuid, project text, "fromStatus" text,
-        "toStatus" text, version int, reason text, message text, at timestamptz, forced boolean,
-        actor text)
-    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, at, forced, actor, n)
-    ORDER BY c.n
-    RETURNING id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor`,
+    ${insertStatusChangesSql(rows)}`,
   );
   return inserted.map(mapStatusChangeRow);
 }
