@@ -531,19 +531,27 @@ describe('subscribers of one shape with different scopes', () => {
       { p: mine, up: upstream.id },
     );
     const downstream = dataOf(created).createRun.id;
-    const query = `subscription($id: ID!) {
-      statusChanged(filter: { runIds: [$id] }) { to run { upstreams { id } } }
+    // From just after the creation: the first event each gets is the change below, whenever
+    // its subscription registers (without `after`, the creation itself may come first).
+    const history = await a.gql<{
+      run: { statusHistory: { edges: { node: { cursor: string } }[] } };
+    }>(`query($id: ID!) { run(id: $id) { statusHistory { edges { node { cursor } } } } }`, {
+      id: downstream,
+    });
+    const after = dataOf(history).run.statusHistory.edges[0]!.node.cursor;
+    const query = `subscription($id: ID!, $after: String) {
+      statusChanged(filter: { runIds: [$id] }, after: $after) { to run { upstreams { id } } }
     }`;
+    const variables = { id: downstream, after };
+    const open = b.app.services.events.size();
     type Event = { statusChanged: { to: string; run: { upstreams: { id: string }[] } } };
     const admins = [
-      record<Event>(b.wsClient(), query, { id: downstream }),
-      record<Event>(b.wsClient(), query, { id: downstream }),
+      record<Event>(b.wsClient(), query, variables),
+      record<Event>(b.wsClient(), query, variables),
     ];
-    const limited = record<Event>(b.wsClient({ token: scoped.token }), query, { id: downstream });
-    await waitUntil('three subscriptions', () =>
-      b.app.services.events.hasSubscribers('statusChanged', downstream),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const limited = record<Event>(b.wsClient({ token: scoped.token }), query, variables);
+    // Live, so that all three receive the same event object (a replay reads each its own).
+    await waitUntil('the three subscriptions', () => b.app.services.events.size() >= open + 3);
     await transitionRun(a, { id: downstream, to: 'STOPPED', message: 'not needed' });
     for (const admin of admins) {
       expect(await admin.waitFor(1)).toEqual([
