@@ -1,4 +1,6 @@
 import type postgres from 'postgres';
+import { closedLoop, type LoadResult } from './closed-loop.js';
+import { flip } from './runs.js';
 
 /**
  * The baseline of a status change (benchmarks.md): the same transaction runstate's change needs
@@ -21,5 +23,29 @@ export async function bareTransition(
     await tx`
       INSERT INTO status_changes (run_id, project, from_status, to_status, version, reason)
       VALUES (${id}, ${run.project}, ${from}::run_status, ${to}::run_status, ${run.version}, 'bench')`;
+  });
+}
+
+/**
+ * Clients each moving their own run RUNNING ⇄ PROCESSING with the bare transaction, back to
+ * back, for `seconds`; `status` is kept current for the runs (client c owns runs[c]).
+ */
+export function runBareTransitions(options: {
+  sql: postgres.Sql;
+  runs: readonly string[];
+  status: Map<string, string>;
+  clients: number;
+  seconds: number;
+}): Promise<LoadResult> {
+  const { sql, runs, status } = options;
+  return closedLoop({
+    clients: options.clients,
+    seconds: options.seconds,
+    operation: async (c) => {
+      const id = runs[c]!;
+      const from = status.get(id)!;
+      await bareTransition(sql, id, from, flip(from));
+      status.set(id, flip(from));
+    },
   });
 }

@@ -1,4 +1,4 @@
-import { bareTransition } from '../lib/baseline-transition.js';
+import { runBareTransitions } from '../lib/baseline-transition.js';
 import { closedLoop } from '../lib/closed-loop.js';
 import { withBenchService } from '../lib/environment.js';
 import { dataOrThrow } from '../lib/http.js';
@@ -47,15 +47,12 @@ export const batches: Scenario = {
       });
       const serverCpu = server();
       log(`  bare single-change transaction, ${CLIENTS} clients`);
-      const bare = await closedLoop({
+      const bare = await runBareTransitions({
+        sql,
+        runs: bareRuns,
+        status,
         clients: CLIENTS,
         seconds,
-        operation: async (c) => {
-          const id = bareRuns[c]!;
-          const from = status.get(id)!;
-          await bareTransition(sql, id, from, flip(from));
-          status.set(id, flip(from));
-        },
       });
       const changesPerSecond = viaService.perSecond * BATCH;
       const [{ count }] = (await sql`

@@ -1,4 +1,4 @@
-import { bareTransition } from '../lib/baseline-transition.js';
+import { runBareTransitions } from '../lib/baseline-transition.js';
 import { closedLoop, type LoadResult } from '../lib/closed-loop.js';
 import { withBenchService } from '../lib/environment.js';
 import { dataOrThrow } from '../lib/http.js';
@@ -48,16 +48,7 @@ export const transitions: Scenario = {
         });
         const serverCpu = server();
         log(`  bare transaction, ${clients} clients`);
-        const bare = await closedLoop({
-          clients,
-          seconds,
-          operation: async (c) => {
-            const id = bareRuns[c]!;
-            const from = status.get(id)!;
-            await bareTransition(sql, id, from, flip(from));
-            status.set(id, flip(from));
-          },
-        });
+        const bare = await runBareTransitions({ sql, runs: bareRuns, status, clients, seconds });
         rows.push(...rowsFor(clients, viaService, bare));
         notes.push(
           `${clients} clients: service CPU ${fmt(serverCpu.share * 100, 0)} % of a core; load ` +
