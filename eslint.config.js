@@ -30,4 +30,9 @@ export default tseslint.config(
     ],
     rules: { 'no-restricted-properties': 'off' },
   },
+  {
+    // The CLI's launcher is plain JavaScript run by Node.
+    files: ['bin/**/*.js'],
+    languageOptions: { globals: { URL: 'readonly', process: 'readonly' } },
+  },
 );

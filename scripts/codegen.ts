@@ -34,7 +34,7 @@ const output = await codegen({
       StatusInfo: '../mappers.js#LifecycleStatusInfo',
       Lifecycle: '../mappers.js#LifecycleParent',
       TransitionAccepted: '../mappers.js#TransitionAcceptedParent',
-      RunConnection: '../mappers.js#ConnectionParent<RunRow>',
+      RunConnection: '../mappers.js#RunConnectionParent',
       StatusChangeConnection: '../mappers.js#ConnectionParent<StatusChangeRow>',
       MeasurementConnection: '../mappers.js#ConnectionParent<MeasurementRow>',
     },

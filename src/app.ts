@@ -2,6 +2,13 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
+import { createDashboardAssets } from './dashboard-assets.js';
+import { pingDatabase } from './db/client.js';
+import { listPendingMigrations } from './db/migrations.js';
+import { instrumentResolvers, useErrorMetrics } from './graphql/instrument.js';
+import { createInflight } from './ops/inflight.js';
+import { createMetrics } from './ops/metrics.js';
+import { requestIdFrom, runInRequest } from './ops/request-context.js';
 import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -54,6 +61,10 @@ export interface AppOptions {
   reaperIntervalMs?: number;
   /** Seconds a run may stay STOPPING before the reaper stops it (default 300). */
   stopTimeoutSeconds?: number;
+  /** How long stop() waits for in-flight requests and mutations (default 10,000 ms). */
+  drainTimeoutMs?: number;
+  /** Serve the dashboard at / (default true). */
+  dashboard?: boolean;
 }
 
 export interface App {
@@ -64,7 +75,13 @@ export interface App {
    * created the first admin token, its secret (to be shown once).
    */
   start(): Promise<{ port: number; url: string; wsUrl: string; createdAdminToken: string | null }>;
-  /** Close sockets and subscriptions, stop listening. Does not close the database. */
+  /**
+   * Drain and stop: /ready answers 503 and new requests and sockets are refused (503, with
+   * Connection: close) while in-flight requests and mutations finish (up to drainTimeoutMs);
+   * then it stops listening, subscriptions end with SERVER_STOPPING and WebSockets close with
+   * 1012 (Service Restart), which tells graphql-ws clients to reconnect (to another instance).
+   * Does not close the database.
+   */
   stop(): Promise<void>;
 }
 
@@ -90,6 +107,7 @@ export function buildApp(options: AppOptions): App {
     logger,
     // Under ALL for every subscriber of the log, and under the run for those of some runs.
     publish: (change) => {
+      metrics.observeFanoutLag((Date.now() - change.at.getTime()) / 1000);
       events.publish('statusChanged', ALL, change);
       events.publish('statusChanged', change.runId, change);
     },
@@ -106,6 +124,16 @@ export function buildApp(options: AppOptions): App {
   const commitSignal = createCommitSignal({ database, tail, logger });
   const runSignal = createRunSignal({ database, events, logger });
   const auth = createAuthService({ database, logger, enabled: authEnabled });
+  /** Requests and mutations a drain waits for. */
+  const inflight = createInflight();
+  let draining = false;
+  let stopping: Promise<void> | null = null;
+  const metrics = createMetrics({
+    graphqlPath,
+    activeSubscriptions: () => events.size(),
+    openSockets: () => wsServer.clients.size,
+    tailPosition: () => tail.position(),
+  });
   const services: AppServices = {
     db: database.db,
     events,
@@ -130,7 +158,7 @@ export function buildApp(options: AppOptions): App {
   const yoga = createYoga<object, GraphQLContext>({
     schema: createSchema<GraphQLContext>({
       typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
-      resolvers: resolvers as never,
+      resolvers: instrumentResolvers(resolvers, metrics) as never,
     }),
     graphqlEndpoint: graphqlPath,
     graphiql: options.graphiql === false ? false : { subscriptionsProtocol: 'WS' },
@@ -161,17 +189,118 @@ export function buildApp(options: AppOptions): App {
       ...useQueryLimits(limits),
       useSharedSubscriptionExecution(),
       useInputErrorCodes() as Plugin,
+      useErrorMetrics(metrics),
+      // Queries and mutations (over any transport) a drain waits for, counted around the
+      // execution itself so one that throws is uncounted too.
+      {
+        onExecute: ({ executeFn, setExecuteFn }) => {
+          setExecuteFn((args) => {
+            inflight.begin();
+            try {
+              return Promise.resolve(executeFn(args)).finally(() => inflight.end());
+            } catch (error) {
+              inflight.end();
+              throw error;
+            }
+          });
+        },
+      } satisfies Plugin,
     ],
   });
 
+  /** /ready: 200 when this instance can serve, else 503; with each check's state. */
+  let migrationsApplied = false;
+  async function answerReady(res: ServerResponse): Promise<void> {
+    const checks: Record<string, string> = {};
+    const attempt = async (name: string, check: () => Promise<string>) => {
+      try {
+        checks[name] = await withTimeout(check(), 2000);
+      } catch (error) {
+        checks[name] = error instanceof TimeoutError ? 'timed out' : 'unreachable';
+      }
+    };
+    await attempt('database', async () =>
+      (await pingDatabase(database.db)) ? 'ok' : 'unreachable',
+    );
+    await attempt('migrations', async () => {
+      // Once applied, they stay applied: ask the database only until then.
+      if (!migrationsApplied) {
+        const pending = await listPendingMigrations(database.db);
+        migrationsApplied = pending.length === 0;
+        if (!migrationsApplied) return `${pending.length} pending`;
+      }
+      return 'ok';
+    });
+    checks['changeLogTail'] = tail.isRunning() ? 'ok' : 'stopped';
+    checks['accepting'] = draining ? 'draining' : 'ok';
+    const ready = Object.values(checks).every((state) => state === 'ok');
+    sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks });
+  }
+
+  const dashboard = options.dashboard === false ? null : createDashboardAssets(graphqlPath);
+
+  async function answerMetrics(res: ServerResponse): Promise<void> {
+    const { contentType, body } = await metrics.render();
+    res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
+    res.end(body);
+  }
+
   const server: Server = createServer((req, res) => {
-    if (refuseLargeBody(req, res, limits.maxBodyBytes)) return;
-    if (refuseUnacceptable(req, res)) return;
-    void yoga(req, res);
+    const started = performance.now();
+    const requestId = requestIdFrom(req.headers['x-request-id']);
+    res.setHeader('x-request-id', requestId);
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    // Every request counts for a drain from its arrival (its token check may query the
+    // database) until it is answered, or until its answer turns out to be a stream (SSE or
+    // multipart): a stream lives as long as its subscription, and a drain ends it instead.
+    inflight.begin();
+    let counted = true;
+    const uncount = () => {
+      if (!counted) return;
+      counted = false;
+      inflight.end();
+    };
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+    res.writeHead = ((...args: unknown[]) => {
+      const written = writeHead(...args);
+      if (/text\/event-stream|multipart\/mixed/.test(String(res.getHeader('content-type'))))
+        uncount();
+      return written;
+    }) as typeof res.writeHead;
+    res.once('close', () => {
+      uncount();
+      const seconds = (performance.now() - started) / 1000;
+      metrics.observeRequest(metrics.routeOf(path), req.method ?? 'GET', res.statusCode, seconds);
+      logger.debug(
+        { requestId, method: req.method, path, status: res.statusCode, ms: seconds * 1000 },
+        'request',
+      );
+    });
+    runInRequest({ requestId }, () => {
+      if (path === '/ready') return void answerReady(res).catch(() => res.destroy());
+      if (path === '/metrics') return void answerMetrics(res).catch(() => res.destroy());
+      if (draining) {
+        // Keep-alive connections may still bring requests: send them elsewhere.
+        if (path !== '/health') return refuseWhileDraining(res);
+        res.setHeader('connection', 'close');
+      }
+      if (dashboard?.serve(req, res, path)) return;
+      if (refuseLargeBody(req, res, limits.maxBodyBytes)) return;
+      if (refuseUnacceptable(req, res)) return;
+      void yoga(req, res);
+    });
   });
-  const wsServer = new WebSocketServer({ server, path: graphqlPath });
+  const wsServer = new WebSocketServer({
+    server,
+    path: graphqlPath,
+    // A draining instance takes no new sockets: 503, like its HTTP requests.
+    verifyClient: (_info, accept) =>
+      draining ? accept(false, 503, 'Service Unavailable: shutting down') : accept(true),
+  });
   // Registered before graphql-ws's own listener, so it sees every socket first.
-  wsServer.on('connection', refuseServerOnlyMessages);
+  wsServer.on('connection', (socket, request) => {
+    screenMessages(socket, requestIdFrom(request.headers['x-request-id']));
+  });
 
   // graphql-ws runs operations through yoga's envelop so plugins, context and masking apply.
   const wsDisposable = useServer(
@@ -249,6 +378,8 @@ export function buildApp(options: AppOptions): App {
           if (error instanceof GraphQLError) return [error];
           throw error;
         }
+        // The drain may have begun while the token was checked; it no longer waits for newcomers.
+        if (draining) return [new ServerStoppingError()];
         const args: ExecutionArgs = {
           schema,
           operationName: payload.operationName ?? null,
@@ -299,29 +430,87 @@ export function buildApp(options: AppOptions): App {
         createdAdminToken,
       };
     },
-    async stop() {
-      await reaper.stop();
-      await runSignal.stop();
-      await commitSignal.stop();
-      await tail.stop();
-      await auth.stop();
-      events.closeAll(new ServerStoppingError());
-      // Let the closing results reach the clients before their connections go.
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      await wsDisposable.dispose();
-      for (const client of wsServer.clients) client.terminate();
-      await new Promise<void>((resolve) => wsServer.close(() => resolve()));
-      server.closeIdleConnections();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // SSE responses stay open until their stream ends; don't wait for them forever.
-        setTimeout(() => server.closeAllConnections(), 1000).unref();
-      });
+    stop() {
+      stopping ??= drainAndStop();
+      return stopping;
     },
   };
+
+  async function drainAndStop(): Promise<void> {
+    // Still listening while draining, so load balancers read /ready's 503 and callers get a
+    // 503 SERVER_STOPPING (retry elsewhere) rather than a refused connection.
+    draining = true;
+    const drained = await inflight.settled(options.drainTimeoutMs ?? 10_000);
+    if (!drained) logger.warn({ inflight: inflight.size() }, 'drain timed out');
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    await reaper.stop();
+    await runSignal.stop();
+    await commitSignal.stop();
+    await tail.stop();
+    await auth.stop();
+    events.closeAll(new ServerStoppingError());
+    // Let the closing results reach the clients before their connections go.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const client of wsServer.clients)
+      client.close(1012, 'Service Restart: reconnect, to another instance');
+    // A peer that never answers the close frame would hold dispose() for ws's 30 s.
+    setTimeout(() => {
+      for (const client of wsServer.clients) client.terminate();
+    }, 1000).unref();
+    await wsDisposable.dispose();
+    await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+    server.closeIdleConnections();
+    // SSE responses stay open until their stream ends; don't wait for them forever.
+    setTimeout(() => server.closeAllConnections(), 1000).unref();
+    await closed;
+  }
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** A request that arrived while this instance drains: 503, try another instance. */
+function refuseWhileDraining(res: ServerResponse): void {
+  sendJson(
+    res,
+    503,
+    {
+      errors: [
+        {
+          message: 'this instance is shutting down: retry, another instance will answer',
+          extensions: { code: 'SERVER_STOPPING' },
+        },
+      ],
+    },
+    { connection: 'close', 'retry-after': '0' },
+  );
+}
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(body);
+}
+
+class TimeoutError extends Error {}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError()), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 /** Media types yoga can answer a POST with. */
 const ANSWERABLE = new Set([
@@ -354,15 +543,20 @@ const MAX_OPERATION_ID = 64;
  * graphql-ws answers a message only a server may send (next, error, connection_ack) with an
  * exception, which its ws adapter turns into close code 4500 and a logged stack trace; an id
  * too long for a close reason makes `ws` throw. Both are the client's fault: close with 4400.
+ * Every other message is served as a request of its own for the logs: the connection's id (its
+ * X-Request-Id, or a new one) plus a sequence number.
  */
-function refuseServerOnlyMessages(socket: WebSocket): void {
+function screenMessages(socket: WebSocket, connectionId: string): void {
   const emit = socket.emit.bind(socket) as (event: string, ...args: unknown[]) => boolean;
+  let sequence = 0;
   socket.emit = ((event: string, ...args: unknown[]) => {
-    if (event === 'message' && !acceptableFromClient(args[0] as RawData)) {
+    if (event !== 'message') return emit(event, ...args);
+    if (!acceptableFromClient(args[0] as RawData)) {
       socket.close(4400, 'Invalid message received');
       return true;
     }
-    return emit(event, ...args);
+    // Each message is a request of its own for the logs: the connection's id and a number.
+    return runInRequest({ requestId: `${connectionId}/${++sequence}` }, () => emit(event, ...args));
   }) as typeof socket.emit;
 }
 
@@ -392,18 +586,17 @@ function refuseLargeBody(req: IncomingMessage, res: ServerResponse, maxBytes: nu
   const message = chunked
     ? 'send the request body with a Content-Length header'
     : `the request body is larger than ${maxBytes} bytes`;
-  const body = JSON.stringify({
-    errors: [
-      { message, extensions: { code: 'LIMIT_EXCEEDED', limit: 'bodyBytes', max: maxBytes } },
-    ],
-  });
   // The body is not read: close the connection rather than leave it unread on a keep-alive one.
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    connection: 'close',
-  });
-  res.end(body);
+  sendJson(
+    res,
+    status,
+    {
+      errors: [
+        { message, extensions: { code: 'LIMIT_EXCEEDED', limit: 'bodyBytes', max: maxBytes } },
+      ],
+    },
+    { connection: 'close' },
+  );
   return true;
 }
 

@@ -25,6 +25,8 @@ const EnvSchema = z.object({
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
   GRAPHQL_PATH: z.string().startsWith('/').default('/graphql'),
   GRAPHIQL: bool.optional(),
+  /** Serve the dashboard at /. */
+  DASHBOARD: bool.default(true),
   INTROSPECTION: bool.optional(),
   MAX_DEPTH: count(1, 1000).default(DEFAULT_LIMITS.maxDepth),
   MAX_ALIASES: count(0, 100_000).default(DEFAULT_LIMITS.maxAliases),
@@ -45,6 +47,8 @@ const EnvSchema = z.object({
   REAPER_INTERVAL_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
   /** Seconds a run may stay STOPPING before the reaper moves it to STOPPED. */
   STOP_TIMEOUT: z.coerce.number().int().min(1).max(2_592_000).default(300),
+  /** On SIGTERM/SIGINT: how long in-flight requests and mutations may take to finish. */
+  DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -52,10 +56,15 @@ export type Env = z.infer<typeof EnvSchema>;
 
 /** Parse and validate the environment; throws with every problem listed. */
 export function readEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  return parseEnv(EnvSchema, source);
+}
+
+/** Empty variables count as unset; every problem is listed in the error. */
+function parseEnv<T>(schema: z.ZodType<T>, source: NodeJS.ProcessEnv): T {
   const cleaned = Object.fromEntries(
     Object.entries(source).filter(([, value]) => value !== undefined && value !== ''),
   );
-  const parsed = EnvSchema.safeParse(cleaned);
+  const parsed = schema.safeParse(cleaned);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw new Error(`invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -84,4 +93,22 @@ export function limitsFrom(env: Env): Limits {
 /** GraphiQL: on unless set, or unless NODE_ENV=production. */
 export function graphiqlFrom(env: Env): boolean {
   return env.GRAPHIQL ?? env.NODE_ENV !== 'production';
+}
+
+const CliEnvSchema = z.object({
+  /** Where the CLI's client commands (runs, watch, token) find the service. */
+  RUNSTATE_URL: z.string().url().default('http://localhost:4000/graphql'),
+  /** The API token they send. */
+  RUNSTATE_TOKEN: z.string().min(1).optional(),
+  /** https://no-color.org: any value turns colors off. */
+  NO_COLOR: z.string().optional(),
+  /** Colors even when stdout is not a terminal. */
+  FORCE_COLOR: z.string().optional(),
+});
+
+export type CliEnv = z.infer<typeof CliEnvSchema>;
+
+/** The environment of the `runstate` CLI's client commands. */
+export function readCliEnv(source: NodeJS.ProcessEnv = process.env): CliEnv {
+  return parseEnv(CliEnvSchema, source);
 }

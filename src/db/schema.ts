@@ -234,6 +234,21 @@ export const transitionKeys = pgTable(
   (t) => [primaryKey({ columns: [t.runId, t.key] })],
 );
 
+/** Batches of recordMeasurements sent with an idempotencyKey: a replay writes nothing again. */
+export const measurementKeys = pgTable(
+  'measurement_keys',
+  {
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    /** How many points the first request recorded (the answer a replay gets). */
+    count: integer('count').notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.key] })],
+);
+
 export const measurements = pgTable(
   'measurements',
   {

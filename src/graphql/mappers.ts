@@ -19,6 +19,9 @@ export interface TransitionAcceptedParent {
   change: StatusChangeRow | null;
 }
 
+/** A page of runs, with the log position read before it. */
+export type RunConnectionParent = ConnectionParent<RunRow> & { logCursor: string };
+
 /** A page of any keyset-paginated list. */
 export interface ConnectionParent<T> {
   edges: { cursor: string; node: T }[];

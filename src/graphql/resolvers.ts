@@ -52,7 +52,11 @@ export const resolvers: Resolvers = {
 
   Query: {
     run: (_, { id }, { db, principal }) => getVisibleRun(db, principal, id),
-    runs: (_, args, { db, principal }) => listRuns(db, args, principal.projects),
+    runs: async (_, args, { db, tail, principal }) => {
+      // Read before the page: every change at or below it is committed, so the page shows it.
+      const logCursor = statusChangeCursor({ id: tail.position() });
+      return { ...(await listRuns(db, args, principal.projects)), logCursor };
+    },
     statusChanges: (_, args, { db, tail, principal }) =>
       listStatusChanges(db, tail.position(), args, principal.projects),
     lifecycle: () => ({}),
@@ -87,6 +91,7 @@ export const resolvers: Resolvers = {
         input.runId,
         input.measurements,
         authorizeWrite(ctx, 'recordMeasurements'),
+        input.idempotencyKey,
       ),
     heartbeat: (_, { id, attempt }, ctx) =>
       ctx.runs.heartbeat(id, attempt, authorizeWrite(ctx, 'heartbeat')),

@@ -24,10 +24,15 @@ export interface MeasurementInput {
 
 export interface MeasurementService {
   /** Validate and write a batch in one INSERT; answers how many points were written. */
+  /**
+   * With `idempotencyKey`, sending the same key for the same run again records nothing and
+   * answers the first request's count (a worker retrying after a lost answer).
+   */
   recordMeasurements(
     runId: string,
     points: readonly MeasurementInput[],
     actor: Pick<Principal, 'projects'>,
+    idempotencyKey?: string | null,
   ): Promise<number>;
 }
 
@@ -43,8 +48,15 @@ export function createMeasurementService(deps: {
 }): MeasurementService {
   const { db, events, runSignal } = deps;
   return {
-    async recordMeasurements(runIdInput, points, actor) {
+    async recordMeasurements(runIdInput, points, actor, idempotencyKeyInput) {
       const runId = checkUuid('input.runId', runIdInput);
+      const idempotencyKey =
+        idempotencyKeyInput == null
+          ? null
+          : checkString('input.idempotencyKey', idempotencyKeyInput, {
+              min: 1,
+              max: LIMITS.idempotencyKeyLength,
+            });
       checkListLength('input.measurements', points, LIMITS.measurementsPerBatch, 1);
       const rows = points.map((p, i) => {
         const field = `input.measurements[${i}]`;
@@ -66,13 +78,23 @@ export function createMeasurementService(deps: {
       // The points are read back only for subscribers here; other instances read them by id
       // range (run-signal.ts), and the answer is only their number.
       let written: store.WrittenMeasurements;
-      try {
-        written = await store.insertMeasurements(
-          db,
+      const insert = (ex: Executor) =>
+        store.insertMeasurements(
+          ex,
           runId,
           rows,
           events.hasSubscribers('measurementRecorded', runId),
         );
+      try {
+        if (idempotencyKey == null) written = await insert(db);
+        else {
+          const outcome = await db.transaction(async (tx) => {
+            const earlier = await store.claimMeasurementKey(tx, runId, idempotencyKey, rows.length);
+            return earlier == null ? await insert(tx) : earlier;
+          });
+          if (typeof outcome === 'number') return outcome; // a replay: nothing new
+          written = outcome;
+        }
       } catch (error) {
         if (getPgErrorCode(error) === FOREIGN_KEY_VIOLATION) throw new NotFoundError('run', runId);
         throw error;

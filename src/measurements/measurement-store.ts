@@ -1,6 +1,6 @@
 import { and, asc, between, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor } from '../db/client.js';
-import { measurements, type MeasurementRow } from '../db/schema.js';
+import { measurementKeys, measurements, type MeasurementRow } from '../db/schema.js';
 
 /** SQL only. */
 
@@ -159,4 +159,28 @@ export async function listLatestMeasurements(
     .from(measurements)
     .where(inArray(measurements.runId, [...runIds]))
     .orderBy(measurements.runId, measurements.name, desc(measurements.at), desc(measurements.id));
+}
+
+/**
+ * Claim (run, key) for a batch of `count` points. Answers null when this call claimed it (write
+ * the points), or the first batch's count when the key was used before. A concurrent claim of
+ * the same key waits for the first one's transaction, then sees it.
+ */
+export async function claimMeasurementKey(
+  ex: Executor,
+  runId: string,
+  key: string,
+  count: number,
+): Promise<number | null> {
+  const claimed = await ex
+    .insert(measurementKeys)
+    .values({ runId, key, count })
+    .onConflictDoNothing()
+    .returning({ count: measurementKeys.count });
+  if (claimed.length > 0) return null;
+  const [first] = await ex
+    .select({ count: measurementKeys.count })
+    .from(measurementKeys)
+    .where(and(eq(measurementKeys.runId, runId), eq(measurementKeys.key, key)));
+  return first!.count;
 }

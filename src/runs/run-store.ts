@@ -322,7 +322,8 @@ export async function updateProgress(
       revision: sql`${runs.revision} + 1`,
       progress,
       ...(phase === undefined ? {} : { phase }),
-      updatedAt: sql`now()`,
+      // Never backwards: a report that waited for a lock behind a later change keeps its time.
+      updatedAt: sql`greatest(now(), ${runs.updatedAt})`,
     })
     .where(guarded(id, only))
     .returning();

@@ -1,7 +1,15 @@
 import type { Client } from 'graphql-ws';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import { createRun, dataOf, record, transitionRun, waitUntil } from '../support/operations.js';
+import {
+  createRun,
+  dataOf,
+  latestCursorOf,
+  record,
+  transitionRun,
+  untilTailPast,
+  waitUntil,
+} from '../support/operations.js';
 import {
   authHeader,
   postGraphQL,
@@ -67,12 +75,6 @@ async function readLog(
     if (!page.pageInfo.hasNextPage) return all;
     cursor = page.pageInfo.endCursor;
   }
-}
-
-/** The cursor of the newest change of a run: a starting point for `after`. */
-async function lastCursorOf(server: TestServer, runId: string): Promise<string> {
-  const changes = await readLog(server, { runIds: [runId] }, null);
-  return changes.at(-1)!.cursor;
 }
 
 /** Resolves once the subscription is registered on the server (its hub grew). */
@@ -162,7 +164,7 @@ describe('statusChanged across instances', () => {
   it('soak: writers on both instances, subscribers dropping and resuming at random, each ends with exactly its changes once, in order', async () => {
     const project = uniqueProject('soak');
     const marker = await createRun(a, { project, name: 'marker' });
-    const start = await lastCursorOf(a, marker.id);
+    const start = await latestCursorOf(a, marker.id);
     const runs = await Promise.all(
       Array.from({ length: 16 }, (_, i) => createRun(i % 2 ? a : b, { project, name: `run-${i}` })),
     );
@@ -248,7 +250,7 @@ describe('statusChanged across instances', () => {
     const project = uniqueProject();
     const own = await startServer();
     const run = await createRun(own, { project });
-    const start = await lastCursorOf(own, run.id);
+    const start = await latestCursorOf(own, run.id);
     const got: Change[] = [];
     const first = subscribe(own.wsClient(), { projects: [project] }, start, (c) => got.push(c));
     for (const to of ['QUEUED', 'SCHEDULED', 'STARTING'])
@@ -281,7 +283,7 @@ describe('statusChanged across instances', () => {
   it('the seam: changes committed while the replay runs arrive exactly once', async () => {
     const project = uniqueProject();
     const runs = await Promise.all(Array.from({ length: 8 }, () => createRun(a, { project })));
-    const start = await lastCursorOf(a, runs[0]!.id);
+    const start = await latestCursorOf(a, runs[0]!.id);
     for (const run of runs) await transitionRun(a, { id: run.id, to: 'RUNNING' });
     // A long backlog to replay (several replay pages), and writers racing the replay.
     for (let i = 0; i < 300; i++) {
@@ -318,7 +320,7 @@ describe('statusChanged across instances', () => {
   it('SSE resumes from a cursor too, on the other instance', async () => {
     const project = uniqueProject();
     const run = await createRun(a, { project });
-    const start = await lastCursorOf(a, run.id);
+    const start = await latestCursorOf(a, run.id);
     await transitionRun(a, { id: run.id, to: 'QUEUED' });
     await transitionRun(a, { id: run.id, to: 'RUNNING' });
     const controller = new AbortController();
@@ -355,7 +357,7 @@ describe('statusChanged across instances', () => {
 
   it('when its LISTEN connection is killed, an instance reconnects and misses nothing', async () => {
     const run = await createRun(a, { project: uniqueProject() });
-    const start = await lastCursorOf(a, run.id);
+    const start = await latestCursorOf(a, run.id);
     const got: Change[] = [];
     const subscription = subscribe(b.wsClient(), { runIds: [run.id] }, start, (c) => got.push(c));
     const admin = postgres(inject('databaseUrl'), { max: 1, onnotice: () => {} });
@@ -484,4 +486,41 @@ it('concurrent measurement batches reach the other instance once each', async ()
   );
   expect(seen).toHaveLength(12_000);
   expect(new Set(seen).size).toBe(12_000);
+});
+
+describe('runs(…).logCursor', () => {
+  it('keeps a page of runs current: subscribed after it, every change made since the page was read arrives, on any instance', async () => {
+    const project = uniqueProject('page');
+    const first = await createRun(a, { project });
+    const queued = await transitionRun(a, { id: first.id, to: 'QUEUED' });
+    // The page's cursor is where instance a has read the log to; once past the QUEUED change,
+    // the page both shows it and is not followed by it (before that, it may be both).
+    await untilTailPast(a, queued.change!.cursor);
+    const page = dataOf(
+      await a.gql<{
+        runs: { logCursor: string; edges: { node: { id: string; status: string } }[] };
+      }>(
+        `query($p: String!) { runs(filter: { project: $p }) { logCursor edges { node { id status } } } }`,
+        { p: project },
+      ),
+    ).runs;
+    expect(page.edges.map((e) => e.node)).toEqual([{ id: first.id, status: 'QUEUED' }]);
+
+    // Changes after the page was read, some before the subscription exists.
+    const second = await createRun(b, { project });
+    await transitionRun(b, { id: first.id, to: 'RUNNING' });
+    const got: Change[] = [];
+    const live = subscribe(b.wsClient(), { projects: [project] }, page.logCursor, (c) =>
+      got.push(c),
+    );
+    await transitionRun(a, { id: second.id, to: 'QUEUED' });
+    await waitUntil('three changes', () => got.length >= 3);
+    live.dispose();
+    // Nothing the page already showed is replayed, nothing made since is missed.
+    expect(got.map((c) => [c.runId, c.to])).toEqual([
+      [second.id, 'CREATED'],
+      [first.id, 'RUNNING'],
+      [second.id, 'QUEUED'],
+    ]);
+  });
 });

@@ -1049,6 +1049,37 @@ describe('heartbeat', () => {
 });
 
 describe('recordMeasurements', () => {
+  it('idempotencyKey: concurrent and later replays of a batch record it once and answer its count', async () => {
+    const run = await createRun(server, { project: uniqueProject() });
+    const batch = (value: number) => ({
+      runId: run.id,
+      idempotencyKey: 'batch-1',
+      measurements: [
+        { name: 'loss', value, step: 1 },
+        { name: 'loss', value: value / 2, step: 2 },
+      ],
+    });
+    // Eight workers retry the same batch at once; the answers all say 2.
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        server.gql<{ recordMeasurements: number }>(RECORD, { input: batch(0.8) }),
+      ),
+    );
+    expect(answers.map((a) => dataOf(a).recordMeasurements)).toEqual(Array(8).fill(2));
+    // A later replay with other points is still the first batch's answer, and writes nothing.
+    expect(
+      dataOf(await server.gql<{ recordMeasurements: number }>(RECORD, { input: batch(9) }))
+        .recordMeasurements,
+    ).toBe(2);
+    expect((await readMeasurements(run.id)).all.map((m) => m.value)).toEqual([0.8, 0.4]);
+    // The key is per run, and a new key records again.
+    const again = await server.gql<{ recordMeasurements: number }>(RECORD, {
+      input: { ...batch(0.2), idempotencyKey: 'batch-2' },
+    });
+    expect(dataOf(again).recordMeasurements).toBe(2);
+    expect((await readMeasurements(run.id)).all).toHaveLength(4);
+  });
+
   it('answers the count; latestMeasurements has the newest point per name by at, then recording order', async () => {
     const run = await createRun(server, { project: uniqueProject() });
     const t0 = Date.parse('2030-01-01T00:00:00.000Z');

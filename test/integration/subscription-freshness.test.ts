@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createRun, dataOf, record, transitionRun, waitUntil } from '../support/operations.js';
+import {
+  createRun,
+  dataOf,
+  latestCursorOf,
+  record,
+  transitionRun,
+  untilTailPast,
+  waitUntil,
+} from '../support/operations.js';
 import { startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // A subscription keeps one GraphQL context for its whole life: nested fields of every event must
@@ -40,6 +48,9 @@ it('statusChanged { run } shows the run as of each event', async () => {
 
 it('runUpdated { latestMeasurements } shows the newest points at each event', async () => {
   const run = await createRun(server, { project: uniqueProject() });
+  // The creation is a runUpdated event too, published once the tail reads it: let that pass
+  // before subscribing, so the first event here is the first point's.
+  await untilTailPast(server, await latestCursorOf(server, run.id));
   const before = server.app.services.events.size();
   const updates = record<{ runUpdated: { latestMeasurements: { name: string; value: number }[] } }>(
     server.wsClient(),

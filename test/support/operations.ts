@@ -163,17 +163,39 @@ export function record<T = Record<string, unknown>>(
   return recorder;
 }
 
+/** The cursor of a run's latest status change: subscribe `after` it to miss nothing since. */
+export async function latestCursorOf(server: Pick<TestServer, 'gql'>, id: string): Promise<string> {
+  const response = await server.gql<{
+    run: { statusHistory: { edges: { node: { cursor: string } }[] } };
+  }>(
+    `query($id: ID!) { run(id: $id) { statusHistory(first: 500) { edges { node { cursor } } } } }`,
+    {
+      id,
+    },
+  );
+  return dataOf(response).run.statusHistory.edges.at(-1)!.node.cursor;
+}
+
+/** Wait until `server`'s change-log tail has read the change at `cursor` (and so published it). */
+export async function untilTailPast(
+  server: Pick<TestServer, 'app'>,
+  cursor: string,
+): Promise<void> {
+  const [, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as [string, number];
+  await waitUntil('the tail has read the change', () => server.app.services.tail.position() >= id);
+}
+
 /** Resolve after `ms` (only for letting a subscription settle, never for timing assertions). */
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Poll `condition` every 10 ms until it holds; fail naming `what` after `timeoutMs`. */
 export async function waitUntil(
   what: string,
-  condition: () => boolean,
+  condition: () => boolean | Promise<boolean>,
   timeoutMs = 10_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(10);
   }

@@ -45,6 +45,7 @@ export async function startServer(
     stopTimeoutSeconds?: number;
     authEnabled?: boolean;
     limits?: Partial<Limits>;
+    drainTimeoutMs?: number;
   } = {},
 ): Promise<TestServer> {
   const database =
@@ -59,6 +60,7 @@ export async function startServer(
     stopTimeoutSeconds: options.stopTimeoutSeconds,
     auth: { enabled: options.authEnabled ?? true, adminToken: TEST_ADMIN_TOKEN },
     limits: options.limits,
+    drainTimeoutMs: options.drainTimeoutMs,
   });
   const { url, wsUrl } = await app.start();
   const clients: Client[] = [];

@@ -1,0 +1,240 @@
+import { parseArgs } from 'node:util';
+import { createRunstateClient, type RunstateClient } from '../client/index.js';
+import type { Run } from '../client/types.js';
+import { createDatabase } from '../db/create-database.js';
+import { listPendingMigrations } from '../db/migrations.js';
+import { readCliEnv, readEnv } from '../env.js';
+import { isRunStatus, RUN_STATUSES } from '../lifecycle/lifecycle.js';
+import { serve } from '../serve.js';
+import { createStyle, formatTable, printable, progressBar, type Style } from './format.js';
+
+const USAGE = `runstate: the run-status service and its command line
+
+Usage:
+  runstate serve                      serve (configured by environment variables, see README)
+  runstate migrate                    apply pending database migrations and exit
+  runstate runs [options]             list runs as a table
+      --project P  --status S[,S]  --first N (default 20)  --all (every page, N per page)
+  runstate watch [options]            print status changes as they happen
+      --project P  --run ID  --status S[,S]  --after CURSOR
+  runstate token create --name N --role READ|WRITE|ADMIN [--project P ...]
+                                      create an API token (ADMIN); prints its secret once
+
+Client commands reach the service at --url (RUNSTATE_URL, default
+http://localhost:4000/graphql) with --token (RUNSTATE_TOKEN).
+`;
+
+/** What a command writes to: stdout for results, stderr for progress and notices. */
+interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  style: Style;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  if (command === 'serve') {
+    await serve(readEnv());
+    return -1; // keeps running until a signal
+  }
+  if (command === 'migrate') return migrate();
+
+  const cliEnv = readCliEnv();
+  const colors = cliEnv.FORCE_COLOR != null || (cliEnv.NO_COLOR == null && process.stdout.isTTY);
+  const io: Io = {
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+    style: createStyle(colors),
+  };
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string', default: cliEnv.RUNSTATE_URL },
+      token: { type: 'string', default: cliEnv.RUNSTATE_TOKEN },
+      project: { type: 'string', multiple: true },
+      status: { type: 'string' },
+      run: { type: 'string', multiple: true },
+      first: { type: 'string' },
+      all: { type: 'boolean', default: false },
+      after: { type: 'string' },
+      name: { type: 'string' },
+      role: { type: 'string' },
+    },
+  });
+  const client = createRunstateClient({ url: values.url!, token: values.token });
+  const statuses = values.status ? parseStatuses(values.status) : undefined;
+  switch (command) {
+    case 'runs':
+      return listRuns(client, io, {
+        project: values.project?.[0],
+        statuses,
+        first: values.first ? parsePageSize(values.first) : values.all ? 500 : 20,
+        all: values.all!,
+      });
+    case 'watch':
+      return watch(client, io, {
+        filter: { projects: values.project, runIds: values.run, statuses },
+        after: values.after,
+      });
+    case 'token':
+      if (positionals[0] !== 'create') throw new UsageError('usage: runstate token create …');
+      if (!values.name || !values.role)
+        throw new UsageError('token create needs --name and --role');
+      return createToken(client, io, {
+        name: values.name,
+        role: values.role.toUpperCase(),
+        projects: values.project,
+      });
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+class UsageError extends Error {}
+
+function parsePageSize(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 500) throw new UsageError('--first takes 1 to 500');
+  return n;
+}
+
+function parseStatuses(text: string): string[] {
+  const statuses = text.split(',').map((s) => s.trim().toUpperCase());
+  for (const status of statuses)
+    if (!isRunStatus(status))
+      throw new UsageError(`unknown status "${status}" (one of ${RUN_STATUSES.join(', ')})`);
+  return statuses;
+}
+
+async function migrate(): Promise<number> {
+  const env = readEnv();
+  const where = env.DATABASE_URL ? 'PostgreSQL' : `embedded PGlite in ${env.RUNSTATE_DATA_DIR}`;
+  process.stderr.write(`opening ${where}…\n`);
+  const database = await createDatabase(env);
+  try {
+    const pending = await listPendingMigrations(database.db);
+    if (pending.length === 0) {
+      process.stdout.write('up to date: no migration pending\n');
+      return 0;
+    }
+    process.stderr.write(`${pending.length} pending: ${pending.map((m) => m.tag).join(', ')}\n`);
+    const started = performance.now();
+    process.stderr.write('applying… ');
+    await database.migrate();
+    const left = await listPendingMigrations(database.db);
+    process.stderr.write(`done in ${Math.round(performance.now() - started)} ms\n`);
+    process.stdout.write(`applied ${pending.length - left.length} migration(s)\n`);
+    return left.length === 0 ? 0 : 1;
+  } finally {
+    await database.close();
+  }
+}
+
+async function listRuns(
+  client: RunstateClient,
+  io: Io,
+  /** `first`: the page size; with `all`, every page is fetched. */
+  options: { project?: string; statuses?: string[]; first: number; all: boolean },
+): Promise<number> {
+  const filter = { project: options.project, statuses: options.statuses };
+  const runs: Run[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const page = await client.listRuns(filter, {
+      first: options.first,
+      after,
+    });
+    runs.push(...page.runs);
+    if (!options.all || !page.hasNextPage) break;
+    after = page.endCursor;
+    io.err(`fetched ${runs.length} runs…`);
+  }
+  if (runs.length === 0) {
+    io.err('no runs match');
+    return 0;
+  }
+  io.out(
+    formatTable(
+      ['ID', 'PROJECT', 'NAME', 'STATUS', 'PROGRESS', 'UPDATED'],
+      runs.map((run) => [
+        run.id,
+        printable(run.project),
+        printable(run.name ?? ''),
+        io.style.status(run.status),
+        progressBar(run.progress),
+        io.style.dim(run.updatedAt),
+      ]),
+    ),
+  );
+  return 0;
+}
+
+async function watch(
+  client: RunstateClient,
+  io: Io,
+  options: {
+    filter: { projects?: string[]; runIds?: string[]; statuses?: string[] };
+    after?: string;
+  },
+): Promise<number> {
+  const changes = client.watch(options.filter, {
+    after: options.after ?? null,
+    onReconnect: ({ reason, cursor }) =>
+      io.err(io.style.dim(`connection lost (${reason}); resuming after ${cursor ?? 'now'}…`)),
+  });
+  const stop = () => void changes.return?.();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  io.err(io.style.dim('watching; Ctrl-C to stop'));
+  for await (const change of changes) {
+    const from = change.from ? `${io.style.status(change.from)} → ` : '';
+    const who = printable(`${change.run.project}/${change.run.name ?? change.runId.slice(0, 8)}`);
+    const why = printable([change.reason, change.message].filter(Boolean).join(': '));
+    io.out(
+      `${io.style.dim(change.at)}  ${who}  ${from}${io.style.status(change.to)}` +
+        `${why ? `  ${io.style.dim(why)}` : ''}  ${io.style.dim(`v${change.version} ${change.runId}`)}`,
+    );
+  }
+  io.err(io.style.dim(`stopped; resume with --after ${changes.cursor ?? ''}`));
+  return 0;
+}
+
+async function createToken(
+  client: RunstateClient,
+  io: Io,
+  input: { name: string; role: string; projects?: string[] },
+): Promise<number> {
+  const data = await client.request<{
+    createApiToken: { token: string; apiToken: { id: string; role: string } };
+  }>(
+    `mutation Create($input: CreateApiTokenInput!) {
+      createApiToken(input: $input) { token apiToken { id role } } }`,
+    { input },
+  );
+  const { token, apiToken } = data.createApiToken;
+  io.err(
+    `created ${apiToken.role} token "${input.name}" (id ${apiToken.id})` +
+      `${input.projects ? ` for ${input.projects.join(', ')}` : ''}; its secret is shown only now:`,
+  );
+  io.out(token);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    const usage =
+      error instanceof UsageError ||
+      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`runstate: ${error instanceof Error ? error.message : String(error)}\n`);
+    if (usage) process.stderr.write('run `runstate --help` for usage\n');
+    process.exitCode = usage ? 2 : 1;
+  },
+);

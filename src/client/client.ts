@@ -1,0 +1,339 @@
+import { RunstateError, TransitionRefusedError } from './errors.js';
+import { createTransport, type RetryOptions, type Transport } from './transport.js';
+import {
+  RUN_FIELDS,
+  type CreateRunInput,
+  type Run,
+  type RunFilter,
+  type StatusChangeFilter,
+} from './types.js';
+import { watchStatusChanges, type StatusChangeWatch, type WatchOptions } from './watch.js';
+
+export interface RunstateClientOptions {
+  /** The GraphQL endpoint, e.g. http://localhost:4000/graphql (WebSocket: the same, ws://). */
+  url: string;
+  /** An API token (WRITE to report, READ to watch). */
+  token?: string;
+  /** Retries of requests that did not get an answer (network errors, 429, 502–504). */
+  retry?: RetryOptions;
+  /** Heartbeat period while a run is running (default: a third of its heartbeatTimeout, else 10 s). */
+  heartbeatIntervalMs?: number;
+  /** How long measure() gathers points before sending them in one batch (default 200 ms). */
+  measurementFlushMs?: number;
+  /** A fetch to use (default: the global one). */
+  fetch?: typeof fetch;
+  /** A WebSocket class (default: the global one, else the `ws` package). */
+  webSocketImpl?: unknown;
+}
+
+/** A page of runs. */
+export interface RunPage {
+  runs: Run[];
+  endCursor: string | null;
+  hasNextPage: boolean;
+}
+
+export interface RunstateClient {
+  /** Create a run (retried safely: an idempotency key is made up when none is given). */
+  createRun(input: CreateRunInput): Promise<RunHandle>;
+  /** A handle on an existing run, e.g. one a scheduler created for this worker. */
+  run(id: string): Promise<RunHandle>;
+  /** One page of runs, newest first. */
+  listRuns(filter?: RunFilter, page?: { first?: number; after?: string | null }): Promise<RunPage>;
+  /** Live status changes that resume by themselves after a dropped connection. */
+  watch(filter?: StatusChangeFilter, options?: WatchOptions): StatusChangeWatch;
+  /**
+   * Any operation. It is retried only where the server surely did not run it, unless
+   * `repeatable` says running it twice is harmless (a query, a mutation with an idempotency key).
+   */
+  request<T>(
+    query: string,
+    variables?: Record<string, unknown>,
+    options?: { repeatable?: boolean },
+  ): Promise<T>;
+  /** Stop every handle's heartbeats and flush their measurements. */
+  close(): Promise<void>;
+}
+
+/**
+ * A worker's view of one run. Each method sends one request and updates `current`; a change
+ * the lifecycle refuses throws TransitionRefusedError. While the run is running, heartbeats go
+ * out by themselves; when someone else asks the run to stop, `stopRequested` turns true.
+ */
+export interface RunHandle {
+  readonly id: string;
+  /** The run as last answered by the server. */
+  readonly current: Run;
+  /** True once the run was moved to STOPPING by someone else (stopRun): wrap up and call stop(). */
+  readonly stopRequested: boolean;
+  /** RUNNING (heartbeats start). */
+  start(): Promise<Run>;
+  /** Progress in [0, 1], with an optional phase. */
+  progress(progress: number, phase?: string): Promise<Run>;
+  /** A point of a series; points are sent in batches (resolves once this one is stored). */
+  measure(name: string, value: number, step?: number): Promise<void>;
+  /** Send the points gathered so far now. */
+  flush(): Promise<void>;
+  /** SUCCEEDED (heartbeats stop). */
+  succeed(message?: string): Promise<Run>;
+  /** FAILED with a message (heartbeats stop). */
+  fail(message: string): Promise<Run>;
+  /** STOPPED, or STOPPING when the run was handed to an executor (heartbeats stop). */
+  stop(message?: string): Promise<Run>;
+}
+
+/** The run as the server has it now, or null. */
+async function fetchRun(transport: Transport, id: string): Promise<Run | null> {
+  const data = await transport.request<{ run: Run | null }>(
+    `query Run($id: ID!) { run(id: $id) { ${RUN_FIELDS} } }`,
+    { id },
+  );
+  return data.run;
+}
+
+/** Node 20+ and browsers both have Web Crypto. */
+const randomUUID = () => globalThis.crypto.randomUUID();
+
+const RESULT_FIELDS = `__typename
+  ... on TransitionAccepted { run { ${RUN_FIELDS} } }
+  ... on IllegalTransition { runId from to allowed message }
+  ... on TransitionConflict { runId actualStatus actualVersion actualAttempt message }
+  ... on RunNotFound { runId message }`;
+
+/** A client for workers and tools: `createRunstateClient({ url, token })`. */
+export function createRunstateClient(options: RunstateClientOptions): RunstateClient {
+  const transport = createTransport(options);
+  const handles = new Set<Handle>();
+  const wsUrl = options.url.replace(/^http/, 'ws');
+
+  const open = (run: Run) => {
+    const handle = new Handle(run, transport, options, () => handles.delete(handle));
+    handles.add(handle);
+    return handle;
+  };
+
+  return {
+    async createRun(input) {
+      const data = await transport.request<{ createRun: Run }>(
+        `mutation CreateRun($input: CreateRunInput!) { createRun(input: $input) { ${RUN_FIELDS} } }`,
+        { input: { ...input, idempotencyKey: input.idempotencyKey ?? randomUUID() } },
+      );
+      return open(data.createRun);
+    },
+    async run(id) {
+      const run = await fetchRun(transport, id);
+      if (!run) throw new RunstateError(`no run ${id}`, 'NOT_FOUND');
+      return open(run);
+    },
+    async listRuns(filter = {}, page = {}) {
+      const data = await transport.request<{
+        runs: {
+          edges: { node: Run }[];
+          pageInfo: { endCursor: string | null; hasNextPage: boolean };
+        };
+      }>(
+        `query Runs($filter: RunFilter, $first: Int, $after: String) {
+          runs(filter: $filter, first: $first, after: $after) {
+            edges { node { ${RUN_FIELDS} } } pageInfo { endCursor hasNextPage } } }`,
+        { filter, first: page.first ?? 50, after: page.after ?? null },
+      );
+      return { runs: data.runs.edges.map((e) => e.node), ...data.runs.pageInfo };
+    },
+    watch(filter = {}, watchOptions = {}) {
+      return watchStatusChanges({ ...options, wsUrl }, filter, watchOptions);
+    },
+    request: (query, variables, requestOptions) =>
+      transport.request(query, variables, { repeatable: requestOptions?.repeatable ?? false }),
+    async close() {
+      await Promise.all([...handles].map((h) => h.close()));
+    },
+  };
+}
+
+interface PendingPoint {
+  point: { name: string; value: number; step: number | null; at: string };
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+class Handle implements RunHandle {
+  current: Run;
+  stopRequested = false;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private beating = false;
+  private period = 10_000;
+  private closed = false;
+  private pending: PendingPoint[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    run: Run,
+    private readonly transport: Transport,
+    private readonly options: RunstateClientOptions,
+    private readonly forget: () => void,
+  ) {
+    this.current = run;
+    this.keepAlive();
+  }
+
+  get id(): string {
+    return this.current.id;
+  }
+
+  start(): Promise<Run> {
+    return this.transition('RUNNING', {});
+  }
+
+  async progress(progress: number, phase?: string): Promise<Run> {
+    const data = await this.transport.request<{ reportProgress: Run }>(
+      `mutation Progress($input: ReportProgressInput!) { reportProgress(input: $input) { ${RUN_FIELDS} } }`,
+      { input: { id: this.id, progress, phase, attempt: this.current.attempt } },
+    );
+    return this.update(data.reportProgress);
+  }
+
+  measure(name: string, value: number, step?: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const point = { name, value, step: step ?? null, at: new Date().toISOString() };
+      this.pending.push({ point, resolve, reject });
+      // A failed batch rejects its points' promises; the flush's own rejection is not news.
+      if (this.pending.length >= 1000) void this.flush().catch(() => {});
+      else
+        this.flushTimer ??= setTimeout(
+          () => void this.flush().catch(() => {}),
+          this.options.measurementFlushMs ?? 200,
+        );
+    });
+  }
+
+  async flush(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const batch = this.pending.splice(0, this.pending.length);
+    if (batch.length === 0) return;
+    try {
+      // One key per batch: a retry after a lost answer records the points once.
+      await this.transport.request(
+        `mutation Measure($input: RecordMeasurementsInput!) { recordMeasurements(input: $input) }`,
+        {
+          input: {
+            runId: this.id,
+            measurements: batch.map((p) => p.point),
+            idempotencyKey: randomUUID(),
+          },
+        },
+      );
+      for (const p of batch) p.resolve();
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      throw error;
+    }
+  }
+
+  async succeed(message?: string): Promise<Run> {
+    await this.flush();
+    return this.transition('SUCCEEDED', { message });
+  }
+
+  async fail(message: string): Promise<Run> {
+    await this.flush().catch(() => {}); // the failure matters more than the last points
+    return this.transition('FAILED', { message });
+  }
+
+  async stop(message?: string): Promise<Run> {
+    await this.flush().catch(() => {});
+    if (this.current.status === 'STOPPING') return this.transition('STOPPED', { message });
+    const data = await this.transport.request<{ stopRun: Record<string, unknown> }>(
+      `mutation Stop($id: ID!, $message: String) { stopRun(id: $id, message: $message) { ${RESULT_FIELDS} } }`,
+      { id: this.id, message },
+    );
+    try {
+      return this.accept(data.stopRun);
+    } catch (error) {
+      // stopRun has no idempotency key: when a retry finds the run already stopped (the first
+      // try's answer was lost, or someone else stopped it), the stop happened.
+      const from = (error as TransitionRefusedError).details?.['from'];
+      if (from !== 'STOPPED' && from !== 'STOPPING') throw error;
+      const again = await fetchRun(this.transport, this.id);
+      return again ? this.update(again) : this.current;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stopHeartbeats();
+    await this.flush().catch(() => {});
+    this.forget();
+  }
+
+  private async transition(to: string, extra: { message?: string }): Promise<Run> {
+    const data = await this.transport.request<{ transitionRun: Record<string, unknown> }>(
+      `mutation Transition($input: TransitionRunInput!) { transitionRun(input: $input) { ${RESULT_FIELDS} } }`,
+      {
+        input: {
+          id: this.id,
+          to,
+          message: extra.message,
+          attempt: this.current.attempt,
+          // The same key on every retry: a change that committed but whose answer was lost
+          // is answered again, not made twice.
+          idempotencyKey: randomUUID(),
+        },
+      },
+    );
+    return this.accept(data.transitionRun);
+  }
+
+  private accept(result: Record<string, unknown>): Run {
+    const kind = result['__typename'] as string;
+    if (kind === 'TransitionAccepted') return this.update(result['run'] as Run);
+    throw new TransitionRefusedError(
+      kind as TransitionRefusedError['kind'],
+      String(result['message'] ?? kind),
+      result,
+    );
+  }
+
+  private update(run: Run): Run {
+    // Answers can cross (a heartbeat sent before succeed() answered after it): keep the newest.
+    if (run.version < this.current.version) return this.current;
+    this.current = run;
+    if (run.status === 'STOPPING') this.stopRequested = true;
+    this.keepAlive();
+    return run;
+  }
+
+  /** Heartbeats while the run is in the RUNNING category; none otherwise or once closed. */
+  private keepAlive(): void {
+    if (this.closed || !this.current.isRunning || this.current.isDone) return this.stopHeartbeats();
+    if (this.heartbeat) return;
+    const timeout = this.current.heartbeatTimeout;
+    this.period =
+      this.options.heartbeatIntervalMs ?? (timeout ? Math.max(1000, (timeout * 1000) / 3) : 10_000);
+    this.heartbeat = setInterval(() => void this.beat(), this.period);
+    this.heartbeat.unref(); // the work keeps the process alive, not its heartbeats
+  }
+
+  private async beat(): Promise<void> {
+    if (this.beating) return; // the last one has not answered yet
+    this.beating = true;
+    try {
+      // No retries, and no longer than a period: a late beat is worth less than the next one.
+      const data = await this.transport.request<{ heartbeat: Run }>(
+        `mutation Beat($id: ID!, $attempt: Int) { heartbeat(id: $id, attempt: $attempt) { ${RUN_FIELDS} } }`,
+        { id: this.id, attempt: this.current.attempt },
+        { retries: 0, timeoutMs: Math.max(this.period, 2000) },
+      );
+      this.update(data.heartbeat);
+    } catch {
+      // The next beat tries again; the server's timeout is several periods long.
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private stopHeartbeats(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+}

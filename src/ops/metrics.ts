@@ -1,0 +1,130 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Where a transition request ended up, as counted by `runstate_transitions_total`. */
+export interface CountableOutcome {
+  __typename: 'TransitionAccepted' | 'IllegalTransition' | 'TransitionConflict' | 'RunNotFound';
+}
+
+/** Outcome type → the `reason` label of a refused transition. */
+const REFUSAL_REASON: Record<
+  Exclude<CountableOutcome['__typename'], 'TransitionAccepted'>,
+  string
+> = {
+  IllegalTransition: 'illegal_transition',
+  TransitionConflict: 'conflict',
+  RunNotFound: 'run_not_found',
+};
+
+/** Paths with their own `route` label; everything else is `other` (labels stay bounded). */
+const ROUTES = new Set(['/health', '/ready', '/metrics']);
+
+export interface MetricsOptions {
+  graphqlPath: string;
+  /** Open subscriptions on this instance, read at scrape time. */
+  activeSubscriptions: () => number;
+  /** Open WebSocket connections on this instance, read at scrape time. */
+  openSockets: () => number;
+  /** How far this instance's change-log tail is, read at scrape time. */
+  tailPosition: () => number;
+}
+
+/**
+ * This instance's Prometheus metrics, in a registry of its own (several apps can share a
+ * process, as the tests do). Labels take only bounded values: routes, schema field names,
+ * outcome types and error codes, never ids or client-chosen names.
+ */
+export function createMetrics(options: MetricsOptions) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const httpDuration = new Histogram({
+    name: 'runstate_http_request_duration_seconds',
+    help: 'HTTP requests by route, method and status, from arrival to the end of the response (SSE: of the stream).',
+    labelNames: ['route', 'method', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const resolverDuration = new Histogram({
+    name: 'runstate_resolver_duration_seconds',
+    help: 'Root Query and Mutation resolvers, by field.',
+    labelNames: ['type', 'field'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const graphqlErrors = new Counter({
+    name: 'runstate_graphql_errors_total',
+    help: 'Errors in GraphQL results, by extensions.code.',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
+  const transitions = new Counter({
+    name: 'runstate_transitions_total',
+    help: 'Requested status changes (transitionRun(s), stopRun, retryRun, resumeRun) by result and refusal reason.',
+    labelNames: ['result', 'reason'] as const,
+    registers: [registry],
+  });
+  const fanoutLag = new Histogram({
+    name: 'runstate_fanout_lag_seconds',
+    help: "From a status change's timestamp to its publication to this instance's subscribers.",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'runstate_active_subscriptions',
+    help: 'Open subscriptions on this instance (WebSocket and SSE).',
+    registers: [registry],
+    collect() {
+      this.set(options.activeSubscriptions());
+    },
+  });
+  new Gauge({
+    name: 'runstate_websocket_connections',
+    help: 'Open WebSocket connections on this instance.',
+    registers: [registry],
+    collect() {
+      this.set(options.openSockets());
+    },
+  });
+  new Gauge({
+    name: 'runstate_change_log_position',
+    help: 'Id of the last status change this instance has published.',
+    registers: [registry],
+    collect() {
+      this.set(options.tailPosition());
+    },
+  });
+
+  return {
+    registry,
+    /** The `route` label of a request path. */
+    routeOf(path: string): string {
+      if (path === options.graphqlPath) return 'graphql';
+      return ROUTES.has(path) ? path.slice(1) : 'other';
+    },
+    observeRequest(route: string, method: string, status: number, seconds: number): void {
+      httpDuration.observe({ route, method, status: String(status) }, seconds);
+    },
+    observeResolver(type: string, field: string, seconds: number): void {
+      resolverDuration.observe({ type, field }, seconds);
+    },
+    countError(code: string): void {
+      graphqlErrors.inc({ code });
+    },
+    countTransitions(outcomes: readonly CountableOutcome[]): void {
+      for (const { __typename } of outcomes) {
+        if (__typename === 'TransitionAccepted')
+          transitions.inc({ result: 'accepted', reason: '' });
+        else transitions.inc({ result: 'refused', reason: REFUSAL_REASON[__typename] });
+      }
+    },
+    observeFanoutLag(seconds: number): void {
+      fanoutLag.observe(Math.max(0, seconds));
+    },
+    /** The exposition text and its content type. */
+    async render(): Promise<{ contentType: string; body: string }> {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
