@@ -1,0 +1,291 @@
+import type { Client } from 'graphql-ws';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { gql, subscribe } from './api.js';
+import { SeriesChart, type Point } from './chart.js';
+import { ago } from './format.js';
+import { ProgressBar, StatusBadge } from './status-badge.js';
+
+interface RunDetail {
+  id: string;
+  project: string;
+  name: string | null;
+  status: string;
+  color: string;
+  category: string;
+  progress: number | null;
+  phase: string | null;
+  attempt: number;
+  version: number;
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  heartbeatAt: string | null;
+  stopMessage: string | null;
+  tags: string[];
+}
+
+interface Change {
+  cursor: string;
+  version: number;
+  from: string | null;
+  to: string;
+  reason: string | null;
+  message: string | null;
+  actor: string | null;
+  at: string;
+}
+
+interface Measurement extends Point {
+  id?: string;
+  name: string;
+}
+
+const DETAIL = `id project name status color category progress phase attempt version revision createdAt
+  updatedAt startedAt finishedAt heartbeatAt stopMessage tags`;
+const CHANGE = `cursor version from to reason message actor at`;
+const POINT = `name value step at`;
+const MAX_PAGES = 10;
+/** Points drawn per series (the newest). */
+const MAX_POINTS = 2000;
+
+interface Props {
+  token: string | null;
+  client: Client;
+  id: string;
+  colors: Map<string, string>;
+  /** +1 each time the live connection is (back) up; null while it is down. */
+  liveEpoch: number | null;
+}
+
+/** One run: its state, its status timeline and a chart per measurement series, all live. */
+export function RunPage({ token, client, id, colors, liveEpoch }: Props) {
+  const [run, setRun] = useState<RunDetail | null | undefined>(undefined);
+  const [history, setHistory] = useState<Change[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [reloads, setReloads] = useState(0);
+  /** Points by series, appended in place; `drawn` re-renders at most once a frame. */
+  const series = useRef(new Map<string, Measurement[]>());
+  const [, setDrawn] = useState(0);
+  const frame = useRef<number | null>(null);
+  const addPoints = (points: Measurement[]) => {
+    for (const point of points) {
+      let list = series.current.get(point.name);
+      if (!list) series.current.set(point.name, (list = []));
+      list.push(point);
+      // The newest MAX_POINTS of a series are drawn; trimmed in halves, not point by point.
+      if (list.length > 2 * MAX_POINTS) list.splice(0, list.length - MAX_POINTS);
+    }
+    frame.current ??= requestAnimationFrame(() => {
+      frame.current = null;
+      setDrawn((n) => n + 1);
+    });
+  };
+  useEffect(() => () => void (frame.current != null && cancelAnimationFrame(frame.current)), []);
+
+  // Subscriptions first, then the query, so nothing falls between them: points that arrive
+  // meanwhile wait for the query's answer, and the timeline streams from the last change read.
+  // Loaded again each time the live connection is back, or a subscription was ended.
+  const loadedFor = useRef<string | null>(null);
+  useEffect(() => {
+    // While the connection is down, what is shown stays (it is loaded again once it is back).
+    if (liveEpoch == null && loadedFor.current === id) return;
+    let cancelled = false;
+    let loaded = false;
+    const early: Measurement[] = [];
+    let stopChanges = () => {};
+    const live = liveEpoch != null;
+    const reload = () => !cancelled && setReloads((n) => n + 1);
+    const stopRun = live
+      ? subscribe<{ runUpdated: RunDetail }>(
+          client,
+          `subscription Run($id: ID!) { runUpdated(id: $id) { ${DETAIL} } }`,
+          { id },
+          ({ runUpdated }) => setRun((current) => newer(current, runUpdated)),
+          reload,
+        )
+      : () => {};
+    const stopPoints = live
+      ? subscribe<{ measurementRecorded: Measurement }>(
+          client,
+          `subscription Points($id: ID!) { measurementRecorded(runId: $id) { ${POINT} } }`,
+          { id },
+          ({ measurementRecorded }) => {
+            if (loaded) addPoints([measurementRecorded]);
+            else early.push(measurementRecorded);
+          },
+          reload,
+        )
+      : () => {};
+    (async () => {
+      const first = await gql<{
+        run: (RunDetail & { statusHistory: Page<Change>; measurements: Page<Measurement> }) | null;
+      }>(
+        `query Run($id: ID!) { run(id: $id) { ${DETAIL}
+          statusHistory(first: 500) { edges { node { ${CHANGE} } } pageInfo { hasNextPage endCursor } }
+          measurements(first: 500) { edges { node { ${POINT} } } pageInfo { hasNextPage endCursor } } } }`,
+        { id },
+        token,
+      );
+      if (cancelled) return;
+      if (!first.run) {
+        setRun(null);
+        return;
+      }
+      const { statusHistory, measurements, ...detail } = first.run;
+      const all = measurements.edges.map((e) => e.node);
+      let page = measurements.pageInfo;
+      for (let n = 1; page.hasNextPage && n < MAX_PAGES && !cancelled; n++) {
+        const next = await gql<{ run: { measurements: Page<Measurement> } }>(
+          `query More($id: ID!, $after: String) { run(id: $id) {
+            measurements(first: 500, after: $after) { edges { node { ${POINT} } } pageInfo { hasNextPage endCursor } } } }`,
+          { id, after: page.endCursor },
+          token,
+        );
+        all.push(...next.run.measurements.edges.map((e) => e.node));
+        page = next.run.measurements.pageInfo;
+      }
+      if (cancelled) return;
+      const changes = statusHistory.edges.map((e) => e.node);
+      const seen = new Set(all.map(pointKey));
+      setRun((current) => newer(current, detail));
+      setHistory(changes);
+      series.current = new Map();
+      addPoints([...all, ...early.filter((p) => !seen.has(pointKey(p)))]);
+      setError(null);
+      loaded = true;
+      loadedFor.current = id;
+      if (!live) return;
+      stopChanges = subscribe<{ statusChanged: Change }>(
+        client,
+        `subscription Changes($id: ID!, $after: String) {
+          statusChanged(filter: { runIds: [$id] }, after: $after) { ${CHANGE} } }`,
+        { id, after: changes.at(-1)?.cursor ?? null },
+        ({ statusChanged }) =>
+          setHistory((h) =>
+            h.some((c) => c.version === statusChanged.version) ? h : [...h, statusChanged],
+          ),
+        reload,
+      );
+    })().catch((e: unknown) => !cancelled && setError(e instanceof Error ? e.message : String(e)));
+    return () => {
+      cancelled = true;
+      stopRun();
+      stopPoints();
+      stopChanges();
+    };
+  }, [client, id, token, liveEpoch, reloads]);
+
+  if (error)
+    return (
+      <p class="error" role="alert">
+        {error}
+      </p>
+    );
+  if (run === undefined) return <p class="muted">Loading the run…</p>;
+  if (run === null)
+    return (
+      <section class="empty">
+        <h1>No such run</h1>
+        <p>
+          No run has the id <code>{id}</code> (or your token may not see its project).{' '}
+          <a href="#/">Back to the runs</a>
+        </p>
+      </section>
+    );
+
+  return (
+    <article class="run" aria-labelledby="run-title">
+      <p class="crumbs">
+        <a href={`#/?project=${encodeURIComponent(run.project)}`}>{run.project}</a> /
+      </p>
+      <h1 id="run-title">
+        {run.name ?? run.id} <StatusBadge status={run.status} color={run.color} />
+      </h1>
+      <dl class="facts">
+        <div>
+          <dt>Progress</dt>
+          <dd>
+            <ProgressBar progress={run.progress} phase={run.phase} />
+          </dd>
+        </div>
+        <div>
+          <dt>Attempt</dt>
+          <dd>{run.attempt}</dd>
+        </div>
+        <div>
+          <dt>Created</dt>
+          <dd>
+            <time dateTime={run.createdAt} title={run.createdAt}>
+              {ago(run.createdAt)}
+            </time>
+          </dd>
+        </div>
+        <div>
+          <dt>Last heartbeat</dt>
+          <dd>{run.heartbeatAt ? ago(run.heartbeatAt) : '–'}</dd>
+        </div>
+        <div>
+          <dt>Id</dt>
+          <dd>
+            <code>{run.id}</code>
+          </dd>
+        </div>
+      </dl>
+      {run.stopMessage && <p class="stop-message">{run.stopMessage}</p>}
+
+      <section aria-labelledby="timeline-title">
+        <h2 id="timeline-title">Status timeline</h2>
+        <ol class="timeline">
+          {history.map((change) => (
+            <li key={change.version} data-status={change.to}>
+              <span
+                class="marker"
+                style={{ backgroundColor: colors.get(change.to) ?? '#888' }}
+                aria-hidden="true"
+              />
+              <StatusBadge status={change.to} color={colors.get(change.to) ?? '#888'} />
+              <time dateTime={change.at} title={change.at}>
+                {new Date(change.at).toLocaleString()}
+              </time>
+              {(change.reason || change.message) && (
+                <span class="why">
+                  {[change.reason, change.message].filter(Boolean).join(': ')}
+                </span>
+              )}
+              {change.actor && <span class="muted">by {change.actor}</span>}
+            </li>
+          ))}
+        </ol>
+      </section>
+
+      <section aria-labelledby="measurements-title">
+        <h2 id="measurements-title">Measurements</h2>
+        {series.current.size === 0 ? (
+          <p class="muted">No measurements yet: they appear here as the worker records them.</p>
+        ) : (
+          <div class="charts">
+            {[...series.current.entries()].map(([name, ps]) => (
+              <SeriesChart key={name} name={name} points={ps.slice(-MAX_POINTS)} />
+            ))}
+          </div>
+        )}
+      </section>
+    </article>
+  );
+}
+
+interface Page<T> {
+  edges: { node: T }[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+}
+
+/** The later of two snapshots of the run (events and answers may cross). */
+function newer(current: RunDetail | null | undefined, next: RunDetail): RunDetail {
+  return current && current.revision > next.revision ? current : next;
+}
+
+function pointKey(p: Measurement): string {
+  return `${p.name}|${p.at}|${p.value}|${p.step}`;
+}

@@ -1,0 +1,285 @@
+import type { Client } from 'graphql-ws';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { gql, subscribe } from './api.js';
+import { ago, shortId } from './format.js';
+import { ProgressBar, StatusBadge } from './status-badge.js';
+import { RUN_SUMMARY, type RunSummary, type StatusInfo } from './types.js';
+
+const PAGE = 50;
+
+interface Props {
+  token: string | null;
+  client: Client;
+  statuses: StatusInfo[];
+  params: URLSearchParams;
+  /** +1 each time the live connection is (back) up; null while it is down. */
+  liveEpoch: number | null;
+}
+
+function setFilter(params: URLSearchParams, key: string, value: string) {
+  const next = new URLSearchParams(params);
+  if (value) next.set(key, value);
+  else next.delete(key);
+  const query = next.toString();
+  location.hash = `#/${query ? `?${query}` : ''}`;
+}
+
+/** The live table of runs, newest first, filtered by project and status. */
+export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) {
+  const project = params.get('project') ?? '';
+  const status = params.get('status') ?? '';
+  const [runs, setRuns] = useState<RunSummary[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [flashing, setFlashing] = useState<ReadonlySet<string>>(new Set());
+  const [projectInput, setProjectInput] = useState(project);
+  const [reloads, setReloads] = useState(0);
+  const [, tick] = useState(0);
+  const projectsSeen = useRef(new Set<string>());
+  /** The newest revision seen of each run, shown or not: an older snapshot never wins. */
+  const revisions = useRef(new Map<string, number>());
+
+  useEffect(() => setProjectInput(project), [project]);
+
+  // Relative times stay true.
+  useEffect(() => {
+    const timer = setInterval(() => tick((n) => n + 1), 15_000);
+    return () => clearInterval(timer);
+  }, []);
+
+  /** Put in (or update, or take out when the filter drops it) a snapshot newer than the last. */
+  const apply = (run: RunSummary) => {
+    if ((revisions.current.get(run.id) ?? -1) >= run.revision) return false;
+    revisions.current.set(run.id, run.revision);
+    setRuns((current) => upsert(current, run, status));
+    return true;
+  };
+
+  // The first page (again each time the live connection is back), then, while it is live,
+  // every status change since the page was read: `logCursor` makes the seam exact.
+  const loadedFor = useRef<string | null>(null);
+  useEffect(() => {
+    let cancelled = false;
+    let stop = () => {};
+    const filter = { project: project || undefined, statuses: status ? [status] : undefined };
+    // While the connection is down, what is shown stays (it is loaded again once it is back).
+    const key = JSON.stringify(filter);
+    if (liveEpoch == null && loadedFor.current === key) return;
+    gql<{ runs: { logCursor: string; edges: { node: RunSummary }[] } }>(
+      `query Runs($filter: RunFilter, $first: Int) {
+        runs(filter: $filter, first: $first) { logCursor edges { node { ${RUN_SUMMARY} } } } }`,
+      { filter, first: PAGE },
+      token,
+    ).then(
+      (data) => {
+        if (cancelled) return;
+        const page = data.runs.edges.map((e) => e.node);
+        loadedFor.current = key;
+        revisions.current = new Map(page.map((r) => [r.id, r.revision]));
+        setError(null);
+        setRuns(page);
+        if (liveEpoch == null) return;
+        stop = subscribe<{ statusChanged: { run: RunSummary } }>(
+          client,
+          `subscription Changes($filter: StatusChangeFilter, $after: String) {
+            statusChanged(filter: $filter, after: $after) { run { ${RUN_SUMMARY} } } }`,
+          { filter: project ? { projects: [project] } : {}, after: data.runs.logCursor },
+          ({ statusChanged: { run } }) => {
+            if (!apply(run)) return;
+            // Highlight the changed row for a moment (rows keep their identity, and so focus).
+            setFlashing((f) => new Set(f).add(run.id));
+            setTimeout(
+              () =>
+                setFlashing((f) => {
+                  const next = new Set(f);
+                  next.delete(run.id);
+                  return next;
+                }),
+              1500,
+            );
+          },
+          // Ended by the server (it fell behind, say): read the page again.
+          () => !cancelled && setReloads((n) => n + 1),
+        );
+      },
+      (e: unknown) => !cancelled && setError(e instanceof Error ? e.message : String(e)),
+    );
+    return () => {
+      cancelled = true;
+      stop();
+    };
+  }, [client, token, project, status, liveEpoch, reloads]);
+
+  // Progress does not change the status: follow the shown runs that are not done, one
+  // subscription per run, added and ended as runs come and go.
+  const following = useRef(new Map<string, () => void>());
+  const followKey = (runs ?? [])
+    .filter((r) => !r.isDone)
+    .map((r) => r.id)
+    .join(',');
+  useEffect(() => {
+    const wanted = new Set(liveEpoch == null || !followKey ? [] : followKey.split(','));
+    for (const [id, stop] of following.current)
+      if (!wanted.has(id)) {
+        stop();
+        following.current.delete(id);
+      }
+    for (const id of wanted)
+      if (!following.current.has(id))
+        following.current.set(
+          id,
+          subscribe<{ runUpdated: RunSummary }>(
+            client,
+            `subscription Run($id: ID!) { runUpdated(id: $id) { ${RUN_SUMMARY} } }`,
+            { id },
+            ({ runUpdated }) => apply(runUpdated),
+          ),
+        );
+  });
+  // The status filter is read when events arrive: new subscriptions for a new filter.
+  useEffect(() => {
+    const current = following.current;
+    return () => {
+      for (const stop of current.values()) stop();
+      current.clear();
+    };
+  }, [client, status, liveEpoch]);
+
+  for (const run of runs ?? []) projectsSeen.current.add(run.project);
+
+  return (
+    <section aria-labelledby="runs-title">
+      <h1 id="runs-title">Runs</h1>
+      <form
+        class="filters"
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setFilter(params, 'project', projectInput.trim());
+        }}
+      >
+        <div class="field">
+          <label for="project">Project</label>
+          <input
+            id="project"
+            list="projects"
+            value={projectInput}
+            placeholder="all projects"
+            onInput={(e) => setProjectInput((e.target as HTMLInputElement).value)}
+            onChange={(e) =>
+              setFilter(params, 'project', (e.target as HTMLInputElement).value.trim())
+            }
+          />
+          <datalist id="projects">
+            {[...projectsSeen.current].sort().map((p) => (
+              <option key={p} value={p} />
+            ))}
+          </datalist>
+        </div>
+        <div class="field">
+          <label for="status">Status</label>
+          <select
+            id="status"
+            value={status}
+            onChange={(e) => setFilter(params, 'status', (e.target as HTMLSelectElement).value)}
+          >
+            <option value="">any status</option>
+            {statuses.map((s) => (
+              <option key={s.status} value={s.status}>
+                {s.status}
+              </option>
+            ))}
+          </select>
+        </div>
+      </form>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {runs == null && !error && <p class="muted">Loading runs…</p>}
+      {runs != null && runs.length === 0 && (
+        <div class="empty" data-testid="empty">
+          <h2>{project || status ? 'No runs match these filters' : 'No runs yet'}</h2>
+          <p>Runs appear here the moment a worker creates one. From a worker, with the client:</p>
+          <pre>
+            <code>{`const run = await runstate.createRun({ project: '${project || 'my-project'}' });
+await run.start();`}</code>
+          </pre>
+          <p>
+            or with the API:{' '}
+            <code>
+              mutation {'{'} createRun(input: {'{'} project: "{project || 'my-project'}" {'}'}){' '}
+              {'{'} id {'}'} {'}'}
+            </code>
+          </p>
+        </div>
+      )}
+      {runs != null && runs.length > 0 && (
+        // Explicit roles: the phone layout makes the table's parts blocks, which drops them.
+        <table class="runs" role="table">
+          <thead role="rowgroup">
+            <tr role="row">
+              <th scope="col" role="columnheader">
+                Run
+              </th>
+              <th scope="col" role="columnheader">
+                Project
+              </th>
+              <th scope="col" role="columnheader">
+                Status
+              </th>
+              <th scope="col" role="columnheader">
+                Progress
+              </th>
+              <th scope="col" role="columnheader">
+                Updated
+              </th>
+            </tr>
+          </thead>
+          <tbody role="rowgroup">
+            {runs.map((run) => (
+              <tr
+                role="row"
+                key={run.id}
+                data-run-id={run.id}
+                class={flashing.has(run.id) ? 'flash' : undefined}
+              >
+                <td role="cell" data-label="Run">
+                  <a href={`#/runs/${run.id}`}>{run.name ?? shortId(run.id)}</a>
+                </td>
+                <td role="cell" data-label="Project">
+                  {run.project}
+                </td>
+                <td role="cell" data-label="Status">
+                  <StatusBadge status={run.status} color={run.color} />
+                </td>
+                <td role="cell" data-label="Progress">
+                  <ProgressBar progress={run.progress} phase={run.phase} />
+                </td>
+                <td role="cell" data-label="Updated">
+                  <time dateTime={run.updatedAt} title={run.updatedAt}>
+                    {ago(run.updatedAt)}
+                  </time>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+/** The list with `run` put in (newest first) or updated, or taken out when the filter drops it. */
+function upsert(
+  current: RunSummary[] | null,
+  run: RunSummary,
+  status: string,
+): RunSummary[] | null {
+  if (current == null) return current;
+  const rest = current.filter((r) => r.id !== run.id);
+  if (status && run.status !== status) return rest;
+  return [...rest, run]
+    .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0))
+    .slice(0, PAGE);
+}
