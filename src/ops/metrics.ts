@@ -29,13 +29,27 @@ export interface MetricsOptions {
 }
 
 /**
+ * Node's process metrics (CPU, memory, event-loop delay, GC), collected once per process: each
+ * collection keeps an event-loop monitor and a GC observer running for good, so one per app
+ * would pile up where several apps share a process.
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/**
  * This instance's Prometheus metrics, in a registry of its own (several apps can share a
- * process, as the tests do). Labels take only bounded values: routes, schema field names,
- * outcome types and error codes, never ids or client-chosen names.
+ * process, as the tests do), exposed together with the process's. Labels take only bounded
+ * values: routes, schema field names, outcome types and error codes, never ids or client-chosen
+ * names.
  */
 export function createMetrics(options: MetricsOptions) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
 
   const httpDuration = new Histogram({
     name: 'runstate_http_request_duration_seconds',
@@ -94,8 +108,9 @@ export function createMetrics(options: MetricsOptions) {
     },
   });
 
+  const exposed = Registry.merge([processMetrics(), registry]);
+
   return {
-    registry,
     /** The `route` label of a request path. */
     routeOf(path: string): string {
       if (path === options.graphqlPath) return 'graphql';
@@ -122,7 +137,7 @@ export function createMetrics(options: MetricsOptions) {
     },
     /** The exposition text and its content type. */
     async render(): Promise<{ contentType: string; body: string }> {
-      return { contentType: registry.contentType, body: await registry.metrics() };
+      return { contentType: exposed.contentType, body: await exposed.metrics() };
     },
   };
 }
