@@ -6,6 +6,20 @@ import { ProgressBar, StatusBadge } from './status-badge.js';
 import { RUN_SUMMARY, type RunSummary, type StatusInfo } from './types.js';
 
 const PAGE = 50;
+/** The API's largest page: what a reload asks for at most, to show again what was shown. */
+const MAX_PAGE = 500;
+
+const RUNS_QUERY = `query Runs($filter: RunFilter, $first: Int, $after: String) {
+  runs(filter: $filter, first: $first, after: $after) {
+    logCursor edges { node { ${RUN_SUMMARY} } } pageInfo { hasNextPage endCursor } } }`;
+
+interface RunsPage {
+  runs: {
+    logCursor: string;
+    edges: { node: RunSummary }[];
+    pageInfo: { hasNextPage: boolean; endCursor: string | null };
+  };
+}
 
 interface Props {
   token: string | null;
@@ -33,10 +47,22 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
   const [flashing, setFlashing] = useState<ReadonlySet<string>>(new Set());
   const [projectInput, setProjectInput] = useState(project);
   const [reloads, setReloads] = useState(0);
+  /** Where the next page starts, while there is one. */
+  const [nextPage, setNextPage] = useState<string | null>(null);
+  const [loadingMore, setLoadingMore] = useState(false);
   const [, tick] = useState(0);
   const projectsSeen = useRef(new Set<string>());
-  /** The newest revision seen of each run, shown or not: an older snapshot never wins. */
-  const revisions = useRef(new Map<string, number>());
+  /** The newest snapshot seen of each run, shown or not: an older snapshot never wins. */
+  const latest = useRef(new Map<string, RunSummary>());
+  /**
+   * The oldest run loaded while there are older ones: a change to a run older than it waits for
+   * "Show more" (which then shows its newest snapshot); null when every run is loaded.
+   */
+  const oldestLoaded = useRef<RunSummary | null>(null);
+  /** Pages loaded for the current filter: a reload shows as many again. */
+  const pages = useRef(1);
+  /** +1 on every (re)load: a "Show more" answer from before it is dropped. */
+  const generation = useRef(0);
 
   useEffect(() => setProjectInput(project), [project]);
 
@@ -48,9 +74,9 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
 
   /** Put in (or update, or take out when the filter drops it) a snapshot newer than the last. */
   const apply = (run: RunSummary) => {
-    if ((revisions.current.get(run.id) ?? -1) >= run.revision) return false;
-    revisions.current.set(run.id, run.revision);
-    setRuns((current) => upsert(current, run, status));
+    if ((latest.current.get(run.id)?.revision ?? -1) >= run.revision) return false;
+    latest.current.set(run.id, run);
+    setRuns((current) => upsert(current, run, status, oldestLoaded.current));
     return true;
   };
 
@@ -64,17 +90,22 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
     // While the connection is down, what is shown stays (it is loaded again once it is back).
     const key = JSON.stringify(filter);
     if (liveEpoch == null && loadedFor.current === key) return;
-    gql<{ runs: { logCursor: string; edges: { node: RunSummary }[] } }>(
-      `query Runs($filter: RunFilter, $first: Int) {
-        runs(filter: $filter, first: $first) { logCursor edges { node { ${RUN_SUMMARY} } } } }`,
-      { filter, first: PAGE },
+    if (loadedFor.current !== key) pages.current = 1;
+    const loading = ++generation.current;
+    setLoadingMore(false);
+    gql<RunsPage>(
+      RUNS_QUERY,
+      { filter, first: Math.min(MAX_PAGE, PAGE * pages.current) },
       token,
     ).then(
       (data) => {
-        if (cancelled) return;
+        if (cancelled || loading !== generation.current) return;
         const page = data.runs.edges.map((e) => e.node);
         loadedFor.current = key;
-        revisions.current = new Map(page.map((r) => [r.id, r.revision]));
+        latest.current = new Map(page.map((r) => [r.id, r]));
+        const { hasNextPage, endCursor } = data.runs.pageInfo;
+        oldestLoaded.current = hasNextPage ? (page.at(-1) ?? null) : null;
+        setNextPage(hasNextPage ? endCursor : null);
         setError(null);
         setRuns(page);
         if (liveEpoch == null) return;
@@ -108,6 +139,39 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
       stop();
     };
   }, [client, token, project, status, liveEpoch, reloads]);
+
+  /** The next page, each run in its newest snapshot seen (a change may have come first). */
+  const showMore = () => {
+    if (nextPage == null || loadingMore) return;
+    const loading = generation.current;
+    const filter = { project: project || undefined, statuses: status ? [status] : undefined };
+    setLoadingMore(true);
+    gql<RunsPage>(RUNS_QUERY, { filter, first: PAGE, after: nextPage }, token).then(
+      (data) => {
+        if (loading !== generation.current) return;
+        const page = data.runs.edges.map((e) => e.node);
+        const { hasNextPage, endCursor } = data.runs.pageInfo;
+        oldestLoaded.current = hasNextPage ? (page.at(-1) ?? oldestLoaded.current) : null;
+        const newest = page.map((run) => {
+          const seen = latest.current.get(run.id);
+          if (seen && seen.revision > run.revision) return seen;
+          latest.current.set(run.id, run);
+          return run;
+        });
+        pages.current += 1;
+        setNextPage(hasNextPage ? endCursor : null);
+        setLoadingMore(false);
+        setRuns((current) =>
+          newest.reduce((list, run) => upsert(list, run, status, oldestLoaded.current), current),
+        );
+      },
+      (e: unknown) => {
+        if (loading !== generation.current) return;
+        setLoadingMore(false);
+        setError(e instanceof Error ? e.message : String(e));
+      },
+    );
+  };
 
   // Progress does not change the status: follow the shown runs that are not done, one
   // subscription per run, added and ended as runs come and go.
@@ -266,20 +330,44 @@ await run.start();`}</code>
           </tbody>
         </table>
       )}
+      {runs != null && runs.length > 0 && (
+        <p class="more">
+          <span class="muted" aria-live="polite">
+            {nextPage == null
+              ? `${runs.length} ${runs.length === 1 ? 'run' : 'runs'}`
+              : `Newest ${runs.length} runs`}
+          </span>
+          {nextPage != null && (
+            <button type="button" onClick={showMore} disabled={loadingMore}>
+              {loadingMore ? 'Loading…' : `Show ${PAGE} more`}
+            </button>
+          )}
+        </p>
+      )}
     </section>
   );
 }
 
-/** The list with `run` put in (newest first) or updated, or taken out when the filter drops it. */
+/**
+ * The list with `run` put in (newest first) or updated, or taken out when the filter drops it
+ * or it is older than the oldest run loaded (the next page brings it). A run created in the
+ * same millisecond as that one is kept: the list never misses a run, and never shows one twice.
+ */
 function upsert(
   current: RunSummary[] | null,
   run: RunSummary,
   status: string,
+  oldestLoaded: RunSummary | null,
 ): RunSummary[] | null {
   if (current == null) return current;
   const rest = current.filter((r) => r.id !== run.id);
   if (status && run.status !== status) return rest;
-  return [...rest, run]
-    .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0))
-    .slice(0, PAGE);
+  if (oldestLoaded != null && run.createdAt < oldestLoaded.createdAt) return rest;
+  return [...rest, run].sort(newestFirst);
+}
+
+/** The API's order: creation time, then id, both descending. */
+function newestFirst(a: RunSummary, b: RunSummary): number {
+  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? 1 : -1;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }

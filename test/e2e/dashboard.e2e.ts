@@ -160,6 +160,58 @@ describe('the dashboard in a real browser', () => {
     await page.context().close();
   });
 
+  it('shows the newest 50 runs, then 50 more on request; rows on every page stay live, and a reconnect keeps them', async () => {
+    const project = uniqueProject('pages');
+    const created: { id: string }[] = [];
+    for (let i = 0; i < 55; i++)
+      created.push(await createRun(server, { project, name: `r${String(i).padStart(2, '0')}` }));
+    const page = await openPage({ width: 1280, height: 800 }, `#/?project=${project}`);
+    await signIn(page);
+    const rows = page.locator('table.runs tbody tr');
+    const names = () => rows.evaluateAll((tr) => tr.map((r) => r.querySelector('a')?.textContent));
+    await expect.poll(() => rows.count()).toBe(50);
+    expect((await names())[0]).toBe('r54');
+    expect(await page.locator('.more').textContent()).toContain('Newest 50 runs');
+
+    // The oldest run changes while it is not loaded: "Show more" brings it as it is now.
+    const oldest = created[0]!;
+    await transitionRun(server, { id: oldest.id, to: 'QUEUED' });
+    await page.getByRole('button', { name: 'Show 50 more' }).click();
+    await expect.poll(() => rows.count()).toBe(55);
+    expect(await names()).toEqual(
+      Array.from({ length: 55 }, (_, i) => `r${String(54 - i).padStart(2, '0')}`),
+    );
+    await expect.poll(() => badge(page, oldest.id).textContent()).toBe('QUEUED');
+    expect(await page.locator('.more').textContent()).toContain('55 runs');
+    expect(await page.getByRole('button', { name: /more/ }).count()).toBe(0);
+
+    // Live on both pages: a new run on top, a change far down.
+    const newest = await createRun(server, { project, name: 'r55' });
+    await expect.poll(() => rows.count()).toBe(56);
+    expect((await names())[0]).toBe('r55');
+    await transitionRun(server, { id: created[1]!.id, to: 'RUNNING' });
+    await expect.poll(() => badge(page, created[1]!.id).textContent()).toBe('RUNNING');
+
+    // After a reconnect the page loads again, as many runs as were shown (not just 50): a
+    // change made to a second-page run while cut off reaches the page only through that load.
+    proxy.refuseConnections(true);
+    proxy.cutAll();
+    await expect
+      .poll(() => page.locator('.connection').getAttribute('data-state'))
+      .toBe('reconnecting');
+    await transitionRun(server, { id: created[2]!.id, to: 'RUNNING' });
+    proxy.refuseConnections(false);
+    await expect
+      .poll(() => page.locator('.connection').getAttribute('data-state'), { timeout: 15_000 })
+      .toBe('live');
+    await expect.poll(() => badge(page, created[2]!.id).textContent()).toBe('RUNNING');
+    expect(await rows.count()).toBe(56);
+    expect(await badge(page, oldest.id).textContent()).toBe('QUEUED');
+    expect(await badge(page, newest.id).textContent()).toBe('CREATED');
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
   it('asks for a token again when the one in use is revoked', async () => {
     const created = await server.gql<{
       createApiToken: { token: string; apiToken: { id: string } };
