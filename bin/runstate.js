@@ -13,7 +13,14 @@ const at = (path) => join(root, path);
 /** What `npm run build` writes, in the order it writes them. */
 const OUTPUTS = ['dist/src/cli/main.js', 'dist/pglite-template.tar.gz', 'dist/dashboard/app.js'];
 /** What the build reads. */
-const SOURCES = ['src', 'drizzle', 'scripts', 'package.json', 'tsconfig.build.json'];
+const SOURCES = [
+  'src',
+  'drizzle',
+  'scripts',
+  'package.json',
+  'tsconfig.json',
+  'tsconfig.build.json',
+];
 
 const mtime = (path) => (existsSync(path) ? statSync(path).mtimeMs : null);
 
