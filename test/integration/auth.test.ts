@@ -6,9 +6,11 @@ import {
   createRun,
   dataOf,
   getHistory,
+  latestCursorOf,
   record,
   RESULT_FIELDS,
   transitionRun,
+  untilTailPast,
   waitUntil,
 } from '../support/operations.js';
 import { startServer, uniqueProject, type TestServer } from '../support/server.js';
@@ -138,6 +140,8 @@ describe('roles', () => {
     );
     expect(dataOf(read).run.id).toBe(run.id);
 
+    // b's tail past the creation first: a late creation event would be an update of its own.
+    await untilTailPast(b, await latestCursorOf(a, run.id));
     const live = record<{ runUpdated: { progress: number } }>(
       b.wsClient(as),
       `subscription($id: ID!) { runUpdated(id: $id) { progress } }`,

@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildPgliteTemplate, createPgliteDatabase } from '../../src/db/client.js';
-import { createRun, dataOf, record, transitionRun, waitUntil } from '../support/operations.js';
+import {
+  createRun,
+  dataOf,
+  latestCursorOf,
+  record,
+  transitionRun,
+  untilTailPast,
+  waitUntil,
+} from '../support/operations.js';
 import { startServer } from '../support/server.js';
 
 /** The embedded default: no DATABASE_URL, everything in a data directory. */
@@ -19,6 +27,8 @@ describe('embedded PGlite database', () => {
     try {
       const run = await createRun(server, { project: 'embedded', name: 'first', tags: ['x'] });
       expect(run).toMatchObject({ status: 'CREATED', version: 1 });
+      // The tail past the creation first, so that the subscription cannot receive it late.
+      await untilTailPast(server, await latestCursorOf(server, run.id));
 
       const changes = record<{ statusChanged: { to: string; version: number; runId: string } }>(
         server.wsClient(),

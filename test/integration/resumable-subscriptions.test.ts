@@ -4,11 +4,13 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import {
   createRun,
   dataOf,
+  changeIdOf,
   latestCursorOf,
   record,
   transitionRun,
   untilTailPast,
   waitUntil,
+  type TransitionResultData,
 } from '../support/operations.js';
 import {
   authHeader,
@@ -219,6 +221,7 @@ describe('statusChanged across instances', () => {
     });
 
     // Writers: flip random runs between RUNNING and PROCESSING through either instance.
+    let newest = start;
     const writers = Array.from({ length: 6 }, async (_, w) => {
       let accepted = 0;
       for (let i = 0; i < 250; i++) {
@@ -226,11 +229,16 @@ describe('statusChanged across instances', () => {
         const run = runs[Math.floor(Math.random() * runs.length)]!;
         const to = Math.random() < 0.5 ? 'PROCESSING' : 'RUNNING';
         const result = await transitionRun(server, { id: run.id, to });
-        if (result.__typename === 'TransitionAccepted' && result.change) accepted++;
+        if (result.__typename === 'TransitionAccepted' && result.change) {
+          accepted++;
+          if (changeIdOf(result.change.cursor) > changeIdOf(newest)) newest = result.change.cursor;
+        }
       }
       return accepted;
     });
     const acceptedCounts = await Promise.all(writers);
+    // Both tails past every change made, so that the log read once writing stopped is all of it.
+    await Promise.all([untilTailPast(a, newest), untilTailPast(b, newest)]);
     writing = false;
     await Promise.all(subscribers);
 
@@ -286,20 +294,28 @@ describe('statusChanged across instances', () => {
     const start = await latestCursorOf(a, runs[0]!.id);
     for (const run of runs) await transitionRun(a, { id: run.id, to: 'RUNNING' });
     // A long backlog to replay (several replay pages), and writers racing the replay.
+    let lastMade = start;
+    const made = (result: TransitionResultData) => {
+      if (result.change) lastMade = result.change.cursor; // one writer at a time: the newest
+    };
     for (let i = 0; i < 300; i++) {
-      await transitionRun(b, {
-        id: runs[i % runs.length]!.id,
-        to: i % 16 < 8 ? 'PROCESSING' : 'RUNNING',
-      });
+      made(
+        await transitionRun(b, {
+          id: runs[i % runs.length]!.id,
+          to: i % 16 < 8 ? 'PROCESSING' : 'RUNNING',
+        }),
+      );
     }
     const got: Change[] = [];
     let racing = true;
     const racer = (async () => {
       for (let i = 0; racing && i < 400; i++) {
-        await transitionRun(i % 2 ? a : b, {
-          id: runs[i % runs.length]!.id,
-          to: i % 2 ? 'PROCESSING' : 'RUNNING',
-        });
+        made(
+          await transitionRun(i % 2 ? a : b, {
+            id: runs[i % runs.length]!.id,
+            to: i % 2 ? 'PROCESSING' : 'RUNNING',
+          }),
+        );
       }
     })();
     const before = b.app.services.events.size();
@@ -310,6 +326,7 @@ describe('statusChanged across instances', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     racing = false;
     await racer;
+    await untilTailPast(a, lastMade);
     const expected = await readLog(a, { projects: [project] }, start);
     await waitUntil('everything', () => got.length >= expected.length);
     await new Promise((resolve) => setTimeout(resolve, 100)); // would expose a late duplicate
@@ -389,7 +406,8 @@ describe('statusChanged across instances', () => {
 
 it('the statusChanges query and the subscription give the same cursors', async () => {
   const run = await createRun(a, { project: uniqueProject() });
-  await transitionRun(a, { id: run.id, to: 'RUNNING' });
+  const running = await transitionRun(a, { id: run.id, to: 'RUNNING' });
+  await untilTailPast(b, running.change!.cursor);
   const viaQuery = await readLog(b, { runIds: [run.id] }, null);
   const got: Change[] = [];
   const subscription = subscribe(a.wsClient(), { runIds: [run.id] }, viaQuery[0]!.cursor, (c) =>

@@ -5,6 +5,7 @@ import {
   dataOf,
   record,
   transitionRun,
+  untilTailPast,
   type Recorder,
   type TransitionResultData,
 } from '../support/operations.js';
@@ -162,16 +163,20 @@ async function statusLog(filter: Record<string, unknown>, after?: string): Promi
 }
 
 /**
- * Wait (bounded) until the change log lists the run's change at `version`. A subscription opened
- * after that must not receive it live: tests that make data before subscribing settle it first,
- * so that what they receive is only what they do afterwards.
+ * Wait (bounded) until this instance's tail has read the run's change at `version` (and so every
+ * change before it). A subscription opened after that cannot receive it live: tests that make
+ * data before subscribing settle it first, so that what they receive is only what they do
+ * afterwards. (The log query alone is not enough: it may list a change the tail has not read,
+ * while a lower id is still uncommitted.)
  */
 async function settled(runId: string, version = 1): Promise<void> {
   const deadline = Date.now() + 5000;
-  while (!(await statusLog({ runIds: [runId] })).some((c) => c.version >= version)) {
+  let change: Change | undefined;
+  while (!(change = (await statusLog({ runIds: [runId] })).find((c) => c.version >= version))) {
     if (Date.now() > deadline) throw new Error(`change ${runId}@${version} never reached the log`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+  await untilTailPast(server, change.cursor);
 }
 
 /** createRun, settled in the change log before the test subscribes. */

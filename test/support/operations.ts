@@ -176,12 +176,18 @@ export async function latestCursorOf(server: Pick<TestServer, 'gql'>, id: string
   return dataOf(response).run.statusHistory.edges.at(-1)!.node.cursor;
 }
 
+/** The change-log id a status-change cursor points at (its order in the log). */
+export function changeIdOf(cursor: string): number {
+  const [, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as [string, number];
+  return id;
+}
+
 /** Wait until `server`'s change-log tail has read the change at `cursor` (and so published it). */
 export async function untilTailPast(
   server: Pick<TestServer, 'app'>,
   cursor: string,
 ): Promise<void> {
-  const [, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as [string, number];
+  const id = changeIdOf(cursor);
   await waitUntil('the tail has read the change', () => server.app.services.tail.position() >= id);
 }
 
