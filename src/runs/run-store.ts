@@ -11,6 +11,7 @@ import {
   inArray,
   lt,
   lte,
+  notInArray,
   or,
   sql,
   type SQL,
@@ -27,7 +28,7 @@ import {
   type StatusChangeRow,
   type TriggerPolicy,
 } from '../db/schema.js';
-import type { RunStatus } from '../lifecycle/lifecycle.js';
+import { getStatusesInCategories, type RunStatus } from '../lifecycle/lifecycle.js';
 
 /** SQL only: no rules here. The rules live in run-service.ts. */
 
@@ -331,6 +332,10 @@ export async function updateProgress(
 }
 
 /** Record a heartbeat; deliberately leaves updatedAt alone so heartbeats do not reorder lists. */
+/** Statuses of the DONE category: their runs take no heartbeat. */
+const DONE_STATUSES = getStatusesInCategories(['DONE']);
+
+/** Record a heartbeat; null when the run is missing, out of scope, of another attempt or done. */
 export async function touchHeartbeat(
   ex: Executor,
   id: string,
@@ -339,7 +344,7 @@ export async function touchHeartbeat(
   const rows = await ex
     .update(runs)
     .set({ heartbeatAt: sql`now()`, revision: sql`${runs.revision} + 1` })
-    .where(guarded(id, only))
+    .where(and(guarded(id, only), notInArray(runs.status, DONE_STATUSES)))
     .returning();
   return rows[0] ?? null;
 }

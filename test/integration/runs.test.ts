@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRun, dataOf, RUN_FIELDS, sleep, type RunData } from '../support/operations.js';
+import {
+  createRun,
+  dataOf,
+  RUN_FIELDS,
+  sleep,
+  transitionRun,
+  type RunData,
+} from '../support/operations.js';
 import {
   startServer,
   uniqueProject,
@@ -1045,6 +1052,54 @@ describe('heartbeat', () => {
   it('an unknown run is NOT_FOUND', async () => {
     const error = await refusal(HEARTBEAT, { id: MISSING_ID }, 'heartbeat');
     expect(error.extensions).toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it("beats racing the run's end: once the end is answered, no beat changes the run, and each says it is done", async () => {
+    const run = await createRun(server, { project: uniqueProject() });
+    await transitionRun(server, { id: run.id, to: 'RUNNING' });
+    const BEAT = `mutation($id: ID!, $attempt: Int) { heartbeat(id: $id, attempt: $attempt) {
+      isDone heartbeatAt revision } }`;
+    type Beat = { isDone: boolean; heartbeatAt: string | null; revision: number };
+    const beat = async (attempt?: number) =>
+      dataOf(await server.gql<{ heartbeat: Beat }>(BEAT, { id: run.id, attempt })).heartbeat;
+
+    // Four workers' timers beat back to back, through the end and after it.
+    let ended = false;
+    const afterEnd: Beat[] = [];
+    const beaters = Array.from({ length: 4 }, async (_, i) => {
+      let sinceEnd = 0;
+      while (sinceEnd < 5) {
+        const sentAfterEnd = ended;
+        const answer = await beat(i % 2 ? 1 : undefined);
+        if (sentAfterEnd) {
+          afterEnd.push(answer);
+          sinceEnd++;
+        }
+      }
+    });
+    await sleep(30);
+    const end = await transitionRun(server, { id: run.id, to: 'SUCCEEDED' });
+    expect(end.__typename).toBe('TransitionAccepted');
+    ended = true;
+    const readState = async () =>
+      dataOf(
+        await server.gql<{ run: Beat }>(
+          `query($id: ID!) { run(id: $id) { isDone heartbeatAt revision } }`,
+          { id: run.id },
+        ),
+      ).run;
+    const final = await readState();
+    const finalRun = await mustReadRun(run.id);
+    await Promise.all(beaters);
+
+    expect(final.isDone).toBe(true);
+    expect(afterEnd).toHaveLength(20);
+    for (const answer of afterEnd) expect(answer).toEqual(final);
+    expect(await readState()).toEqual(final);
+    expect(await mustReadRun(run.id)).toEqual(finalRun);
+    // Fencing still holds on a done run.
+    const stale = await refusal(BEAT, { id: run.id, attempt: 7 }, 'heartbeat');
+    expect(stale.extensions).toMatchObject({ code: 'STALE_ATTEMPT' });
   });
 });
 

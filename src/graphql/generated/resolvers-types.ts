@@ -661,7 +661,7 @@ export type Mutation = {
   reportProgress: Run;
   /** Record measured points; answers how many were written. */
   recordMeasurements: Scalars['Int']['output'];
-  /** Tell runstate the run's worker is alive. With `attempt`, a stale attempt's heartbeat is refused (STALE_ATTEMPT). */
+  /** Tell runstate the run's worker is alive. With `attempt`, a stale attempt's heartbeat is refused (STALE_ATTEMPT). A run that is done records nothing: it is answered as it is (`isDone` tells the worker it is over). */
   heartbeat: Run;
   /** Stop a run: STOPPED if it was not handed to an executor yet, else STOPPING (a stop request). */
   stopRun: TransitionResult;
