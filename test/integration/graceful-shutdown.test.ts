@@ -147,14 +147,14 @@ describe('graceful shutdown of a real process under load', () => {
     );
     const heldId = (held.body as { data: { createRun: { id: string } } }).data.createRun.id;
     let release!: () => void;
-    const locked = new Promise<void>((resolve) => {
+    const locker = await new Promise<number>((resolve) => {
       void sql.begin(async (tx) => {
-        await tx`SELECT id FROM runs WHERE id = ${heldId} FOR UPDATE`;
-        resolve();
+        const [row] = await tx<{ pid: number }[]>`
+          SELECT pg_backend_pid() AS pid FROM runs WHERE id = ${heldId} FOR UPDATE`;
+        resolve(row!.pid);
         await new Promise<void>((r) => (release = r));
       });
     });
-    await locked;
     const inFlight = post(
       'transition',
       randomUUID(),
@@ -172,7 +172,20 @@ describe('graceful shutdown of a real process under load', () => {
         { next: resolve, error: resolve, complete: () => {} },
       );
     });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Both are waiting for the test's lock when the signal goes (the second one queues behind
+    // the first, which is then what blocks it).
+    await expect
+      .poll(async () => {
+        const [row] = await sql<{ n: number }[]>`
+          WITH RECURSIVE waiting (pid) AS (
+            SELECT pid FROM pg_stat_activity WHERE ${locker} = ANY (pg_blocking_pids(pid))
+            UNION
+            SELECT a.pid FROM pg_stat_activity a JOIN waiting w ON w.pid = ANY (pg_blocking_pids(a.pid))
+          )
+          SELECT count(*)::int AS n FROM waiting`;
+        return row!.n;
+      })
+      .toBe(2);
 
     signalled = true;
     proc.child.kill('SIGTERM');

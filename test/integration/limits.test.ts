@@ -181,9 +181,13 @@ describe('subscriptions', () => {
     const project = uniqueProject('conn');
     await createRun(server, { project });
     await Promise.all([first.waitFor(1), second.waitFor(1)]);
+    const withFirst = server.app.services.events.size();
     first.dispose();
     // A freed slot can be used again (graphql-ws frees it when the complete message arrives).
+    await waitUntil('the first one ended', () => server.app.services.events.size() < withFirst);
+    const live = server.app.services.events.size();
     const fourth = record(client, query);
+    await waitUntil('the fourth subscription', () => server.app.services.events.size() > live);
     await createRun(server, { project });
     await fourth.waitFor(1);
     second.dispose();
@@ -233,21 +237,25 @@ describe('subscriptions per token', () => {
     expect(await sse.text()).toContain('subscriptionsPerToken');
 
     // Another token still subscribes.
+    const live = server.app.services.events.size();
     const other = record(server.wsClient(), query);
     const project = uniqueProject('quota');
-    await waitUntil('the other subscription', () =>
-      server.app.services.events.hasSubscribers('statusChanged', '*'),
-    );
+    await waitUntil('the other subscription', () => server.app.services.events.size() > live);
     await createRun(server, { project });
     await other.waitFor(1);
 
     // Ending one frees its slot.
+    const withOpen = server.app.services.events.size();
     open[0]!.dispose();
     await waitUntil(
       'the slot to be freed',
-      () => server.app.services.subscriptionQuota.count(reader.id) === 2,
+      () =>
+        server.app.services.subscriptionQuota.count(reader.id) === 2 &&
+        server.app.services.events.size() < withOpen,
     );
+    const freed = server.app.services.events.size();
     const again = record(c2, query);
+    await waitUntil('the new subscription', () => server.app.services.events.size() > freed);
     await createRun(server, { project });
     await again.waitFor(1);
     for (const sub of [...open, other, again]) sub.dispose();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withEmptyDatabase } from '../support/empty-database.js';
 import { createPostgresDatabase } from '../../src/db/client.js';
 import { listPendingMigrations, listShippedMigrations } from '../../src/db/migrations.js';
-import { createRun, transitionRun } from '../support/operations.js';
+import { createRun, transitionRun, untilTailPast, waitUntil } from '../support/operations.js';
 import { subscribeSse } from '../support/sse.js';
 import { authHeader, startServer, uniqueProject, type TestServer } from '../support/server.js';
 
@@ -35,24 +35,23 @@ describe('operations endpoints', () => {
   it('/metrics: Prometheus text with request timings, resolver timings, transitions by outcome, subscriptions and fan-out lag', async () => {
     const before = await (await fetch(`${base}/metrics`)).text();
     const run = await createRun(server, { project: uniqueProject('metrics') });
-    expect((await transitionRun(server, { id: run.id, to: 'QUEUED' })).__typename).toBe(
-      'TransitionAccepted',
-    );
+    const queued = await transitionRun(server, { id: run.id, to: 'QUEUED' });
+    expect(queued.__typename).toBe('TransitionAccepted');
     expect((await transitionRun(server, { id: run.id, to: 'CREATED' })).__typename).toBe(
       'IllegalTransition',
     );
     expect(
       (await transitionRun(server, { id: run.id, to: 'SCHEDULED', expectedVersion: 1 })).__typename,
     ).toBe('TransitionConflict');
+    const subscribers = server.app.services.events.size();
     const client = server.wsClient();
-    const open = new Promise<void>((resolve) => {
-      client.subscribe(
-        { query: `subscription { runUpdated(id: "${run.id}") { status } }` },
-        { next: () => {}, error: () => {}, complete: () => {} },
-      );
-      client.on('connected', () => setTimeout(resolve, 100));
-    });
-    await open;
+    client.subscribe(
+      { query: `subscription { runUpdated(id: "${run.id}") { status } }` },
+      { next: () => {}, error: () => {}, complete: () => {} },
+    );
+    await waitUntil('subscribed', () => server.app.services.events.size() > subscribers);
+    // The fan-out lag is observed as the tail publishes: both changes, once it is past them.
+    await untilTailPast(server, queued.change!.cursor);
 
     const response = await fetch(`${base}/metrics`);
     expect(response.status).toBe(200);

@@ -29,13 +29,18 @@ it('takes each timeout decision exactly once, with its reason, across two instan
   await transitionRun(a, { id: stopping.id, to: 'STOPPING' });
   await transitionRun(a, { id: alive.id, to: 'RUNNING' });
 
-  // `alive` keeps beating (on either instance) while the others go quiet.
+  // `alive` keeps beating (on either instance) while the others go quiet, until it is checked.
+  let beating = true;
+  const beater = (async () => {
+    for (let i = 0; beating; i++) {
+      await (i % 2 ? a : b).gql(`mutation($id: ID!) { heartbeat(id: $id) { id } }`, {
+        id: alive.id,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  })();
   const deadline = Date.now() + 8000;
-  let i = 0;
   while (Date.now() < deadline) {
-    await (i++ % 2 ? a : b).gql(`mutation($id: ID!) { heartbeat(id: $id) { id } }`, {
-      id: alive.id,
-    });
     const now = await Promise.all([silent, waiting, stopping].map((r) => statusOf(a, r.id)));
     if (now.join() === 'UNKNOWN,FAILED,STOPPED') break;
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -53,6 +58,8 @@ it('takes each timeout decision exactly once, with its reason, across two instan
     { from: 'STOPPING', to: 'STOPPED', version: 4, reason: 'STOP_TIMEOUT', message: null },
   ]);
   expect(await statusOf(a, alive.id)).toBe('RUNNING');
+  beating = false;
+  await beater;
 
   // A false alarm never destroys a real result: a late SUCCEEDED is accepted.
   expect(await transitionRun(b, { id: silent.id, to: 'SUCCEEDED' })).toMatchObject({
