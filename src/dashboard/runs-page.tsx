@@ -8,6 +8,11 @@ import { RUN_SUMMARY, type RunSummary, type StatusInfo } from './types.js';
 const PAGE = 50;
 /** The API's largest page: what a reload asks for at most, to show again what was shown. */
 const MAX_PAGE = 500;
+/**
+ * Unfinished rows whose progress is followed live, newest first: one subscription each, and the
+ * server allows 200 per connection. Statuses are live for every row whatever this is.
+ */
+const FOLLOW_MAX = 100;
 
 const RUNS_QUERY = `query Runs($filter: RunFilter, $first: Int, $after: String) {
   runs(filter: $filter, first: $first, after: $after) {
@@ -63,6 +68,9 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
   const pages = useRef(1);
   /** +1 on every (re)load: a "Show more" answer from before it is dropped. */
   const generation = useRef(0);
+  /** How many rows are shown: a reload after a reconnect asks for as many. */
+  const shown = useRef(0);
+  shown.current = runs?.length ?? 0;
 
   useEffect(() => setProjectInput(project), [project]);
 
@@ -90,14 +98,16 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
     // While the connection is down, what is shown stays (it is loaded again once it is back).
     const key = JSON.stringify(filter);
     if (liveEpoch == null && loadedFor.current === key) return;
-    if (loadedFor.current !== key) pages.current = 1;
+    const again = loadedFor.current === key;
+    if (!again) {
+      // Another filter: its own first page; the old one's cursor must not be followed.
+      pages.current = 1;
+      setNextPage(null);
+    }
     const loading = ++generation.current;
     setLoadingMore(false);
-    gql<RunsPage>(
-      RUNS_QUERY,
-      { filter, first: Math.min(MAX_PAGE, PAGE * pages.current) },
-      token,
-    ).then(
+    const first = Math.min(MAX_PAGE, Math.max(PAGE * pages.current, again ? shown.current : 0));
+    gql<RunsPage>(RUNS_QUERY, { filter, first }, token).then(
       (data) => {
         if (cancelled || loading !== generation.current) return;
         const page = data.runs.edges.map((e) => e.node);
@@ -140,29 +150,41 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
     };
   }, [client, token, project, status, liveEpoch, reloads]);
 
-  /** The next page, each run in its newest snapshot seen (a change may have come first). */
+  /**
+   * The next page. What it brings is each run in its newest snapshot seen, and so is every run
+   * it opens up: a change that arrived while the page was on its way (a run that only now
+   * matches the status filter, say) was kept aside, and is shown now.
+   */
   const showMore = () => {
-    if (nextPage == null || loadingMore) return;
-    const loading = generation.current;
     const filter = { project: project || undefined, statuses: status ? [status] : undefined };
+    if (nextPage == null || loadingMore || loadedFor.current !== JSON.stringify(filter)) return;
+    const loading = generation.current;
     setLoadingMore(true);
     gql<RunsPage>(RUNS_QUERY, { filter, first: PAGE, after: nextPage }, token).then(
       (data) => {
         if (loading !== generation.current) return;
         const page = data.runs.edges.map((e) => e.node);
         const { hasNextPage, endCursor } = data.runs.pageInfo;
-        oldestLoaded.current = hasNextPage ? (page.at(-1) ?? oldestLoaded.current) : null;
-        const newest = page.map((run) => {
+        const before = oldestLoaded.current;
+        const after = hasNextPage ? (page.at(-1) ?? before) : null;
+        const opened = new Map<string, RunSummary>();
+        for (const run of page) {
           const seen = latest.current.get(run.id);
-          if (seen && seen.revision > run.revision) return seen;
-          latest.current.set(run.id, run);
-          return run;
-        });
+          if (!seen || seen.revision <= run.revision) latest.current.set(run.id, run);
+          opened.set(run.id, latest.current.get(run.id)!);
+        }
+        for (const run of latest.current.values())
+          if (
+            (before == null || run.createdAt < before.createdAt) &&
+            (after == null || run.createdAt >= after.createdAt)
+          )
+            opened.set(run.id, run);
+        oldestLoaded.current = after;
         pages.current += 1;
         setNextPage(hasNextPage ? endCursor : null);
         setLoadingMore(false);
         setRuns((current) =>
-          newest.reduce((list, run) => upsert(list, run, status, oldestLoaded.current), current),
+          [...opened.values()].reduce((list, run) => upsert(list, run, status, after), current),
         );
       },
       (e: unknown) => {
@@ -173,11 +195,12 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
     );
   };
 
-  // Progress does not change the status: follow the shown runs that are not done, one
+  // Progress does not change the status: follow the newest shown runs that are not done, one
   // subscription per run, added and ended as runs come and go.
   const following = useRef(new Map<string, () => void>());
-  const followKey = (runs ?? [])
-    .filter((r) => !r.isDone)
+  const unfinished = (runs ?? []).filter((r) => !r.isDone);
+  const followKey = unfinished
+    .slice(0, FOLLOW_MAX)
     .map((r) => r.id)
     .join(',');
   useEffect(() => {
@@ -261,7 +284,7 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
         </p>
       )}
       {runs == null && !error && <p class="muted">Loading runs…</p>}
-      {runs != null && runs.length === 0 && (
+      {runs != null && runs.length === 0 && nextPage == null && (
         <div class="empty" data-testid="empty">
           <h2>{project || status ? 'No runs match these filters' : 'No runs yet'}</h2>
           <p>Runs appear here the moment a worker creates one. From a worker, with the client:</p>
@@ -330,12 +353,16 @@ await run.start();`}</code>
           </tbody>
         </table>
       )}
-      {runs != null && runs.length > 0 && (
+      {runs != null && (runs.length > 0 || nextPage != null) && (
         <p class="more">
           <span class="muted" aria-live="polite">
             {nextPage == null
               ? `${runs.length} ${runs.length === 1 ? 'run' : 'runs'}`
-              : `Newest ${runs.length} runs`}
+              : runs.length === 0
+                ? 'None of the newest runs match; older ones may'
+                : `Newest ${runs.length} runs`}
+            {unfinished.length > FOLLOW_MAX &&
+              ` · progress is live for the newest ${FOLLOW_MAX} unfinished`}
           </span>
           {nextPage != null && (
             <button type="button" onClick={showMore} disabled={loadingMore}>
