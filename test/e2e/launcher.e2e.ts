@@ -1,5 +1,13 @@
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -18,6 +26,7 @@ beforeAll(() => {
     'drizzle',
     'scripts',
     'package.json',
+    'package-lock.json',
     'tsconfig.json',
     'tsconfig.build.json',
   ])
@@ -42,7 +51,7 @@ function runstate(...args: string[]) {
   );
 }
 
-it('compiles on first use, not again while the build is current, and again after a source changes', async () => {
+it('compiles on first use, not again while the build is current, again after a source changes, and once for two launches at a time', async () => {
   const first = await runstate('--help');
   expect(first.stderr).toContain('first run, compiling');
   expect(first.code).toBe(0);
@@ -54,6 +63,7 @@ it('compiles on first use, not again while the build is current, and again after
   expect(second.stderr).toBe('');
   expect(second.stdout).toBe(first.stdout);
 
+  // An edit, its file's time set back before the build (as cp -p or tar may leave it).
   const cli = join(checkout, 'src/cli/main.ts');
   const source = readFileSync(cli, 'utf8');
   expect(source).toContain('the run-status service and its command line');
@@ -61,8 +71,21 @@ it('compiles on first use, not again while the build is current, and again after
     cli,
     source.replace('the run-status service and its command line', 'an edited command line'),
   );
+  utimesSync(cli, new Date(2001, 0, 1), new Date(2001, 0, 1));
   const third = await runstate('--help');
   expect(third.stderr).toContain('sources changed, compiling');
   expect(third.code).toBe(0);
   expect(third.stdout).toMatch(/^runstate: an edited command line/);
-}, 240_000);
+
+  // Two launches after a change: one builds, the other waits for it and builds nothing.
+  writeFileSync(
+    cli,
+    source.replace('the run-status service and its command line', 'a twice-edited command line'),
+  );
+  const both = await Promise.all([runstate('--help'), runstate('--help')]);
+  for (const run of both) {
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^runstate: a twice-edited command line/);
+  }
+  expect(both.filter((run) => run.stderr.includes('compiling'))).toHaveLength(1);
+}, 300_000);
