@@ -2,7 +2,12 @@ import type { Db } from '../db/client.js';
 import type { RunRow, StatusChangeRow, TriggerPolicy } from '../db/schema.js';
 import { BadUserInputError, getPgErrorCode, NotFoundError, StaleAttemptError } from '../errors.js';
 import type { RunstateEvents } from '../events/topics.js';
-import { getStatusesInCategories, getStatusInfo, type RunStatus } from '../lifecycle/lifecycle.js';
+import {
+  getStatusesInCategories,
+  getStatusInfo,
+  isDone,
+  type RunStatus,
+} from '../lifecycle/lifecycle.js';
 import {
   checkFiniteInRange,
   checkIntInRange,
@@ -411,21 +416,23 @@ export function createRunService(deps: RunServiceDeps): RunService {
 
     async heartbeat(id, attempt, actor) {
       const runId = checkUuid('id', id);
-      const run = await store.touchHeartbeat(db, runId, {
-        attempt: attempt ?? null,
-        projects: actor.projects,
-      });
-      if (run) {
-        publishCommitted([], [run]);
-        return run;
+      const only = { attempt: attempt ?? null, projects: actor.projects };
+      // Twice at most: a done run may be resumed or retried between the two statements.
+      for (let tries = 0; ; tries++) {
+        const run = await store.touchHeartbeat(db, runId, only);
+        if (run) {
+          publishCommitted([], [run]);
+          return run;
+        }
+        const current = await store.getRunById(db, runId);
+        if (!current || !canSeeProject(actor, current.project))
+          throw new NotFoundError('run', runId);
+        if (attempt != null && attempt !== current.attempt)
+          throw new StaleAttemptError(runId, current.attempt, attempt);
+        // Done: a beat that crossed the run's end (a worker's timer, a late request) changes
+        // nothing, and the worker learns from the answer that the run is over.
+        if (isDone(current.status) || tries > 0) return current;
       }
-      const current = await store.getRunById(db, runId);
-      if (!current || !canSeeProject(actor, current.project)) throw new NotFoundError('run', runId);
-      if (attempt != null && attempt !== current.attempt)
-        throw new StaleAttemptError(runId, current.attempt, attempt);
-      // The run is done: a beat that crossed its end (a worker's timer, a late request) changes
-      // nothing, and the worker learns from the answer that the run is over.
-      return current;
     },
   };
 }

@@ -331,11 +331,13 @@ export async function updateProgress(
   return rows[0] ?? null;
 }
 
-/** Record a heartbeat; deliberately leaves updatedAt alone so heartbeats do not reorder lists. */
 /** Statuses of the DONE category: their runs take no heartbeat. */
 const DONE_STATUSES = getStatusesInCategories(['DONE']);
 
-/** Record a heartbeat; null when the run is missing, out of scope, of another attempt or done. */
+/**
+ * Record a heartbeat; null when the run is missing, out of scope, of another attempt or done.
+ * Deliberately leaves updatedAt alone, so heartbeats do not reorder lists.
+ */
 export async function touchHeartbeat(
   ex: Executor,
   id: string,

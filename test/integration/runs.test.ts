@@ -1097,9 +1097,25 @@ describe('heartbeat', () => {
     for (const answer of afterEnd) expect(answer).toEqual(final);
     expect(await readState()).toEqual(final);
     expect(await mustReadRun(run.id)).toEqual(finalRun);
-    // Fencing still holds on a done run.
+    // Fencing still holds on a done run, and so does scope: a token for another project
+    // does not learn that the run exists.
     const stale = await refusal(BEAT, { id: run.id, attempt: 7 }, 'heartbeat');
     expect(stale.extensions).toMatchObject({ code: 'STALE_ATTEMPT' });
+    const elsewhere = dataOf(
+      await server.gql<{ createApiToken: { token: string } }>(
+        `mutation($p: String!) { createApiToken(input: { name: $p, role: WRITE, projects: [$p] }) { token } }`,
+        { p: uniqueProject('elsewhere') },
+      ),
+    ).createApiToken;
+    for (const attempt of [undefined, 7]) {
+      const hidden = await server.gql<{ heartbeat: Beat }>(
+        BEAT,
+        { id: run.id, attempt },
+        { token: elsewhere.token },
+      );
+      expect(hidden.errors?.[0]?.extensions).toMatchObject({ code: 'NOT_FOUND' });
+    }
+    expect(await readState()).toEqual(final);
   });
 });
 
