@@ -72,6 +72,14 @@ export const startup: Scenario = {
       }
     }
     const median = (xs: number[]) => summarize(xs).p50;
+    const row = (measure: string, ours: number[], bare: number[]) => ({
+      measure,
+      runstate: fmt(median(ours), 2),
+      baseline: fmt(median(bare), 2),
+      ratio: ratioOf(median(ours), median(bare)),
+      target: '≤ 3 s',
+      met: median(ours) <= 3,
+    });
     return {
       title: '7. Start-up to ready on the embedded database',
       setup:
@@ -82,24 +90,7 @@ export const startup: Scenario = {
         'database `npm run build` made (dist/pglite-template.tar.gz) instead of having PGlite ' +
         'create one. Baseline: a bare Node process in which PGlite creates (first) or opens ' +
         '(restart) its database and runs one query.',
-      rows: [
-        {
-          measure: 'first start, s',
-          runstate: fmt(median(first), 2),
-          baseline: fmt(median(bareFirst), 2),
-          ratio: ratioOf(median(first), median(bareFirst)),
-          target: '≤ 3 s',
-          met: median(first) <= 3,
-        },
-        {
-          measure: 'restart, s',
-          runstate: fmt(median(again), 2),
-          baseline: fmt(median(bareAgain), 2),
-          ratio: ratioOf(median(again), median(bareAgain)),
-          target: '≤ 3 s',
-          met: median(again) <= 3,
-        },
-      ],
+      rows: [row('first start, s', first, bareFirst), row('restart, s', again, bareAgain)],
       notes: [
         `All first starts: ${first.map((s) => fmt(s, 2)).join(', ')} s; restarts: ` +
           `${again.map((s) => fmt(s, 2)).join(', ')} s.`,

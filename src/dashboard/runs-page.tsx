@@ -13,6 +13,8 @@ const MAX_PAGE = 500;
  * server allows 200 per connection. Statuses are live for every row whatever this is.
  */
 const FOLLOW_MAX = 100;
+/** The table's columns; each cell repeats its name as data-label for the phone layout. */
+const COLUMNS = ['Run', 'Project', 'Status', 'Progress', 'Updated'] as const;
 
 const RUNS_QUERY = `query Runs($filter: RunFilter, $first: Int, $after: String) {
   runs(filter: $filter, first: $first, after: $after) {
@@ -33,6 +35,12 @@ interface Props {
   params: URLSearchParams;
   /** +1 each time the live connection is (back) up; null while it is down. */
   liveEpoch: number | null;
+}
+
+/** The API's RunFilter for the page's filters, and a key that names it. */
+function runFilter(project: string, status: string) {
+  const filter = { project: project || undefined, statuses: status ? [status] : undefined };
+  return { filter, key: JSON.stringify(filter) };
 }
 
 function setFilter(params: URLSearchParams, key: string, value: string) {
@@ -94,9 +102,8 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
   useEffect(() => {
     let cancelled = false;
     let stop = () => {};
-    const filter = { project: project || undefined, statuses: status ? [status] : undefined };
+    const { filter, key } = runFilter(project, status);
     // While the connection is down, what is shown stays (it is loaded again once it is back).
-    const key = JSON.stringify(filter);
     if (liveEpoch == null && loadedFor.current === key) return;
     const again = loadedFor.current === key;
     if (!again) {
@@ -156,8 +163,8 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
    * matches the status filter, say) was kept aside, and is shown now.
    */
   const showMore = () => {
-    const filter = { project: project || undefined, statuses: status ? [status] : undefined };
-    if (nextPage == null || loadingMore || loadedFor.current !== JSON.stringify(filter)) return;
+    const { filter, key } = runFilter(project, status);
+    if (nextPage == null || loadingMore || loadedFor.current !== key) return;
     const loading = generation.current;
     setLoadingMore(true);
     gql<RunsPage>(RUNS_QUERY, { filter, first: PAGE, after: nextPage }, token).then(
@@ -306,21 +313,11 @@ await run.start();`}</code>
         <table class="runs" role="table">
           <thead role="rowgroup">
             <tr role="row">
-              <th scope="col" role="columnheader">
-                Run
-              </th>
-              <th scope="col" role="columnheader">
-                Project
-              </th>
-              <th scope="col" role="columnheader">
-                Status
-              </th>
-              <th scope="col" role="columnheader">
-                Progress
-              </th>
-              <th scope="col" role="columnheader">
-                Updated
-              </th>
+              {COLUMNS.map((name) => (
+                <th key={name} scope="col" role="columnheader">
+                  {name}
+                </th>
+              ))}
             </tr>
           </thead>
           <tbody role="rowgroup">

@@ -167,11 +167,23 @@ export function createRunService(deps: RunServiceDeps): RunService {
   }
 
   /** Why an update found no row: no such run, or the run is at another attempt. */
+  /** Why a write guarded by scope and attempt may not touch `run`, or null when it may. */
+  function refusalFor(
+    run: RunRow | null,
+    runId: string,
+    attempt: number | null | undefined,
+    actor: Actor,
+  ) {
+    if (!run || !canSeeProject(actor, run.project)) return new NotFoundError('run', runId);
+    if (attempt != null && attempt !== run.attempt)
+      return new StaleAttemptError(runId, run.attempt, attempt);
+    return null;
+  }
+
+  /** Why a guarded write found no row (without an attempt, only a missing or hidden run). */
   async function missingOrStale(runId: string, attempt: number | null | undefined, actor: Actor) {
     const run = attempt == null ? null : await store.getRunById(db, runId);
-    return run && canSeeProject(actor, run.project)
-      ? new StaleAttemptError(runId, run.attempt, attempt!)
-      : new NotFoundError('run', runId);
+    return refusalFor(run, runId, attempt, actor) ?? new NotFoundError('run', runId);
   }
 
   async function applyOne(request: TransitionRequest, actor: Actor): Promise<TransitionOutcome> {
@@ -425,10 +437,8 @@ export function createRunService(deps: RunServiceDeps): RunService {
           return run;
         }
         const current = await store.getRunById(db, runId);
-        if (!current || !canSeeProject(actor, current.project))
-          throw new NotFoundError('run', runId);
-        if (attempt != null && attempt !== current.attempt)
-          throw new StaleAttemptError(runId, current.attempt, attempt);
+        const refusal = refusalFor(current, runId, attempt, actor);
+        if (refusal || !current) throw refusal ?? new NotFoundError('run', runId);
         // Done: a beat that crossed the run's end (a worker's timer, a late request) changes
         // nothing, and the worker learns from the answer that the run is over.
         if (isDone(current.status) || tries > 0) return current;
