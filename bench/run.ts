@@ -12,7 +12,8 @@ import { transitions } from './scenarios/transitions.js';
 
 /**
  * `npm run bench [-- scenario… --size N --no-build]`: each scenario against its baseline in the
- * same run, on real PostgreSQL, with the service as its own process. Writes bench/RESULTS.md.
+ * same run, on real PostgreSQL, with the service as its own process. Writes bench/RESULTS.md
+ * (a run of named scenarios: bench/RESULTS-partial.md).
  */
 const SCENARIOS: Scenario[] = [
   transitions,
@@ -80,8 +81,10 @@ async function main() {
       '',
       ...reports.map(renderScenario),
     ].join('\n');
-    writeFileSync(new URL('./RESULTS.md', import.meta.url), markdown);
-    console.log(`\n${markdown}`);
+    // The committed RESULTS.md is the whole run's: a run of some scenarios must not replace it.
+    const file = names.length ? 'RESULTS-partial.md' : 'RESULTS.md';
+    writeFileSync(new URL(`./${file}`, import.meta.url), markdown);
+    console.log(`\n${markdown}\n\nwritten to bench/${file}`);
   } finally {
     await cluster.stop();
   }
