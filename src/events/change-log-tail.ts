@@ -10,19 +10,30 @@ import { mapStatusChangeRow, type RawStatusChange } from '../runs/run-store.js';
  *
  * Why a reader cannot simply remember the highest id it saw: an id is taken from the sequence at
  * INSERT, not at COMMIT, so id 105 can be visible while id 104 is still in flight; a reader that
- * moved past 105 would miss 104 forever. Gaps therefore stop the tail until they are resolved:
+ * moved past 105 would miss 104 forever. Gaps therefore stop the tail until they are resolved.
  *
- *   When a read R first sees a gap below the highest id `upTo` it saw, the tail takes a fresh
- *   transaction id X (its own one-statement transaction, after R). The missing ids below
- *   `upTo` are resolved once a later snapshot's xmin (the oldest transaction still running in
- *   the cluster) is above X. Proof: the writer of a missing id g < upTo took g from the
- *   sequence before the writer of upTo took upTo, and that one had committed before R. Every
- *   writer has its xid before it takes an id (see insertStatusChangesSql in run-store.ts), so g's
- *   writer got its xid before R, hence before X: its xid is below X. Once xmin > X, it has
- *   finished: if it committed, g is visible to the next read; if not, g will never exist.
+ * The horizon: which transactions a gap waits for. Every id is taken by an INSERT into
+ * status_changes (the column's default), and an INSERT holds a RowExclusiveLock on the table
+ * from before it takes its id (locks are taken when the statement is parsed, planned or
+ * revalidated, before it runs) until its transaction ends. PostgreSQL makes a commit visible
+ * before it releases the transaction's locks. So:
  *
- *   (A snapshot's own xmax does not do: it is one past the newest *completed* xid, and a writer
- *   that took its xid after that one and is still running is above it.)
+ *   When a read R first sees a gap below the highest id `upTo` it saw, the tail lists W, the
+ *   transactions that hold a RowExclusiveLock on status_changes in this database (pg_locks, by
+ *   virtual transaction id, which is never reused for another transaction; a statement after
+ *   R). The missing ids below `upTo` are resolved once none of W holds that lock any more, as a
+ *   later statement C finds. Proof: the writer of a missing id g < upTo took g before the
+ *   writer of upTo took upTo, and that one had committed before R; so g's writer held the lock
+ *   before R. When W was listed it had either finished (then g is visible to every later
+ *   snapshot, or will never exist) or it was in W. Once C finds W gone, every read after C sees
+ *   g if it was committed: the tail reads after C.
+ *
+ * Only writers of status changes are waited for: a long transaction in another database, an
+ * idle session, a backup (which holds only an AccessShareLock) or a reader never stalls
+ * delivery. A writer that holds its transaction open does, for as long as it does; status()
+ * says since when and which backend pid, for /ready, the metrics and a log line. This replaces
+ * the first version's rule (wait until the cluster-wide xmin passed a fresh xid), under which any
+ * long transaction anywhere on the server stalled every instance.
  *
  * So `position()` only ever grows past ids that are visible or certain never to appear: every
  * committed change with id <= position() has been published, and none will be added below it.
@@ -45,7 +56,16 @@ export interface ChangeLogTail {
   stop(): Promise<void>;
   /** Whether the tail loop is running (for readiness). */
   isRunning(): boolean;
+  /** What delivery waits for, if anything (for /ready, the metrics and the logs). */
+  status(): TailStatus;
 }
+
+/**
+ * `waiting`: the tail has waited since `since` (epoch ms) for the transactions of `pids`, which
+ * wrote status changes and have not ended; `starting` is the same before the first read.
+ */
+export type TailStatus =
+  { state: 'ok' | 'stopped' } | { state: 'waiting' | 'starting'; since: number; pids: number[] };
 
 export interface ChangeLogTailOptions {
   db: Db;
@@ -59,11 +79,21 @@ export interface ChangeLogTailOptions {
   /** Re-read interval while a gap is waiting for in-flight writers. */
   gapPollMs?: number;
   batchSize?: number;
+  /** After how long a wait for writers is logged as a warning (default 5,000 ms). */
+  warnAfterMs?: number;
 }
 
-interface TailRow extends Omit<RawStatusChange, 'id'> {
-  xmin: string;
-  id: string | number | null;
+/** A transaction holding a RowExclusiveLock on status_changes: its virtual xid and backend pid. */
+interface Writer {
+  vxid: string;
+  pid: number | null;
+}
+
+interface Gap {
+  upTo: number;
+  writers: Writer[];
+  since: number;
+  warned: boolean;
 }
 
 export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTail {
@@ -71,54 +101,88 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
   const idlePollMs = options.idlePollMs ?? 1000;
   const gapPollMs = options.gapPollMs ?? 20;
   const batchSize = options.batchSize ?? 1000;
+  const warnAfterMs = options.warnAfterMs ?? 5000;
 
   let position = 0;
   /** Missing ids <= resolvedUpTo will never appear. */
   let resolvedUpTo = 0;
-  let gap: { upTo: number; horizon: bigint } | null = null;
+  let gap: Gap | null = null;
+  let starting: Gap | null = null;
   let running = false;
   let loop: Promise<void> | null = null;
   let wake: (() => void) | null = null;
   let poked = false;
   let coalescing: NodeJS.Timeout | null = null;
 
-  /** A transaction id assigned now: above every xid assigned before this call. */
-  async function takeFreshXid(): Promise<bigint> {
-    const [row] = await queryRows<{ xid: string }>(
+  /**
+   * The transactions (other than this session's) that hold a RowExclusiveLock on status_changes
+   * in this database, now; with `among`, only those of them still holding it.
+   */
+  async function writersNow(among?: Writer[]): Promise<Writer[]> {
+    if (among?.length === 0) return [];
+    const rows = await queryRows<{ vxid: string; pid: number | null }>(
       db,
-      sql`/* tailFreshXid */ SELECT pg_current_xact_id()::text AS xid`,
+      sql`
+      /* tailWriters */
+      SELECT l.virtualtransaction AS vxid, l.pid
+      FROM pg_locks l
+      WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock' AND l.granted
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND l.relation = 'status_changes'::regclass
+        AND l.pid IS DISTINCT FROM pg_backend_pid()
+        ${among ? sql`AND l.virtualtransaction = ANY(${`{${among.map((w) => `"${w.vxid}"`).join(',')}}`}::text[])` : sql``}`,
     );
-    return BigInt(row!.xid);
+    return rows.map((r) => ({ vxid: r.vxid, pid: r.pid == null ? null : Number(r.pid) }));
+  }
+
+  /** Whether the writers a wait began with have all ended; logs a wait that lasts. */
+  async function writersEnded(wait: Gap, what: string): Promise<boolean> {
+    wait.writers = await writersNow(wait.writers);
+    if (wait.writers.length === 0) {
+      if (wait.warned)
+        logger.info({ waitedMs: Date.now() - wait.since }, `change-log tail: ${what} ended`);
+      return true;
+    }
+    if (!wait.warned && Date.now() - wait.since > warnAfterMs) {
+      wait.warned = true;
+      logger.warn(
+        { pids: pidsOf(wait), waitingMs: Date.now() - wait.since },
+        `change-log tail: live delivery waits for ${what}, transactions that wrote status ` +
+          'changes and are still open (end them, or find out why they hang: pg_stat_activity)',
+      );
+    }
+    return false;
   }
 
   /** One read: publish the contiguous (or resolved) prefix above position. */
   async function readOnce(): Promise<'more' | 'idle' | 'gap'> {
-    const rows = await queryRows<TailRow>(
-      db,
-      sql`
-      /* tailChangeLog */
-      SELECT s.xmin::text AS xmin, c.*
-      FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS s
-      LEFT JOIN LATERAL (
-        SELECT id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor
-        FROM status_changes WHERE id > ${position} ORDER BY id LIMIT ${batchSize}
-      ) AS c ON true`,
-    );
-    const snapshot = rows[0]!;
-    const xmin = BigInt(snapshot.xmin);
-    if (gap && xmin > gap.horizon) {
+    // Checked before the read, so the read's snapshot is later than the check (see above).
+    if (gap && (await writersEnded(gap, 'a gap in the log'))) {
       resolvedUpTo = Math.max(resolvedUpTo, gap.upTo);
       gap = null;
     }
-    const changes = rows.flatMap((r) =>
-      r.id == null ? [] : [mapStatusChangeRow({ ...r, id: r.id })],
+    const rows = await queryRows<RawStatusChange>(
+      db,
+      sql`
+      /* tailChangeLog */
+      SELECT id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor
+      FROM status_changes WHERE id > ${position} ORDER BY id LIMIT ${batchSize}`,
     );
+    const changes = rows.map(mapStatusChangeRow);
     const published: StatusChangeRow[] = [];
     let state: 'more' | 'idle' | 'gap' = changes.length === batchSize ? 'more' : 'idle';
     for (const change of changes) {
       if (change.id !== position + 1 && change.id - 1 > resolvedUpTo) {
-        gap ??= { upTo: changes.at(-1)!.id, horizon: await takeFreshXid() };
         state = 'gap';
+        if (!gap) {
+          const upTo = changes.at(-1)!.id;
+          const writers = await writersNow();
+          if (writers.length === 0) {
+            // Every writer that could fill it had ended: read again, after this statement.
+            resolvedUpTo = Math.max(resolvedUpTo, upTo);
+            state = 'more';
+          } else gap = { upTo, writers, since: Date.now(), warned: false };
+        }
         break;
       }
       position = change.id;
@@ -152,14 +216,14 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       let state: 'more' | 'idle' | 'gap';
       try {
         state = await readOnce();
+        if (failures > 0) logger.info({ failures }, 'change-log tail reads again');
         failures = 0;
       } catch (error) {
         // The database went away (restart, network): keep the position and try again.
         failures++;
         if (failures === 1 || failures % 50 === 0)
           logger.warn({ err: error }, 'change-log tail read failed; retrying');
-        state = 'idle';
-        await sleep(Math.min(2000, 50 * failures));
+        await sleep(Math.min(1000, 50 * failures));
         continue;
       }
       if (state === 'more') continue;
@@ -168,34 +232,33 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
   }
 
   /**
-   * Start at the end of the log, after every writer that was in flight there has finished (the
-   * same rule as for gaps: a fresh xid taken after reading the end, then xmin above it).
+   * Start at the end of the log, once every writer that was in flight there has ended (the rule
+   * for gaps above: the writers listed after reading the end, then a check that they are gone).
    */
   async function findStart(): Promise<void> {
     const [first] = await queryRows<{ max: string | number }>(
       db,
       sql`/* tailStart */ SELECT coalesce(max(id), 0) AS max FROM status_changes`,
     );
-    const horizon = await takeFreshXid();
-    const started = Date.now();
-    let warned = false;
-    for (;;) {
-      const [now] = await queryRows<{ xmin: string }>(
-        db,
-        sql`/* tailStartWait */ SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`,
-      );
-      if (BigInt(now!.xmin) > horizon) break;
-      if (!warned && Date.now() - started > 5000) {
-        warned = true;
-        logger.warn(
-          'change-log tail waits for a long-running transaction (in any database of this server) before it can start',
-        );
+    starting = {
+      upTo: Number(first!.max),
+      writers: await writersNow(),
+      since: Date.now(),
+      warned: false,
+    };
+    try {
+      while (!(await writersEnded(starting, 'the start of the tail'))) {
+        if (stopRequested) throw new Error('the change-log tail was stopped while starting');
+        await new Promise((resolve) => setTimeout(resolve, 10));
       }
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      position = starting.upTo;
+      resolvedUpTo = position;
+    } finally {
+      starting = null;
     }
-    position = Number(first!.max);
-    resolvedUpTo = position;
   }
+
+  let stopRequested = false;
 
   return {
     position: () => position,
@@ -214,11 +277,13 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     },
     async start() {
       if (running) return;
+      stopRequested = false;
       await findStart();
       running = true;
       loop = run();
     },
     async stop() {
+      stopRequested = true;
       running = false;
       if (coalescing) clearTimeout(coalescing);
       coalescing = null;
@@ -227,5 +292,15 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       loop = null;
     },
     isRunning: () => running,
+    status() {
+      if (starting) return { state: 'starting', since: starting.since, pids: pidsOf(starting) };
+      if (!running) return { state: 'stopped' };
+      if (gap) return { state: 'waiting', since: gap.since, pids: pidsOf(gap) };
+      return { state: 'ok' };
+    },
   };
+}
+
+function pidsOf(wait: Gap): number[] {
+  return wait.writers.flatMap((w) => (w.pid == null ? [] : [w.pid]));
 }

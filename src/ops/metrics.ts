@@ -26,6 +26,8 @@ export interface MetricsOptions {
   openSockets: () => number;
   /** How far this instance's change-log tail is, read at scrape time. */
   tailPosition: () => number;
+  /** How long the tail has waited for open writers of status changes, in seconds (0: it does not). */
+  tailWaitSeconds: () => number;
 }
 
 /**
@@ -105,6 +107,14 @@ export function createMetrics(options: MetricsOptions) {
     registers: [registry],
     collect() {
       this.set(options.tailPosition());
+    },
+  });
+  new Gauge({
+    name: 'runstate_change_log_wait_seconds',
+    help: 'How long live delivery on this instance has waited for open transactions that wrote status changes (0: it does not wait).',
+    registers: [registry],
+    collect() {
+      this.set(options.tailWaitSeconds());
     },
   });
 

@@ -101,3 +101,68 @@ it('a gap left by a rolled-back writer is passed once it has finished', () =>
     const got = await events.waitFor(1);
     expect(got.map((e) => e.statusChanged)).toEqual([{ runId: u.id, to: 'QUEUED' }]);
   }));
+
+/** A connection to another database of the same server (the `postgres` maintenance database). */
+function otherDatabase(): postgres.Sql {
+  const url = new URL(inject('databaseUrl'));
+  url.pathname = '/postgres';
+  return postgres(url.toString(), { max: 1, onnotice: () => {} });
+}
+
+it('a long transaction in another database does not hold delivery back past a rolled-back id', () =>
+  withTwoWriters(async ({ project, u, g, events, writerU, writerG }) => {
+    // Before the horizon was limited to writers of status changes, this stalled every instance
+    // until the foreign transaction ended (here: the test's whole timeout).
+    const other = otherDatabase();
+    const foreign = await other.reserve();
+    try {
+      await foreign`BEGIN`;
+      await foreign`SELECT pg_current_xact_id()`; // holds back the cluster-wide xmin
+      await writerG`BEGIN`;
+      await appendChange(writerG, g.id, project, 'RUNNING');
+      await writerG`ROLLBACK`; // what a crashed writer leaves: an id that will never exist
+      await writerU`BEGIN`;
+      await writerU`UPDATE runs SET status = 'QUEUED', version = 2 WHERE id = ${u.id}`;
+      await appendChange(writerU, u.id, project, 'QUEUED');
+      await writerU`COMMIT`;
+      server.app.services.tail.poke();
+      const got = await events.waitFor(1, 3000);
+      expect(got.map((e) => e.statusChanged)).toEqual([{ runId: u.id, to: 'QUEUED' }]);
+    } finally {
+      await foreign`ROLLBACK`.catch(() => {});
+      foreign.release();
+      await other.end();
+    }
+  }));
+
+it('a writer that keeps its transaction open is named by /ready until it ends', () =>
+  withTwoWriters(async ({ project, u, g, events, writerU, writerG }) => {
+    const [row] = await writerG<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    const pid = row!.pid;
+    await writerG`BEGIN`;
+    await appendChange(writerG, g.id, project, 'RUNNING');
+    await writerU`BEGIN`;
+    await writerU`UPDATE runs SET status = 'QUEUED', version = 2 WHERE id = ${u.id}`;
+    await appendChange(writerU, u.id, project, 'QUEUED');
+    await writerU`COMMIT`;
+    server.app.services.tail.poke();
+    const readyUrl = new URL('/ready', server.url);
+    let ready: { status: string; checks: Record<string, string> } | undefined;
+    await waitUntil('/ready to report the wait', async () => {
+      const response = await fetch(readyUrl);
+      ready = (await response.json()) as typeof ready;
+      return response.status === 200 && ready!.status === 'degraded';
+    });
+    expect(ready!.checks['changeLogTail']).toMatch(
+      new RegExp(`^waiting \\d+ ms for pid ${pid}\\b`),
+    );
+    expect(events.values).toEqual([]);
+    await writerG`ROLLBACK`;
+    server.app.services.tail.poke();
+    const got = await events.waitFor(1);
+    expect(got.map((e) => e.statusChanged)).toEqual([{ runId: u.id, to: 'QUEUED' }]);
+    await waitUntil('/ready to be ok again', async () => {
+      const body = (await (await fetch(readyUrl)).json()) as { status: string };
+      return body.status === 'ready';
+    });
+  }));
