@@ -9,13 +9,25 @@ import { instrumentResolvers, useErrorMetrics } from './graphql/instrument.js';
 import { createInflight } from './ops/inflight.js';
 import { createMetrics } from './ops/metrics.js';
 import { requestIdFrom, runInRequest } from './ops/request-context.js';
-import { createSchema, createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import {
+  createSchema,
+  createYoga,
+  maskError,
+  type Plugin,
+  type YogaServerInstance,
+} from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { createAuthService } from './auth/auth-service.js';
 import { bearerSecret, connectionParamsSecret } from './auth/secrets.js';
 import type { Database } from './db/client.js';
-import { LimitExceededError, ServerStoppingError, UnauthenticatedError } from './errors.js';
+import {
+  LimitExceededError,
+  ServerStoppingError,
+  ServiceUnavailableError,
+  UnauthenticatedError,
+} from './errors.js';
+import { isDatabaseUnavailable } from './db/unavailable.js';
 import { createEventHub } from './events/event-hub.js';
 import { createChangeLogTail, type TailStatus } from './events/change-log-tail.js';
 import { createCommitSignal } from './events/commit-signal.js';
@@ -65,6 +77,11 @@ export interface AppOptions {
   drainTimeoutMs?: number;
   /** Serve the dashboard at / (default true). */
   dashboard?: boolean;
+  /**
+   * Origins whose browser pages may call the API (CORS and WebSocket Origin); `*` allows any.
+   * Default: none but the service's own.
+   */
+  corsOrigins?: readonly string[];
 }
 
 export interface App {
@@ -98,6 +115,7 @@ export function buildApp(options: AppOptions): App {
         'turn auth on)',
     );
   }
+  const corsOrigins = options.corsOrigins ?? [];
   const events = createEventHub<Topics>({
     bufferSize: options.subscriberBufferSize,
     revisionOf: { runUpdated: (run: unknown) => (run as RunRow).revision },
@@ -166,8 +184,20 @@ export function buildApp(options: AppOptions): App {
     }),
     graphqlEndpoint: graphqlPath,
     graphiql: options.graphiql === false ? false : { subscriptionsProtocol: 'WS' },
-    // Unexpected errors (database, bugs) become "Unexpected error." with no stack or SQL.
-    maskedErrors: { isDev: false },
+    // Unexpected errors (bugs) become "Unexpected error." with no stack or SQL; a database that
+    // is away becomes a retryable 503 SERVICE_UNAVAILABLE.
+    maskedErrors: {
+      isDev: false,
+      maskError: (error, message, isDev) => {
+        if (isDatabaseUnavailable(error)) {
+          logger.warn({ err: error }, 'database unavailable; answered 503');
+          return new ServiceUnavailableError();
+        }
+        return maskError(error, message, isDev);
+      },
+    },
+    // Browsers may read answers only on the service's own origin and those configured.
+    cors: (request) => corsFor(request.headers.get('origin'), corsOrigins),
     landingPage: false,
     // No file uploads: a multipart/form-data body is refused like any unsupported content type.
     multipart: false,
@@ -296,6 +326,7 @@ export function buildApp(options: AppOptions): App {
       }
       if (dashboard?.serve(req, res, path)) return;
       if (refuseLargeBody(req, res, limits.maxBodyBytes)) return;
+      if (path === graphqlPath && refuseCrossSiteForm(req, res)) return;
       if (refuseUnacceptable(req, res)) return;
       void yoga(req, res);
     });
@@ -303,13 +334,21 @@ export function buildApp(options: AppOptions): App {
   const wsServer = new WebSocketServer({
     server,
     path: graphqlPath,
-    // A draining instance takes no new sockets: 503, like its HTTP requests.
-    verifyClient: (_info, accept) =>
-      draining ? accept(false, 503, 'Service Unavailable: shutting down') : accept(true),
+    // Checked from each frame's header, before its payload is read: ws closes with 1009.
+    maxPayload: limits.maxWsFrameBytes,
+    // A draining instance takes no new sockets: 503, like its HTTP requests. A browser page of
+    // an origin not allowed gets none either (browsers send Origin; other clients need not).
+    verifyClient: (info, accept) => {
+      if (draining) return accept(false, 503, 'Service Unavailable: shutting down');
+      const origin = info.req.headers.origin;
+      if (origin !== undefined && !originAllowed(origin, info.req.headers.host, corsOrigins))
+        return accept(false, 403, 'Forbidden: this origin may not open a WebSocket here');
+      accept(true);
+    },
   });
   // Registered before graphql-ws's own listener, so it sees every socket first.
   wsServer.on('connection', (socket, request) => {
-    screenMessages(socket, requestIdFrom(request.headers['x-request-id']));
+    screenMessages(socket, requestIdFrom(request.headers['x-request-id']), logger);
   });
 
   // graphql-ws runs operations through yoga's envelop so plugins, context and masking apply.
@@ -536,6 +575,68 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Content types a web page's form (or a no-CORS fetch) can POST without a preflight, which yoga
+ * would otherwise run (text/plain and multipart/form-data it refuses with 415 by itself).
+ */
+const SIMPLE_CONTENT_TYPES = new Set(['', 'application/x-www-form-urlencoded']);
+
+/**
+ * CSRF: refuse (415) a POST that any web page could send without a CORS preflight (a form, or no
+ * content type), unless it carries a header only a preflighted request can
+ * (`GraphQL-Require-Preflight`). Clients send application/json. GET never mutates (yoga refuses
+ * mutations over GET).
+ */
+function refuseCrossSiteForm(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method !== 'POST') return false;
+  const type = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
+  if (!SIMPLE_CONTENT_TYPES.has(type)) return false;
+  if (req.headers['graphql-require-preflight'] !== undefined) return false;
+  sendJson(
+    res,
+    415,
+    {
+      errors: [
+        {
+          message:
+            'send the operation as application/json: a form POST could come from any web page, ' +
+            'so it is refused (or add a GraphQL-Require-Preflight header)',
+          extensions: { code: 'BAD_REQUEST' },
+        },
+      ],
+    },
+    { connection: 'close' },
+  );
+  return true;
+}
+
+/** Whether a browser page of `origin` may use this service reached at `host`. */
+function originAllowed(
+  origin: string,
+  host: string | undefined,
+  allowed: readonly string[],
+): boolean {
+  if (allowed.includes('*') || allowed.includes(origin)) return true;
+  try {
+    return host !== undefined && new URL(origin).host === host;
+  } catch {
+    return false; // "null" (a sandboxed frame, a file) or garbage
+  }
+}
+
+/** yoga's CORS options for a request: headers for a configured origin only. */
+function corsFor(origin: string | null, allowed: readonly string[]) {
+  if (origin === null || !(allowed.includes('*') || allowed.includes(origin))) return false;
+  return {
+    origin: [origin],
+    credentials: false,
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['authorization', 'content-type', 'accept', 'x-request-id', 'last-event-id'],
+    exposedHeaders: ['x-request-id', 'retry-after'],
+    maxAge: 600,
+  };
+}
+
 /** Media types yoga can answer a POST with. */
 const ANSWERABLE = new Set([
   '*/*',
@@ -570,10 +671,16 @@ const MAX_OPERATION_ID = 64;
  * Every other message is served as a request of its own for the logs: the connection's id (its
  * X-Request-Id, or a new one) plus a sequence number.
  */
-function screenMessages(socket: WebSocket, connectionId: string): void {
+function screenMessages(socket: WebSocket, connectionId: string, logger: Logger): void {
   const emit = socket.emit.bind(socket) as (event: string, ...args: unknown[]) => boolean;
   let sequence = 0;
   socket.emit = ((event: string, ...args: unknown[]) => {
+    // A frame over the cap or broken framing is the client's fault, and ws closes the socket
+    // itself (1009, 1002): graphql-ws would log it as an internal error and close with 1011.
+    if (event === 'error' && /^WS_ERR_/.test(String((args[0] as { code?: unknown })?.code))) {
+      logger.debug({ err: args[0] }, 'WebSocket closed for a protocol error of the client');
+      return true;
+    }
     if (event !== 'message') return emit(event, ...args);
     if (!acceptableFromClient(args[0] as RawData)) {
       socket.close(4400, 'Invalid message received');

@@ -18,8 +18,16 @@ const EnvSchema = z.object({
   RUNSTATE_ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters').max(200).optional(),
   /** `production` turns GraphiQL and introspection off unless they are set explicitly. */
   NODE_ENV: z.string().optional(),
-  /** postgres://… of a real PostgreSQL; unset: embedded PGlite under RUNSTATE_DATA_DIR. */
-  DATABASE_URL: z.string().url().optional(),
+  /**
+   * postgres://… of a real PostgreSQL; unset: embedded PGlite under RUNSTATE_DATA_DIR. Several
+   * hosts (`postgres://u@h1:5432,h2:5432/db?target_session_attrs=read-write`) for a failover.
+   */
+  DATABASE_URL: z
+    .string()
+    .refine(isPostgresUrl, 'must be a postgres:// URL (several hosts separated by commas)')
+    .optional(),
+  /** Seconds a new database connection may take before the attempt fails (and requests get 503). */
+  DATABASE_CONNECT_TIMEOUT: z.coerce.number().int().min(1).max(600).default(5),
   RUNSTATE_DATA_DIR: z.string().min(1).default('./.runstate'),
   /** Pool size for a real PostgreSQL. */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(20),
@@ -34,6 +42,21 @@ const EnvSchema = z.object({
   MAX_COST: count(1, 1e9).default(DEFAULT_LIMITS.maxCost),
   MAX_TOKENS: count(100, 10_000_000).default(DEFAULT_LIMITS.maxTokens),
   MAX_BODY_BYTES: count(1024, 1e9).default(DEFAULT_LIMITS.maxBodyBytes),
+  MAX_WS_FRAME_BYTES: count(1024, 1e9).default(DEFAULT_LIMITS.maxWsFrameBytes),
+  /**
+   * Origins (scheme://host[:port], comma-separated) whose pages may call the API from a browser
+   * (CORS, and WebSocket Origin); unset: only the service's own origin. `*` allows any.
+   */
+  CORS_ORIGINS: z
+    .string()
+    .transform((value) =>
+      value
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().refine(isOrigin, 'each must be scheme://host[:port], or *')))
+    .optional(),
   MAX_SUBSCRIPTIONS_PER_CONNECTION: count(1, 1e6).default(
     DEFAULT_LIMITS.maxSubscriptionsPerConnection,
   ),
@@ -72,6 +95,28 @@ function parseEnv<T>(schema: z.ZodType<T>, source: NodeJS.ProcessEnv): T {
   return parsed.data;
 }
 
+function isPostgresUrl(value: string): boolean {
+  const match = /^postgres(?:ql)?:\/\/(?:[^@/?]*@)?([^/?]*)/.exec(value);
+  if (!match?.[1]) return false;
+  try {
+    // As postgres.js reads it: the first of the hosts stands for all.
+    new URL(value.replace(match[1], match[1].split(',')[0]!));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isOrigin(value: string): boolean {
+  if (value === '*') return true;
+  try {
+    const url = new URL(value);
+    return /^https?:$/.test(url.protocol) && url.origin === value.replace(/\/$/, '');
+  } catch {
+    return false;
+  }
+}
+
 /** The limits the environment sets. */
 export function limitsFrom(env: Env): Limits {
   const production = env.NODE_ENV === 'production';
@@ -82,6 +127,7 @@ export function limitsFrom(env: Env): Limits {
     maxCost: env.MAX_COST,
     maxTokens: env.MAX_TOKENS,
     maxBodyBytes: env.MAX_BODY_BYTES,
+    maxWsFrameBytes: env.MAX_WS_FRAME_BYTES,
     maxSubscriptionsPerConnection: env.MAX_SUBSCRIPTIONS_PER_CONNECTION,
     maxSubscriptionsPerToken: env.MAX_SUBSCRIPTIONS_PER_TOKEN,
     mutationsPerSecond: env.MUTATION_RATE_LIMIT,

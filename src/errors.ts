@@ -121,3 +121,24 @@ export class TokenRevokedError extends GraphQLError {
     });
   }
 }
+
+/**
+ * The database could not be reached or went away during the request (a restart, a failover, a
+ * killed connection): HTTP 503, retry. A mutation that met this may or may not have committed;
+ * retry it with the same idempotency key.
+ */
+export class ServiceUnavailableError extends GraphQLError {
+  constructor(retryAfterSeconds = 1) {
+    super(
+      'the database is unavailable; retry shortly (a mutation may or may not have been applied: ' +
+        'send it again with the same idempotency key)',
+      {
+        extensions: {
+          code: 'SERVICE_UNAVAILABLE',
+          retryAfter: retryAfterSeconds,
+          http: { status: 503, headers: { 'Retry-After': String(retryAfterSeconds) } },
+        },
+      },
+    );
+  }
+}

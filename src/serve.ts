@@ -26,6 +26,7 @@ export async function serve(env: Env): Promise<void> {
     stopTimeoutSeconds: env.STOP_TIMEOUT,
     drainTimeoutMs: env.DRAIN_TIMEOUT_MS,
     dashboard: env.DASHBOARD,
+    corsOrigins: env.CORS_ORIGINS,
   });
   const { url, createdAdminToken } = await app.start();
   if (createdAdminToken) {

@@ -63,6 +63,8 @@ const MIGRATION_LOCK_KEY = 7_246_153_001;
 export interface PostgresOptions {
   url: string;
   poolSize?: number;
+  /** Seconds a new connection may take (default 5): past it, requests waiting for it fail. */
+  connectTimeoutSeconds?: number;
   /** Called with every statement sent (diagnostics: counting round trips per operation). */
   onStatement?: (query: string) => void;
 }
@@ -159,6 +161,9 @@ function withPipelinedBegin(client: postgres.Sql): postgres.Sql {
 export function createPostgresDatabase(options: PostgresOptions): Database {
   const client = postgres(options.url, {
     max: options.poolSize ?? 20,
+    // postgres.js's default is 30 s: during an outage every request would wait that long for
+    // its 503.
+    connect_timeout: options.connectTimeoutSeconds ?? 5,
     onnotice: () => {},
     connection: { application_name: 'runstate' },
     ...(options.onStatement

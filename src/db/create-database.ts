@@ -3,10 +3,17 @@ import { createPgliteDatabase, createPostgresDatabase, type Database } from './c
 
 /** postgres.js when DATABASE_URL is set, else embedded PGlite under RUNSTATE_DATA_DIR. */
 export async function createDatabase(
-  env: Pick<Env, 'DATABASE_URL' | 'DATABASE_POOL_SIZE' | 'RUNSTATE_DATA_DIR'>,
+  env: Pick<
+    Env,
+    'DATABASE_URL' | 'DATABASE_POOL_SIZE' | 'DATABASE_CONNECT_TIMEOUT' | 'RUNSTATE_DATA_DIR'
+  >,
 ): Promise<Database> {
   if (env.DATABASE_URL) {
-    return createPostgresDatabase({ url: env.DATABASE_URL, poolSize: env.DATABASE_POOL_SIZE });
+    return createPostgresDatabase({
+      url: env.DATABASE_URL,
+      poolSize: env.DATABASE_POOL_SIZE,
+      connectTimeoutSeconds: env.DATABASE_CONNECT_TIMEOUT,
+    });
   }
   return createPgliteDatabase({ dataDir: env.RUNSTATE_DATA_DIR });
 }

@@ -15,6 +15,8 @@ export interface Limits {
   maxTokens: number;
   /** Bytes of an HTTP request body. */
   maxBodyBytes: number;
+  /** Bytes of one WebSocket message, checked from its frame header before it is read. */
+  maxWsFrameBytes: number;
   /** Open subscriptions on one WebSocket connection. */
   maxSubscriptionsPerConnection: number;
   /** Open subscriptions of one token on one instance (WebSocket and SSE together). */
@@ -34,6 +36,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxCost: 50_000,
   maxTokens: 20_000,
   maxBodyBytes: 1_048_576,
+  maxWsFrameBytes: 1_048_576,
   maxSubscriptionsPerConnection: 200,
   maxSubscriptionsPerToken: 20_000,
   mutationsPerSecond: 1_000,

@@ -1024,7 +1024,7 @@ describe('SQL-looking strings are plain data', () => {
 });
 
 describe('database errors are masked', () => {
-  it('a server whose database is closed answers "Unexpected error." and nothing more', async () => {
+  it('a server whose database is closed answers a retryable 503 SERVICE_UNAVAILABLE and nothing more', async () => {
     const broken = await startServer();
     try {
       await broken.database.close();
@@ -1039,7 +1039,8 @@ describe('database errors are masked', () => {
         expect(reply.body, context).not.toBeNull();
         const errors = reply.body?.errors ?? [];
         expect(errors, context).toHaveLength(1);
-        expect(errors[0]!.message, context).toBe('Unexpected error.');
+        expect(reply.status, context).toBe(503);
+        expect(errors[0]!.extensions?.['code'], context).toBe('SERVICE_UNAVAILABLE');
         expect(errors[0]!.extensions ?? {}, context).not.toHaveProperty('stacktrace');
         expect(errors[0]!.extensions ?? {}, context).not.toHaveProperty('stack');
         expect(errors[0]!.extensions ?? {}, context).not.toHaveProperty('originalError');

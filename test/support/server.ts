@@ -46,6 +46,7 @@ export async function startServer(
     authEnabled?: boolean;
     limits?: Partial<Limits>;
     drainTimeoutMs?: number;
+    corsOrigins?: string[];
   } = {},
 ): Promise<TestServer> {
   const database =
@@ -61,6 +62,7 @@ export async function startServer(
     auth: { enabled: options.authEnabled ?? true, adminToken: TEST_ADMIN_TOKEN },
     limits: options.limits,
     drainTimeoutMs: options.drainTimeoutMs,
+    corsOrigins: options.corsOrigins,
   });
   const { url, wsUrl } = await app.start();
   const clients: Client[] = [];

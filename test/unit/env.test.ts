@@ -28,6 +28,7 @@ describe('configuration', () => {
       MAX_COST: '1000',
       MAX_TOKENS: '500',
       MAX_BODY_BYTES: '4096',
+      MAX_WS_FRAME_BYTES: '8192',
       MAX_SUBSCRIPTIONS_PER_CONNECTION: '3',
       MAX_SUBSCRIPTIONS_PER_TOKEN: '4',
       MUTATION_RATE_LIMIT: '0',
@@ -40,6 +41,7 @@ describe('configuration', () => {
       maxCost: 1000,
       maxTokens: 500,
       maxBodyBytes: 4096,
+      maxWsFrameBytes: 8192,
       maxSubscriptionsPerConnection: 3,
       maxSubscriptionsPerToken: 4,
       mutationsPerSecond: 0,
@@ -52,5 +54,17 @@ describe('configuration', () => {
     expect(() => readEnv({ RUNSTATE_ADMIN_TOKEN: 'short' })).toThrow(/RUNSTATE_ADMIN_TOKEN/);
     expect(() => readEnv({ RUNSTATE_AUTH: 'maybe' })).toThrow(/RUNSTATE_AUTH/);
     expect(() => readEnv({ MAX_DEPTH: '0' })).toThrow(/MAX_DEPTH/);
+  });
+
+  it('takes a DATABASE_URL with several hosts, and CORS origins as a list', () => {
+    const env = readEnv({
+      DATABASE_URL: 'postgres://u:p@10.0.0.1:5432,10.0.0.2:5433/db?target_session_attrs=read-write',
+      CORS_ORIGINS: 'https://ops.example.com, http://localhost:3000',
+    });
+    expect(env.DATABASE_URL).toContain('10.0.0.2:5433');
+    expect(env.CORS_ORIGINS).toEqual(['https://ops.example.com', 'http://localhost:3000']);
+    expect(() => readEnv({ DATABASE_URL: 'mysql://h/db' })).toThrow(/DATABASE_URL/);
+    expect(() => readEnv({ CORS_ORIGINS: 'ops.example.com' })).toThrow(/CORS_ORIGINS/);
+    expect(() => readEnv({ CORS_ORIGINS: 'https://ops.example.com/path' })).toThrow(/CORS_ORIGINS/);
   });
 });
