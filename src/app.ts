@@ -116,6 +116,7 @@ export function buildApp(options: AppOptions): App {
     );
   }
   const corsOrigins = options.corsOrigins ?? [];
+  const unavailableLog = throttledWarning(logger, 'database unavailable; answered 503', 5000);
   const events = createEventHub<Topics>({
     bufferSize: options.subscriberBufferSize,
     revisionOf: { runUpdated: (run: unknown) => (run as RunRow).revision },
@@ -190,7 +191,7 @@ export function buildApp(options: AppOptions): App {
       isDev: false,
       maskError: (error, message, isDev) => {
         if (isDatabaseUnavailable(error)) {
-          logger.warn({ err: error }, 'database unavailable; answered 503');
+          unavailableLog.note(error);
           return new ServiceUnavailableError();
         }
         return maskError(error, message, isDev);
@@ -205,7 +206,11 @@ export function buildApp(options: AppOptions): App {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
       warn: (...args) => logger.warn(args.map(String).join(' ')),
-      error: (...args) => logger.error({ err: args[0] }, args.slice(1).map(String).join(' ')),
+      // A database that is away was logged once already (as a warning) where it became a 503.
+      error: (...args) =>
+        isDatabaseUnavailable(args[0])
+          ? undefined
+          : logger.error({ err: args[0] }, args.slice(1).map(String).join(' ')),
     },
     // Every operation is authenticated: HTTP and SSE by their Authorization header, WebSocket
     // operations by the connection's connectionParams (checked again per operation, so a
@@ -514,6 +519,30 @@ export function buildApp(options: AppOptions): App {
     setTimeout(() => server.closeAllConnections(), 1000).unref();
     await closed;
   }
+}
+
+/**
+ * A warning that may come with every request during an outage: the first is logged with its
+ * error, then at most one line per `intervalMs` saying how many more there were.
+ */
+function throttledWarning(logger: Logger, message: string, intervalMs: number) {
+  let last = 0;
+  let suppressed = 0;
+  return {
+    note(error: unknown): void {
+      const now = Date.now();
+      if (now - last < intervalMs) {
+        suppressed++;
+        return;
+      }
+      logger.warn(
+        { err: error, ...(suppressed > 0 ? { moreSinceLastLine: suppressed } : {}) },
+        message,
+      );
+      last = now;
+      suppressed = 0;
+    },
+  };
 }
 
 /** A wait of the change-log tail shorter than this is business as usual (concurrent writers). */

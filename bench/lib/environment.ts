@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import postgres from 'postgres';
 import { createPostgresDatabase } from '../../src/db/client.js';
-import { startEmbeddedPostgres } from '../../test/support/embedded-postgres.js';
+import { initCluster } from '../../test/support/throwaway-postgres.js';
 import { createGraphQLClient } from './http.js';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -29,8 +29,9 @@ export async function openCluster(): Promise<{
     await probe`SELECT 1`;
     return { url: given, embedded: false, stop: async () => {} };
   } catch {
-    const embedded = await startEmbeddedPostgres();
-    return { url: embedded.url, embedded: true, stop: embedded.stop };
+    const cluster = await initCluster();
+    await cluster.start();
+    return { url: cluster.url(), embedded: true, stop: () => cluster.remove() };
   } finally {
     await probe.end({ timeout: 1 });
   }
@@ -69,7 +70,7 @@ export async function describeEnvironment(databaseUrl: string, embedded: boolean
   return {
     machine: `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
     node: process.version,
-    postgres: `${version.split(' on ')[0]}${embedded ? ' (embedded-postgres, not this machine’s server)' : ''}`,
+    postgres: `${version.split(' on ')[0]}${embedded ? ' (a throwaway cluster, not this machine’s server)' : ''}`,
     settings: settings.map((s) => `${s.name}=${s.setting}${s.unit ? ` ${s.unit}` : ''}`).join(', '),
   };
 }

@@ -17,8 +17,9 @@ export interface Transport {
    *
    * `repeatable` (the default) says sending it twice changes nothing more than once (a query, or
    * a mutation with an idempotency key): then any failure to get an answer is retried (network
-   * errors, timeouts, 429, 502–504). Otherwise only failures where the server surely did not
-   * run it are: a refused connection, 429, and 503 (a draining instance).
+   * errors, timeouts, 429, 502–504, SERVICE_UNAVAILABLE from a database fault), with the same
+   * body and so the same idempotency key. Otherwise only failures where the server surely did
+   * not run it are: a refused connection, 429, and 503 SERVER_STOPPING (a draining instance).
    */
   request<T>(
     query: string,
@@ -106,11 +107,23 @@ export function createTransport(options: {
             status: response.status,
           });
         }
-        if ((repeatable ? RETRIED_STATUSES : NOT_RUN_STATUSES).has(response.status)) {
+        const first = payload?.errors?.[0];
+        const code = first?.extensions?.['code'];
+        // SERVICE_UNAVAILABLE: the database went away, maybe after the operation committed.
+        const maybeRan = code === 'SERVICE_UNAVAILABLE';
+        const retried = repeatable
+          ? RETRIED_STATUSES.has(response.status) || maybeRan
+          : NOT_RUN_STATUSES.has(response.status) && !maybeRan;
+        if (retried) {
           lastProblem = new RetryAfter(retryAfterMs(response, payload));
           continue;
         }
-        const first = payload?.errors?.[0];
+        if (maybeRan) {
+          throw new RunstateUnavailableError(
+            `the database behind ${options.url} went away; the operation may or may not have run`,
+            { cause: first },
+          );
+        }
         if (first) {
           const extensions = first.extensions ?? {};
           throw new RunstateError(

