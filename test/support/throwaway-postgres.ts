@@ -148,7 +148,11 @@ function prepare(): { binaries: Binaries; user: RunAs | null; clusters: number }
     // e.g. root running npm test in /root: the postgres user cannot reach node_modules there.
     // The package's whole tree (bin, lib, share) is copied to where it can, with the same layout.
     copy = mkdtempSync(join(tmpdir(), 'runstate-pgbin-'));
-    cpSync(dirname(dir), copy, { recursive: true, dereference: false });
+    const made = copy;
+    process.once('exit', () => rmSync(made, { recursive: true, force: true }));
+    // verbatimSymlinks: the libraries' relative links (libicuuc.so.60 -> libicuuc.so.60.2)
+    // would otherwise be made absolute, pointing back where the user cannot go.
+    cpSync(dirname(dir), copy, { recursive: true, verbatimSymlinks: true });
     chmodRecursive(copy);
     dir = join(copy, 'bin');
     if (!executableBy(join(dir, 'initdb'), user)) {
@@ -232,12 +236,17 @@ export async function initCluster(): Promise<Cluster> {
   const base = mkdtempSync(join(tmpdir(), 'runstate-pg-'));
   chownTree(base, user);
   const dataDir = join(base, 'data');
-  await run(
-    'initdb',
-    ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
-    user,
-    base,
-  );
+  try {
+    await run(
+      'initdb',
+      ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
+      user,
+      base,
+    );
+  } catch (error) {
+    rmSync(base, { recursive: true, force: true });
+    throw error;
+  }
   const port = await freePort();
   appendFileSync(join(dataDir, 'postgresql.conf'), settingsFor(port, base));
   prepare().clusters++;
