@@ -166,3 +166,22 @@ it('a writer that keeps its transaction open is named by /ready until it ends', 
       return body.status === 'ready';
     });
   }));
+
+it('an instance starts at once while a transaction is held open in another database', async () => {
+  // The tail's start used to wait for the cluster-wide xmin: 30 s for a 30 s foreign hold.
+  const other = otherDatabase();
+  const foreign = await other.reserve();
+  try {
+    await foreign`BEGIN`;
+    await foreign`SELECT pg_current_xact_id()`;
+    const started = Date.now();
+    const late = await startServer();
+    const tookMs = Date.now() - started;
+    await late.stop();
+    expect(tookMs).toBeLessThan(5000);
+  } finally {
+    await foreign`ROLLBACK`.catch(() => {});
+    foreign.release();
+    await other.end();
+  }
+});
