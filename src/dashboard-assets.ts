@@ -83,3 +83,5 @@ export function createDashboardAssets(graphqlPath: string) {
     },
   };
 }
+
+export type DashboardAssets = ReturnType<typeof createDashboardAssets>;

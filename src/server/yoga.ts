@@ -1,0 +1,141 @@
+import { readFileSync } from 'node:fs';
+import {
+  createSchema,
+  createYoga,
+  maskError,
+  type Plugin,
+  type YogaServerInstance,
+} from 'graphql-yoga';
+import type { AuthService } from '../auth/auth-service.js';
+import { bearerSecret, connectionParamsSecret } from '../auth/secrets.js';
+import type { Db } from '../db/client.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
+import { ServiceUnavailableError } from '../errors.js';
+import { createLoaders, type AppServices, type GraphQLContext } from '../graphql/context.js';
+import { useInputErrorCodes } from '../graphql/input-errors.js';
+import { instrumentResolvers, useErrorMetrics } from '../graphql/instrument.js';
+import { useParserLimits } from '../graphql/parser-limits.js';
+import { useQueryLimits } from '../graphql/query-limits.js';
+import { resolvers } from '../graphql/resolvers.js';
+import { useSharedSubscriptionExecution } from '../graphql/shared-subscription-execution.js';
+import type { Limits } from '../limits/limits.js';
+import type { Logger } from '../logger.js';
+import type { Inflight } from '../ops/inflight.js';
+import type { Metrics } from '../ops/metrics.js';
+import { fromPackageRoot } from '../package-root.js';
+import { corsFor } from './cross-site.js';
+
+const SCHEMA_PATH = fromPackageRoot('schema.graphql');
+
+/**
+ * GraphQL over HTTP and SSE: the schema with its resolvers, authentication in the context, the
+ * limits, error codes and masking, and the drain's count of executing operations. graphql-ws runs
+ * through the same envelop (websocket.ts).
+ */
+export function createYogaServer(deps: {
+  services: AppServices;
+  auth: AuthService;
+  db: Db;
+  metrics: Metrics;
+  logger: Logger;
+  limits: Limits;
+  inflight: Inflight;
+  graphqlPath: string;
+  graphiql: boolean;
+  corsOrigins: readonly string[];
+}): YogaServerInstance<object, GraphQLContext> {
+  const { services, auth, logger, limits, inflight } = deps;
+  const unavailableLog = throttledWarning(logger, 'database unavailable; answered 503', 5000);
+  return createYoga<object, GraphQLContext>({
+    schema: createSchema<GraphQLContext>({
+      typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
+      resolvers: instrumentResolvers(resolvers, deps.metrics) as never,
+    }),
+    graphqlEndpoint: deps.graphqlPath,
+    graphiql: deps.graphiql ? { subscriptionsProtocol: 'WS' } : false,
+    // Unexpected errors (bugs) become "Unexpected error." with no stack or SQL; a database that
+    // is away becomes a retryable 503 SERVICE_UNAVAILABLE.
+    maskedErrors: {
+      isDev: false,
+      maskError: (error, message, isDev) => {
+        if (isDatabaseUnavailable(error)) {
+          unavailableLog.note(error);
+          return new ServiceUnavailableError();
+        }
+        return maskError(error, message, isDev);
+      },
+    },
+    // Browsers may read answers only on the service's own origin and those configured.
+    cors: (request) => corsFor(request.headers.get('origin'), deps.corsOrigins),
+    landingPage: false,
+    // No file uploads: a multipart/form-data body is refused like any unsupported content type.
+    multipart: false,
+    logging: {
+      debug: (...args) => logger.debug(args.map(String).join(' ')),
+      info: (...args) => logger.info(args.map(String).join(' ')),
+      warn: (...args) => logger.warn(args.map(String).join(' ')),
+      // A database that is away was logged already (as a warning) where it became a 503.
+      error: (...args) =>
+        isDatabaseUnavailable(args[0])
+          ? undefined
+          : logger.error({ err: args[0] }, args.slice(1).map(String).join(' ')),
+    },
+    // Every operation is authenticated: HTTP and SSE by their Authorization header, WebSocket
+    // operations by the connection's connectionParams (checked again per operation, so a
+    // revoked token cannot start anything new on a socket it opened earlier).
+    context: async (initial) => {
+      const request = (initial as { request?: Request }).request;
+      const secret = request
+        ? bearerSecret(request.headers.get('authorization'))
+        : connectionParamsSecret((initial as { connectionParams?: unknown }).connectionParams);
+      const principal = await auth.authenticate(secret);
+      return { ...services, principal, loaders: createLoaders(deps.db) };
+    },
+    plugins: [
+      useParserLimits({ maxTokens: limits.maxTokens }) as Plugin,
+      ...useQueryLimits(limits),
+      useSharedSubscriptionExecution(),
+      useInputErrorCodes() as Plugin,
+      useErrorMetrics(deps.metrics),
+      // Queries and mutations (over any transport) a drain waits for, counted around the
+      // execution itself so one that throws is uncounted too.
+      {
+        onExecute: ({ executeFn, setExecuteFn }) => {
+          setExecuteFn((args) => {
+            inflight.begin();
+            try {
+              return Promise.resolve(executeFn(args)).finally(() => inflight.end());
+            } catch (error) {
+              inflight.end();
+              throw error;
+            }
+          });
+        },
+      } satisfies Plugin,
+    ],
+  });
+}
+
+/**
+ * A warning that may come with every request during an outage: the first is logged with its
+ * error, then at most one line per `intervalMs` saying how many more there were.
+ */
+function throttledWarning(logger: Logger, message: string, intervalMs: number) {
+  let last = 0;
+  let suppressed = 0;
+  return {
+    note(error: unknown): void {
+      const now = Date.now();
+      if (now - last < intervalMs) {
+        suppressed++;
+        return;
+      }
+      logger.warn(
+        { err: error, ...(suppressed > 0 ? { moreSinceLastLine: suppressed } : {}) },
+        message,
+      );
+      last = now;
+      suppressed = 0;
+    },
+  };
+}
