@@ -14,7 +14,7 @@ export type LifecycleParent = Record<string, never>;
 export type LifecycleStatusInfo = StatusInfo;
 
 export interface TransitionAcceptedParent {
-  __typename?: 'TransitionAccepted';
+  kind?: 'accepted';
   run: RunRow;
   change: StatusChangeRow | null;
 }

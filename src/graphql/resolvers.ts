@@ -215,6 +215,14 @@ export const resolvers: Resolvers = {
   },
 
   TransitionResult: {
-    __resolveType: (result) => (result as TransitionOutcome).__typename,
+    __resolveType: (result) => RESULT_TYPE[(result as TransitionOutcome).kind],
   },
 };
+
+/** The GraphQL result type of each kind of transition outcome. */
+const RESULT_TYPE = {
+  accepted: 'TransitionAccepted',
+  illegal: 'IllegalTransition',
+  conflict: 'TransitionConflict',
+  notFound: 'RunNotFound',
+} as const satisfies Record<TransitionOutcome['kind'], string>;

@@ -2,17 +2,14 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 /** Where a transition request ended up, as counted by `runstate_transitions_total`. */
 export interface CountableOutcome {
-  __typename: 'TransitionAccepted' | 'IllegalTransition' | 'TransitionConflict' | 'RunNotFound';
+  kind: 'accepted' | 'illegal' | 'conflict' | 'notFound';
 }
 
-/** Outcome type → the `reason` label of a refused transition. */
-const REFUSAL_REASON: Record<
-  Exclude<CountableOutcome['__typename'], 'TransitionAccepted'>,
-  string
-> = {
-  IllegalTransition: 'illegal_transition',
-  TransitionConflict: 'conflict',
-  RunNotFound: 'run_not_found',
+/** Outcome kind → the `reason` label of a refused transition. */
+const REFUSAL_REASON: Record<Exclude<CountableOutcome['kind'], 'accepted'>, string> = {
+  illegal: 'illegal_transition',
+  conflict: 'conflict',
+  notFound: 'run_not_found',
 };
 
 /** Paths with their own `route` label; everything else is `other` (labels stay bounded). */
@@ -136,10 +133,9 @@ export function createMetrics(options: MetricsOptions) {
       graphqlErrors.inc({ code });
     },
     countTransitions(outcomes: readonly CountableOutcome[]): void {
-      for (const { __typename } of outcomes) {
-        if (__typename === 'TransitionAccepted')
-          transitions.inc({ result: 'accepted', reason: '' });
-        else transitions.inc({ result: 'refused', reason: REFUSAL_REASON[__typename] });
+      for (const { kind } of outcomes) {
+        if (kind === 'accepted') transitions.inc({ result: 'accepted', reason: '' });
+        else transitions.inc({ result: 'refused', reason: REFUSAL_REASON[kind] });
       }
     },
     observeFanoutLag(seconds: number): void {

@@ -397,7 +397,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
         })),
         UNRESTRICTED,
       );
-      return outcomes.filter((o) => o.__typename === 'TransitionAccepted' && o.change).length;
+      return outcomes.filter((o) => o.kind === 'accepted' && o.change).length;
     },
 
     resumeRun(id, reason, actor) {

@@ -21,19 +21,26 @@ import {
  * run-store.ts, the rules in transition-rules.ts and orchestration.ts.
  */
 
-/** The answer to one requested change; `__typename` names the GraphQL result type. */
+/**
+ * The answer to one requested change, by `kind`: accepted (with the change, or null when the run
+ * already had that status), illegal (the lifecycle does not allow it), conflict (a stale
+ * precondition or attempt), notFound. The GraphQL layer names the result types; the kind is
+ * also what an idempotency key keeps, so renaming a GraphQL type changes no stored answer.
+ */
 export type TransitionOutcome =
-  | { __typename: 'TransitionAccepted'; run: RunRow; change: StatusChangeRow | null }
+  | { kind: 'accepted'; run: RunRow; change: StatusChangeRow | null }
   | {
-      __typename: 'IllegalTransition';
+      kind: 'illegal';
       runId: string;
       from: RunStatus;
       to: RunStatus;
       allowed: RunStatus[];
       message: string;
     }
-  | ({ __typename: 'TransitionConflict'; runId: string } & ConflictDetails)
-  | { __typename: 'RunNotFound'; runId: string; message: string };
+  | ({ kind: 'conflict'; runId: string } & ConflictDetails)
+  | { kind: 'notFound'; runId: string; message: string };
+
+export type OutcomeKind = TransitionOutcome['kind'];
 
 /** Who asks for a change: recorded as its actor, and limited to its projects. */
 export type Actor = Pick<Principal, 'name' | 'projects'>;
@@ -88,7 +95,7 @@ export async function runTransitionBatch(
       pending.push({
         kind: 'done',
         outcome: {
-          __typename: 'RunNotFound',
+          kind: 'notFound',
           runId: request.id,
           message: `run ${request.id} not found`,
         },
@@ -102,7 +109,7 @@ export async function runTransitionBatch(
       const { kind: _kind, ...rest } = stale;
       pending.push({
         kind: 'done',
-        outcome: { __typename: 'TransitionConflict', runId: run.id, ...rest },
+        outcome: { kind: 'conflict', runId: run.id, ...rest },
       });
       return;
     }
@@ -129,7 +136,7 @@ export async function runTransitionBatch(
         const { kind: _kind, ...rest } = decision;
         pending.push({
           kind: 'done',
-          outcome: { __typename: 'TransitionConflict', runId: run.id, ...rest },
+          outcome: { kind: 'conflict', runId: run.id, ...rest },
         });
         return;
       }
@@ -137,7 +144,7 @@ export async function runTransitionBatch(
         const { kind: _kind, ...rest } = decision;
         pending.push({
           kind: 'done',
-          outcome: { __typename: 'IllegalTransition', runId: run.id, ...rest },
+          outcome: { kind: 'illegal', runId: run.id, ...rest },
         });
         return;
       }
@@ -206,12 +213,12 @@ export async function runTransitionBatch(
       case 'done':
         return p.outcome;
       case 'noop':
-        return { __typename: 'TransitionAccepted', run: p.run, change: null };
+        return { kind: 'accepted', run: p.run, change: null };
       case 'change': {
         // The answer shows the status actually written last (RETRYING for a retried failure).
         const last = p.changes.at(-1)!;
         return {
-          __typename: 'TransitionAccepted',
+          kind: 'accepted',
           run: p.run,
           change: insertedByVersion.get(keyOf(last.runId, String(last.version)))!,
         };
@@ -231,7 +238,7 @@ export async function runTransitionBatch(
       return {
         runId,
         key,
-        changeId: outcome.__typename === 'TransitionAccepted' ? (outcome.change?.id ?? null) : null,
+        changeId: outcome.kind === 'accepted' ? (outcome.change?.id ?? null) : null,
         outcome: toStoredOutcome(outcome),
       };
     }),
@@ -246,22 +253,34 @@ function keyOf(runId: string, key: string): string {
 
 /** What is kept of an answer for replays: everything but the run, which is read fresh. */
 function toStoredOutcome(outcome: TransitionOutcome): Record<string, unknown> {
-  if (outcome.__typename === 'TransitionAccepted') return { __typename: outcome.__typename };
+  if (outcome.kind === 'accepted') return { kind: outcome.kind };
   return { ...outcome };
 }
+
+/**
+ * Answers stored before kinds (migration 0013 converts them; an instance of the older version
+ * may still write some during a rolling upgrade) named their GraphQL type instead.
+ */
+const KIND_OF_TYPENAME: Record<string, OutcomeKind> = {
+  TransitionAccepted: 'accepted',
+  IllegalTransition: 'illegal',
+  TransitionConflict: 'conflict',
+  RunNotFound: 'notFound',
+};
 
 function fromStored(
   stored: store.StoredTransitionKey,
   run: RunRow,
   changes: Map<number, StatusChangeRow>,
 ): TransitionOutcome {
-  const typename = stored.outcome['__typename'];
-  if (typename === 'TransitionAccepted') {
+  const { __typename, ...rest } = stored.outcome;
+  const kind = (rest['kind'] as OutcomeKind | undefined) ?? KIND_OF_TYPENAME[String(__typename)];
+  if (kind === 'accepted') {
     return {
-      __typename: 'TransitionAccepted',
+      kind,
       run,
       change: stored.changeId == null ? null : (changes.get(stored.changeId) ?? null),
     };
   }
-  return stored.outcome as TransitionOutcome;
+  return { ...rest, kind } as TransitionOutcome;
 }

@@ -1,0 +1,67 @@
+import { readFileSync } from 'node:fs';
+import postgres from 'postgres';
+import { afterAll, beforeAll, expect, it, inject } from 'vitest';
+import { createRun, transitionRun } from '../support/operations.js';
+import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+
+// What an idempotency key keeps is the outcome's kind, not its GraphQL type name; answers kept
+// in the older form (before migration 0013, or written by an older instance during a rolling
+// upgrade) are replayed the same, and the migration converts them.
+
+let server: TestServer;
+let sql: postgres.Sql;
+beforeAll(async () => {
+  server = await startServer();
+  sql = postgres(inject('databaseUrl'), { max: 2, onnotice: () => {} });
+});
+afterAll(async () => {
+  await sql.end();
+  await server.stop();
+});
+
+const MIGRATION = readFileSync(
+  new URL('../../drizzle/0013_outcome_kinds.sql', import.meta.url),
+  'utf8',
+);
+
+it('keys keep kinds, and answers kept under GraphQL type names replay the same before and after the migration', async () => {
+  const run = await createRun(server, { project: uniqueProject('keys') });
+  const requests = [
+    { id: run.id, to: 'RUNNING', idempotencyKey: 'k-accepted' },
+    { id: run.id, to: 'CREATED', idempotencyKey: 'k-illegal' },
+    { id: run.id, to: 'SUCCEEDED', expectedVersion: 1, idempotencyKey: 'k-conflict' },
+  ];
+  const first = [];
+  for (const input of requests) first.push(await transitionRun(server, input));
+  expect(first.map((r) => r.__typename)).toEqual([
+    'TransitionAccepted',
+    'IllegalTransition',
+    'TransitionConflict',
+  ]);
+  const kept = () =>
+    sql<{ key: string; outcome: Record<string, unknown> }[]>`
+      SELECT key, outcome FROM transition_keys WHERE run_id = ${run.id} ORDER BY key`;
+  expect((await kept()).map((r) => [r.key, r.outcome['kind'], r.outcome['__typename']])).toEqual([
+    ['run:k-accepted', 'accepted', undefined],
+    ['run:k-conflict', 'conflict', undefined],
+    ['run:k-illegal', 'illegal', undefined],
+  ]);
+
+  // As an instance of the previous version kept them.
+  await sql`
+    UPDATE transition_keys SET outcome = (outcome - 'kind') || jsonb_build_object('__typename',
+      CASE outcome->>'kind' WHEN 'accepted' THEN 'TransitionAccepted'
+        WHEN 'illegal' THEN 'IllegalTransition' WHEN 'conflict' THEN 'TransitionConflict' END)
+    WHERE run_id = ${run.id}`;
+  for (const [i, input] of requests.entries())
+    expect(await transitionRun(server, input)).toEqual(first[i]);
+
+  await sql.unsafe(MIGRATION);
+  expect((await kept()).map((r) => [r.outcome['kind'], r.outcome['__typename']])).toEqual([
+    ['accepted', undefined],
+    ['conflict', undefined],
+    ['illegal', undefined],
+  ]);
+  for (const [i, input] of requests.entries())
+    expect(await transitionRun(server, input)).toEqual(first[i]);
+});
