@@ -3,11 +3,11 @@ import { createAuthService } from './auth/auth-service.js';
 import { createDashboardAssets } from './dashboard-assets.js';
 import type { Database } from './db/client.js';
 import type { RunRow } from './db/schema.js';
-import { createChangeLogTail } from './events/change-log-tail.js';
-import { createCommitSignal } from './events/commit-signal.js';
-import { createEventHub } from './events/event-hub.js';
-import { createRunSignal } from './events/run-signal.js';
-import { ALL, type Topics } from './events/topics.js';
+import { createChangeLogTail } from './changelog/change-log-tail.js';
+import { createCommitSignal } from './changelog/commit-signal.js';
+import { createEventHub } from './live/event-hub.js';
+import { createRunSignal } from './live/run-signal.js';
+import { ALL, type Topics } from './live/topics.js';
 import type { AppServices, GraphQLContext } from './graphql/context.js';
 import { DEFAULT_LIMITS, type Limits } from './limits/limits.js';
 import { createRateLimiter } from './limits/rate-limiter.js';
@@ -19,6 +19,7 @@ import { createMetrics } from './ops/metrics.js';
 import { createReaper } from './runs/reaper.js';
 import { createRunService } from './runs/run-service.js';
 import { getRunsByIds } from './runs/run-store.js';
+import { listWrittenMeasurements } from './measurements/measurement-store.js';
 import { createHealthEndpoints, tailWaitSeconds } from './server/health.js';
 import { createHttpServer } from './server/http.js';
 import { drainAndStop } from './server/shutdown.js';
@@ -123,7 +124,16 @@ export function buildApp(options: AppOptions): App {
     },
   });
   const commitSignal = createCommitSignal({ database, tail, logger });
-  const runSignal = createRunSignal({ database, events, logger });
+  const runSignal = createRunSignal({
+    database,
+    events,
+    logger,
+    read: {
+      runsByIds: (ids) => getRunsByIds(database.db, ids),
+      writtenMeasurements: (runId, first, last, txId) =>
+        listWrittenMeasurements(database.db, runId, first, last, txId),
+    },
+  });
   const auth = createAuthService({ database, logger, enabled: authEnabled });
   /** Requests and mutations a drain waits for. */
   const inflight = createInflight();

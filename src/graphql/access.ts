@@ -6,7 +6,7 @@ import {
   RateLimitedError,
   TokenRevokedError,
 } from '../errors.js';
-import type { TerminalError } from '../events/terminal-error.js';
+import type { TerminalError } from '../live/terminal-error.js';
 import type { GraphQLContext } from './context.js';
 
 /** Role checks, the mutation rate limit and subscription guards, for resolvers. */

@@ -5,11 +5,12 @@ import type { RateLimiter } from '../limits/rate-limiter.js';
 import type { SubscriptionQuota } from '../limits/subscription-quota.js';
 import type { Db } from '../db/client.js';
 import type { MeasurementRow, RunRow } from '../db/schema.js';
-import type { ChangeLogTail } from '../events/change-log-tail.js';
-import type { RunstateEvents } from '../events/topics.js';
+import type { ChangeLogTail } from '../changelog/change-log-tail.js';
+import type { RunstateEvents } from '../live/topics.js';
 import { listLatestMeasurements } from '../measurements/measurement-store.js';
 import type { MeasurementService } from '../measurements/measurement-service.js';
-import { getRunsByIds, listDependencyEdges } from '../runs/run-store.js';
+import { listDependencyEdges } from '../runs/dependency-store.js';
+import { getRunsByIds } from '../runs/run-store.js';
 import type { RunService } from '../runs/run-service.js';
 
 /** What every resolver gets: the services, and per-operation loaders that batch reads. */

@@ -1,13 +1,13 @@
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type { MeasurementRow, RunRow, StatusChangeRow } from '../db/schema.js';
 import { NotFoundError } from '../errors.js';
-import { streamStatusChanges } from '../events/status-feed.js';
+import { streamStatusChanges } from '../changelog/status-feed.js';
 import {
   endWithRequest,
   filterEvents,
   resolveEvent,
   type TerminalError,
-} from '../events/terminal-error.js';
+} from '../live/terminal-error.js';
 import { getStatusInfo, listStatuses } from '../lifecycle/lifecycle.js';
 import { listMeasurements } from '../measurements/measurement-service.js';
 import { allowedNextFor, type TransitionOutcome } from '../runs/run-service.js';

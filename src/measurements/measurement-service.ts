@@ -1,7 +1,7 @@
 import { canSeeProject, type Principal } from '../auth/principal.js';
 import type { Db, Executor } from '../db/client.js';
 import { BadUserInputError, getPgErrorCode, NotFoundError } from '../errors.js';
-import type { RunstateEvents } from '../events/topics.js';
+import type { RunstateEvents } from '../live/topics.js';
 import { getRunById } from '../runs/run-store.js';
 import { decodeCursor, encodeCursor, toConnection } from '../pagination.js';
 import {
@@ -41,7 +41,7 @@ const FOREIGN_KEY_VIOLATION = '23503';
 export function createMeasurementService(deps: {
   db: Db;
   events: RunstateEvents;
-  /** Passes recorded points on to the other instances (events/run-signal.ts). */
+  /** Passes recorded points on to the other instances (live/run-signal.ts). */
   runSignal: {
     measurementsRecorded(runId: string, firstId: number, lastId: number, txId: string): void;
   };

@@ -11,8 +11,10 @@ import {
   type RunEventKind,
   type UpstreamState,
 } from './dependency-rules.js';
-import * as store from './run-store.js';
 import { applyTransition, changeTimeFor } from './transition-rules.js';
+import * as store from './run-store.js';
+import type * as changeStore from '../changelog/change-store.js';
+import * as dependencyStore from './dependency-store.js';
 
 /**
  * The server's orchestration decisions: a waiting run's dependencies and event triggers, applied
@@ -39,7 +41,7 @@ export function decideDownstream(
   events: readonly EventTriggerState[],
   at: Date,
   actor: string | null,
-): { run: RunRow; changes: store.NewStatusChange[] } {
+): { run: RunRow; changes: changeStore.NewStatusChange[] } {
   const decision = combineDecisions(
     run.trigger ? evaluateTrigger(run.trigger, upstreams, run.skipOnUpstreamSkip) : null,
     events.length > 0 ? evaluateEvents(events) : null,
@@ -104,14 +106,14 @@ export async function cascadeToDownstreams(
   changedIds: Set<string>,
   lockedRevision: Map<string, number>,
   now: Date,
-  batchChanges: readonly store.NewStatusChange[],
+  batchChanges: readonly changeStore.NewStatusChange[],
   /** The token whose changes caused these: recorded as their actor. */
   actor: string | null,
-): Promise<store.NewStatusChange[]> {
-  const changes: store.NewStatusChange[] = [];
+): Promise<changeStore.NewStatusChange[]> {
+  const changes: changeStore.NewStatusChange[] = [];
   // Statuses entered in this (not yet written) batch: events the log does not show yet.
   const entered = new Map<string, Set<string>>();
-  const noteEntered = (c: store.NewStatusChange) => {
+  const noteEntered = (c: changeStore.NewStatusChange) => {
     const set = entered.get(c.runId) ?? new Set<string>();
     set.add(c.toStatus);
     entered.set(c.runId, set);
@@ -125,7 +127,7 @@ export async function cascadeToDownstreams(
     const followed = moved.filter((id) => state.get(id)!.followers > 0);
     if (followed.length === 0) break;
     const finished = followed.filter((id) => isDone(state.get(id)!.status));
-    const candidates = await store.findDependentIds(tx, finished, followed);
+    const candidates = await dependencyStore.findDependentIds(tx, finished, followed);
     if (candidates.length === 0) break;
     const locked = await store.lockRunsForTransition(
       tx,
@@ -141,8 +143,8 @@ export async function cascadeToDownstreams(
       .map((id) => state.get(id))
       .filter((run): run is RunRow => run != null && NOT_HANDED_ON.has(run.status));
     const ids = created.map((r) => r.id);
-    const upstreamRows = await store.listUpstreamStates(tx, ids);
-    const eventRows = await store.listEventTriggerStates(tx, ids);
+    const upstreamRows = await dependencyStore.listUpstreamStates(tx, ids);
+    const eventRows = await dependencyStore.listEventTriggerStates(tx, ids);
     moved = [];
     for (const run of created) {
       // Our own, not yet written, changes count: read from the batch's state first.

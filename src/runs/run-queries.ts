@@ -17,6 +17,7 @@ import {
   LIMITS,
 } from '../validation.js';
 import * as store from './run-store.js';
+import * as changeStore from '../changelog/change-store.js';
 
 /** Reads: filters and cursors are checked here, the SQL is in run-store.ts. */
 
@@ -116,7 +117,7 @@ export async function listRuns(
 
 /**
  * A page of the change log. It stops where a change with a lower id may still commit (see
- * events/change-log-tail.ts), so a client paging with `after` never skips one.
+ * changelog/change-log-tail.ts), so a client paging with `after` never skips one.
  */
 export async function listStatusChanges(
   ex: Executor,
@@ -128,10 +129,10 @@ export async function listStatusChanges(
   const first = checkFirst('first', args.first, 100);
   const filter = checkStatusChangeFilter('filter', args.filter, scope);
   const afterId = args.after == null ? null : decodeStatusChangeCursor('after', args.after);
-  const rows = await store.listStatusChanges(ex, {
+  const rows = await changeStore.listStatusChanges(ex, {
     ...filter,
     afterId,
-    throughId: await store.findContiguousLogHead(ex, resolvedLogPosition),
+    throughId: await changeStore.findContiguousLogHead(ex, resolvedLogPosition),
     limit: first + 1,
   });
   return toConnection(rows, first, statusChangeCursor);
@@ -171,7 +172,7 @@ export async function listRunHistory(
   const kind = `${HISTORY_CURSOR}:${runId}`;
   const afterVersion =
     args.after == null ? null : Number(decodeCursor('after', args.after, kind, ['int32'])[0]);
-  const rows = await store.listRunHistory(ex, runId, afterVersion, first + 1);
+  const rows = await changeStore.listRunHistory(ex, runId, afterVersion, first + 1);
   return toConnection(rows, first, (c) => encodeCursor(kind, [c.version]));
 }
 

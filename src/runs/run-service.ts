@@ -1,7 +1,7 @@
 import type { Db } from '../db/client.js';
 import type { RunRow, StatusChangeRow, TriggerPolicy } from '../db/schema.js';
 import { BadUserInputError, getPgErrorCode, NotFoundError, StaleAttemptError } from '../errors.js';
-import type { RunstateEvents } from '../events/topics.js';
+import type { RunstateEvents } from '../live/topics.js';
 import {
   getStatusesInCategories,
   getStatusInfo,
@@ -20,11 +20,13 @@ import {
 } from '../validation.js';
 import type { RunEventKind } from './dependency-rules.js';
 import { checkEventTriggers, decideDownstream, NOT_HANDED_ON } from './orchestration.js';
-import * as store from './run-store.js';
 import { runTransitionBatch, type TransitionOutcome } from './transition-batch.js';
 import { applyTransition, type TransitionRequest } from './transition-rules.js';
 import { canSeeProject, UNRESTRICTED } from '../auth/principal.js';
 import type { Actor } from './transition-batch.js';
+import * as store from './run-store.js';
+import * as changeStore from '../changelog/change-store.js';
+import * as dependencyStore from './dependency-store.js';
 
 export type { TransitionRequest } from './transition-rules.js';
 export type { Actor, TransitionOutcome } from './transition-batch.js';
@@ -105,7 +107,7 @@ export interface RunServiceDeps {
    * instance alike; they are never published from here.
    */
   changeLog: { committed(): void };
-  /** Passes progress and heartbeat updates on to the other instances (events/run-signal.ts). */
+  /** Passes progress and heartbeat updates on to the other instances (live/run-signal.ts). */
   runSignal: { runChanged(runId: string): void };
 }
 
@@ -262,7 +264,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
         db.transaction(async (tx) => {
           // Upstreams first (locked): their state decides this run's, and none may finish
           // unseen between our read and our commit.
-          const locked = await store.lockUpstreamsForCreate(tx, [
+          const locked = await dependencyStore.lockUpstreamsForCreate(tx, [
             ...new Set([...dependsOn, ...events.map((e) => e.refId)]),
           ]);
           const found = new Set(
@@ -279,9 +281,9 @@ export function createRunService(deps: RunServiceDeps): RunService {
 
           const inserted = await store.insertRun(tx, values);
           if (!inserted) return null;
-          await store.insertDependencies(tx, inserted.id, dependsOn);
-          await store.insertEventTriggers(tx, inserted.id, events);
-          const changes: store.NewStatusChange[] = [
+          await dependencyStore.insertDependencies(tx, inserted.id, dependsOn);
+          await dependencyStore.insertEventTriggers(tx, inserted.id, events);
+          const changes: changeStore.NewStatusChange[] = [
             {
               runId: inserted.id,
               project: inserted.project,
@@ -318,7 +320,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
             await store.setMemoizedFrom(tx, run.id, memo.id);
           } else if (values.trigger || events.length > 0) {
             const eventStates =
-              events.length > 0 ? await store.listEventTriggerStates(tx, [run.id]) : [];
+              events.length > 0 ? await dependencyStore.listEventTriggerStates(tx, [run.id]) : [];
             const decided = decideDownstream(
               run,
               upstreams,
@@ -330,7 +332,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
             changes.push(...decided.changes);
             await store.updateRunStates(tx, [run]);
           }
-          return { run, changes: await store.insertStatusChanges(tx, changes) };
+          return { run, changes: await changeStore.insertStatusChanges(tx, changes) };
         }),
       );
       if (created) {

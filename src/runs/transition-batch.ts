@@ -3,7 +3,6 @@ import { commitWithNextStatement, type Tx } from '../db/client.js';
 import type { RunStatus } from '../lifecycle/lifecycle.js';
 import { canSeeProject, type Principal } from '../auth/principal.js';
 import { cascadeToDownstreams } from './orchestration.js';
-import * as store from './run-store.js';
 import {
   applyTransition,
   changeTimeFor,
@@ -14,6 +13,9 @@ import {
   type ConflictDetails,
   type TransitionRequest,
 } from './transition-rules.js';
+import * as store from './run-store.js';
+import * as changeStore from '../changelog/change-store.js';
+import * as keyStore from './transition-key-store.js';
 
 /**
  * One transaction of status changes: lock, decide each request in order, let orchestration
@@ -67,12 +69,12 @@ export async function runTransitionBatch(
   const changedIds = new Set<string>();
 
   const keyed = requests.filter((r) => r.idempotencyKey != null && state.has(r.id));
-  const stored = await store.findTransitionKeys(
+  const stored = await keyStore.findTransitionKeys(
     tx,
     keyed.map((r) => ({ runId: r.id, key: r.idempotencyKey! })),
   );
   /** key → index of the first request with it in this batch, or the stored answer. */
-  const seenKeys = new Map<string, { index: number } | { stored: store.StoredTransitionKey }>(
+  const seenKeys = new Map<string, { index: number } | { stored: keyStore.StoredTransitionKey }>(
     stored.map((s) => [keyOf(s.runId, s.key), { stored: s }]),
   );
 
@@ -80,10 +82,10 @@ export async function runTransitionBatch(
   // when later requests of the batch change it again.
   type Pending =
     | { kind: 'done'; outcome: TransitionOutcome }
-    | { kind: 'change'; changes: store.NewStatusChange[]; run: RunRow }
+    | { kind: 'change'; changes: changeStore.NewStatusChange[]; run: RunRow }
     | { kind: 'noop'; run: RunRow }
     | { kind: 'replayIndex'; index: number }
-    | { kind: 'replayStored'; stored: store.StoredTransitionKey };
+    | { kind: 'replayStored'; stored: keyStore.StoredTransitionKey };
   const pending: Pending[] = [];
   const newKeys: { runId: string; key: string; index: number }[] = [];
 
@@ -151,7 +153,7 @@ export async function runTransitionBatch(
       case 'apply': {
         // Each planned change (a failure may become FAILED then RETRYING) is its own version.
         let current = run;
-        const changes: store.NewStatusChange[] = [];
+        const changes: changeStore.NewStatusChange[] = [];
         const at = changeTimeFor(run, locked.now);
         for (const step of planChanges(run, targetOf(run, request), request)) {
           const next = applyTransition(current, step.to, at, step.message);
@@ -203,7 +205,7 @@ export async function runTransitionBatch(
   ]);
   const insertedByVersion = new Map(inserted.map((c) => [keyOf(c.runId, String(c.version)), c]));
   const replayedChanges = new Map(
-    (await store.getStatusChangesByIds(tx, storedChangeIds)).map((c) => [c.id, c]),
+    (await changeStore.getStatusChangesByIds(tx, storedChangeIds)).map((c) => [c.id, c]),
   );
 
   // A replay answers the first answer again; one from an earlier request shows the run now.
@@ -231,7 +233,7 @@ export async function runTransitionBatch(
   };
   pending.forEach((p, i) => outcomes.push(resolve(p, requests[i]!.id)));
 
-  await store.insertTransitionKeys(
+  await keyStore.insertTransitionKeys(
     tx,
     newKeys.map(({ runId, key, index }) => {
       const outcome = outcomes[index]!;
@@ -269,7 +271,7 @@ const KIND_OF_TYPENAME: Record<string, OutcomeKind> = {
 };
 
 function fromStored(
-  stored: store.StoredTransitionKey,
+  stored: keyStore.StoredTransitionKey,
   run: RunRow,
   changes: Map<number, StatusChangeRow>,
 ): TransitionOutcome {

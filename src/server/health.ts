@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { pingDatabase, type Database } from '../db/client.js';
 import { listPendingMigrations } from '../db/migrations.js';
-import type { ChangeLogTail, TailStatus } from '../events/change-log-tail.js';
+import type { ChangeLogTail, TailStatus } from '../changelog/change-log-tail.js';
 import type { Metrics } from '../ops/metrics.js';
 import { sendJson } from './respond.js';
 

@@ -4,7 +4,7 @@ import { createRun, record, sleep, waitUntil } from '../support/operations.js';
 import { startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // The change-log tail must never skip a change whose id was taken before a visible one but
-// which commits after it (events/change-log-tail.ts). Two writers are driven statement by
+// which commits after it (changelog/change-log-tail.ts). Two writers are driven statement by
 // statement on their own connections to produce exactly that interleaving.
 
 let server: TestServer;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SubscriptionOverflowError } from '../../src/errors.js';
-import { createEventHub } from '../../src/events/event-hub.js';
-import { endWithRequest, filterEvents } from '../../src/events/terminal-error.js';
+import { createEventHub } from '../../src/live/event-hub.js';
+import { endWithRequest, filterEvents } from '../../src/live/terminal-error.js';
 
 type Topics = { tick: number; other: string };
 

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/client.js';
-import { listWrittenMeasurements } from '../measurements/measurement-store.js';
+import type { MeasurementRow, RunRow } from '../db/schema.js';
 import type { Logger } from '../logger.js';
-import { getRunsByIds } from '../runs/run-store.js';
 import type { RunstateEvents } from './topics.js';
 
 /** The channel on which instances pass on run updates that are not status changes. */
@@ -40,10 +39,23 @@ export interface RunSignal {
   stop(): Promise<void>;
 }
 
+/** How an instance reads what another one wrote (the domains' stores, given by app.ts). */
+export interface RunSignalReaders {
+  runsByIds(ids: readonly string[]): Promise<RunRow[]>;
+  /** The measurements one transaction wrote for a run, ids first..last. */
+  writtenMeasurements(
+    runId: string,
+    firstId: number,
+    lastId: number,
+    txId: string,
+  ): Promise<MeasurementRow[]>;
+}
+
 export function createRunSignal(deps: {
   database: Database;
   events: RunstateEvents;
   logger: Logger;
+  read: RunSignalReaders;
 }): RunSignal {
   const { database, events, logger } = deps;
   const instance = randomUUID();
@@ -97,10 +109,9 @@ export function createRunSignal(deps: {
       return;
     }
     if (payload.i === instance) return;
-    const db = database.db;
     for (const [runId, first, last, txId] of payload.m ?? []) {
       if (!events.hasSubscribers('measurementRecorded', runId)) continue;
-      const rows = await listWrittenMeasurements(db, runId, first, last, txId);
+      const rows = await deps.read.writtenMeasurements(runId, first, last, txId);
       for (const row of rows) events.publish('measurementRecorded', runId, row);
     }
     const touched = [
@@ -108,7 +119,7 @@ export function createRunSignal(deps: {
     ];
     const watched = touched.filter((id) => events.hasSubscribers('runUpdated', id));
     if (watched.length === 0) return;
-    for (const run of await getRunsByIds(db, watched)) events.publish('runUpdated', run.id, run);
+    for (const run of await deps.read.runsByIds(watched)) events.publish('runUpdated', run.id, run);
   }
 
   return {

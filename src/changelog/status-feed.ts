@@ -1,10 +1,10 @@
 import type { Db } from '../db/client.js';
 import type { StatusChangeRow } from '../db/schema.js';
 import type { RunStatus } from '../lifecycle/lifecycle.js';
-import { listStatusChanges } from '../runs/run-store.js';
+import { listStatusChanges } from '../changelog/change-store.js';
 import type { ChangeLogTail } from './change-log-tail.js';
-import { filterEvents, interruptible, type TerminalError } from './terminal-error.js';
-import { ALL, type RunstateEvents } from './topics.js';
+import { filterEvents, interruptible, type TerminalError } from '../live/terminal-error.js';
+import { ALL, type RunstateEvents } from '../live/topics.js';
 
 export interface CheckedStatusChangeFilter {
   runIds: readonly string[] | null;

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../db/client.js';
 import type { StatusChangeRow } from '../db/schema.js';
 import type { Logger } from '../logger.js';
-import { mapStatusChangeRow, type RawStatusChange } from '../runs/run-store.js';
+import { mapStatusChangeRow, type RawStatusChange } from '../changelog/change-store.js';
 
 /**
  * One tail of the change log per instance: it reads committed status changes in log order and

@@ -1,0 +1,174 @@
+import { and, asc, eq, getTableColumns, gt, inArray, lte, sql, type SQL } from 'drizzle-orm';
+import { queryRows, type Executor } from '../db/client.js';
+import { statusChanges, type StatusChangeRow } from '../db/schema.js';
+import { type RunStatus } from '../lifecycle/lifecycle.js';
+
+/** SQL of the change log (status_changes) only: no rules here. */
+
+export interface NewStatusChange {
+  runId: string;
+  project: string;
+  fromStatus: RunStatus | null;
+  toStatus: RunStatus;
+  version: number;
+  reason: string | null;
+  message: string | null;
+  at: Date;
+  forced?: boolean;
+  /** The acting token's name; null for the service's own moves (the reaper). */
+  actor: string | null;
+}
+
+const changeColumns = (() => {
+  const { txId: _txId, ...columns } = getTableColumns(statusChanges);
+  return columns;
+})();
+
+/**
+ * INSERT of change-log rows, ids in the given order, each with the xid of a CTE `tx` the
+ * statement must define first (kept on the row for diagnostics; the change-log tail's gap rule
+ * relies on the table lock every INSERT holds, not on xids: see change-log-tail.ts).
+ */
+export function insertStatusChangesSql(changes: readonly NewStatusChange[]): SQL {
+  return sql`
+    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor)
+    SELECT tx.xid, c.run_id, c.project, c.from_status::run_status, c.to_status::run_status,
+           c.version, c.reason, c.message, c.at, coalesce(c.forced, false), c.actor
+    FROM tx, ROWS FROM (
+      jsonb_to_recordset(${JSON.stringify(changes)}::jsonb) AS ("runId" uuid, project text, "fromStatus" text,
+        "toStatus" text, version int, reason text, message text, at timestamptz, forced boolean,
+        actor text)
+    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, at, forced, actor, n)
+    ORDER BY c.n
+    RETURNING id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor`;
+}
+
+/** A status_changes row as both drivers return it from raw SQL. */
+export interface RawStatusChange {
+  id: string | number;
+  run_id: string;
+  project: string;
+  from_status: RunStatus | null;
+  to_status: RunStatus;
+  version: number;
+  reason: string | null;
+  message: string | null;
+  at: string | Date;
+  forced?: boolean | null;
+  actor?: string | null;
+}
+
+export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
+  return {
+    id: Number(row.id),
+    runId: row.run_id,
+    project: row.project,
+    fromStatus: row.from_status,
+    toStatus: row.to_status,
+    version: row.version,
+    reason: row.reason,
+    message: row.message,
+    forced: row.forced === true,
+    actor: row.actor ?? null,
+    at: row.at instanceof Date ? row.at : new Date(row.at),
+  };
+}
+
+/** Append to the change log, ids in the given order (see insertStatusChangesSql). */
+export async function insertStatusChanges(
+  tx: Executor,
+  rows: readonly NewStatusChange[],
+): Promise<StatusChangeRow[]> {
+  if (rows.length === 0) return [];
+  const inserted = await queryRows<RawStatusChange>(
+    tx,
+    sql`
+    /* insertStatusChanges */
+    WITH tx AS (SELECT pg_current_xact_id() AS xid)
+    ${insertStatusChangesSql(rows)}`,
+  );
+  return inserted.map(mapStatusChangeRow);
+}
+
+export async function getStatusChangesByIds(
+  ex: Executor,
+  ids: readonly number[],
+): Promise<StatusChangeRow[]> {
+  if (ids.length === 0) return [];
+  return ex
+    .select(changeColumns)
+    .from(statusChanges)
+    .where(inArray(statusChanges.id, [...ids]));
+}
+
+export interface StatusChangeQuery {
+  runIds?: readonly string[] | null;
+  projects?: readonly string[] | null;
+  /** null: any status; an empty list matches nothing. */
+  statuses: readonly RunStatus[] | null;
+  afterId: number | null;
+  /** Only changes with id <= throughId (the part of the log known to have no gaps left). */
+  throughId: number | null;
+  limit: number;
+}
+
+/** The global change log, in log order. */
+export async function listStatusChanges(
+  ex: Executor,
+  q: StatusChangeQuery,
+): Promise<StatusChangeRow[]> {
+  if ([q.runIds, q.projects, q.statuses].some((list) => list != null && list.length === 0))
+    return [];
+  const conditions: (SQL | undefined)[] = [];
+  if (q.runIds != null) conditions.push(inArray(statusChanges.runId, [...q.runIds]));
+  if (q.projects != null) conditions.push(inArray(statusChanges.project, [...q.projects]));
+  if (q.statuses != null) conditions.push(inArray(statusChanges.toStatus, [...q.statuses]));
+  if (q.afterId != null) conditions.push(gt(statusChanges.id, q.afterId));
+  if (q.throughId != null) conditions.push(lte(statusChanges.id, q.throughId));
+  return ex
+    .select(changeColumns)
+    .from(statusChanges)
+    .where(and(...conditions))
+    .orderBy(asc(statusChanges.id))
+    .limit(q.limit);
+}
+
+/** One run's history, oldest first (by version). */
+export async function listRunHistory(
+  ex: Executor,
+  runId: string,
+  afterVersion: number | null,
+  limit: number,
+): Promise<StatusChangeRow[]> {
+  return ex
+    .select(changeColumns)
+    .from(statusChanges)
+    .where(
+      and(
+        eq(statusChanges.runId, runId),
+        afterVersion == null ? undefined : gt(statusChanges.version, afterVersion),
+      ),
+    )
+    .orderBy(asc(statusChanges.version))
+    .limit(limit);
+}
+
+/**
+ * The highest id up to which the log has no unresolved gap: `resolved` (from the change-log
+ * tail, below which every gap is known to be final) extended by the ids that follow it without
+ * a hole (visible now, so committed). A page of the log never goes past it.
+ */
+export async function findContiguousLogHead(ex: Executor, resolved: number): Promise<number> {
+  const rows = await ex
+    .select({ id: statusChanges.id })
+    .from(statusChanges)
+    .where(gt(statusChanges.id, resolved))
+    .orderBy(asc(statusChanges.id))
+    .limit(1000);
+  let head = resolved;
+  for (const { id } of rows) {
+    if (id !== head + 1) break;
+    head = id;
+  }
+  return head;
+}
