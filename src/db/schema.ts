@@ -117,7 +117,7 @@ export const runs = pgTable(
     // tags @> '{…}' (all must match) and name ILIKE '%…%'.
     index('runs_tags_gin_idx').using('gin', t.tags),
     index('runs_name_trgm_idx').using('gin', sql`${t.name} gin_trgm_ops`),
-    // The reaper's three watch lists (findOverdueRuns): small partial indexes, not a scan.
+    // The reaper's three watch lists (findDeadlineCandidates): small partial indexes, not a scan.
     index('runs_heartbeat_watch_idx')
       .on(t.updatedAt)
       .where(

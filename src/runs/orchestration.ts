@@ -1,77 +1,22 @@
 import type { Tx } from '../db/client.js';
 import type { RunRow } from '../db/schema.js';
-import { isDone, type RunStatus } from '../lifecycle/lifecycle.js';
+import { isDone } from '../lifecycle/lifecycle.js';
 import { checkListLength, checkUuid, LIMITS } from '../validation.js';
+import { statusesOfEventKind, type RunEventKind } from './dependency-rules.js';
 import {
-  combineDecisions,
-  evaluateEvents,
-  evaluateTrigger,
-  statusesOfEventKind,
-  type EventTriggerState,
-  type RunEventKind,
-  type UpstreamState,
-} from './dependency-rules.js';
-import { applyTransition, changeTimeFor } from './transition-rules.js';
+  changeTimeFor,
+  decideDownstream,
+  keepsSchedulersDecision,
+  NOT_HANDED_ON,
+} from './policy.js';
 import * as store from './run-store.js';
 import type * as changeStore from '../changelog/change-store.js';
 import * as dependencyStore from './dependency-store.js';
 
 /**
- * The server's orchestration decisions: a waiting run's dependencies and event triggers, applied
- * in the transaction of the change that caused them (see dependency-rules.ts for the rules).
+ * The server's orchestration: a waiting run's dependencies and event triggers, read and applied
+ * in the transaction of the change that caused them. The decisions are policy.ts's.
  */
-
-/** Statuses of a run not yet handed to an executor (lifecycle rule 8): a stop ends it at once. */
-export const NOT_HANDED_ON: ReadonlySet<RunStatus> = new Set([
-  'CREATED',
-  'ON_SCHEDULE',
-  'COMPILED',
-  'QUEUED',
-  'RESUMING',
-  'RETRYING',
-]);
-
-/**
- * Apply a waiting run's trigger policy to its upstreams' states: QUEUED when met, UPSTREAM_FAILED
- * (or SKIPPED) when it never can be, else only its blockedReason changes. Pure.
- */
-export function decideDownstream(
-  run: RunRow,
-  upstreams: readonly UpstreamState[],
-  events: readonly EventTriggerState[],
-  at: Date,
-  actor: string | null,
-): { run: RunRow; changes: changeStore.NewStatusChange[] } {
-  const decision = combineDecisions(
-    run.trigger ? evaluateTrigger(run.trigger, upstreams, run.skipOnUpstreamSkip) : null,
-    events.length > 0 ? evaluateEvents(events) : null,
-  );
-  if (decision.kind === 'wait') {
-    return { run: { ...run, blockedReason: decision.reason }, changes: [] };
-  }
-  const to = decision.kind === 'start' ? 'QUEUED' : decision.to;
-  const message = decision.kind === 'start' ? null : decision.message;
-  const next = {
-    ...applyTransition(run, to, at, message),
-    blockedReason: decision.kind === 'start' ? null : decision.message,
-  };
-  return {
-    run: next,
-    changes: [
-      {
-        runId: run.id,
-        project: run.project,
-        fromStatus: run.status,
-        toStatus: to,
-        version: next.version,
-        reason: decision.reason,
-        message,
-        at,
-        actor,
-      },
-    ],
-  };
-}
 
 /** Event triggers, checked; several entries for one ref are merged. */
 export function checkEventTriggers(
@@ -161,13 +106,8 @@ export async function cascadeToDownstreams(
       if (run.trigger == null && events.length === 0) continue;
       const at = changeTimeFor(run, now);
       let decided = decideDownstream(run, upstreams, events, at, actor);
-      // Queue only a run that was waiting for this: not one already QUEUED, nor one that a
-      // scheduler took over after its conditions were met.
       const queues = decided.changes.some((c) => c.toStatus === 'QUEUED');
-      if (
-        queues &&
-        (run.status === 'QUEUED' || (run.status !== 'CREATED' && run.blockedReason == null))
-      ) {
+      if (queues && !keepsSchedulersDecision(run)) {
         decided = { run: { ...run, blockedReason: null }, changes: [] };
       }
       if (decided.changes.length === 0 && decided.run.blockedReason === run.blockedReason) continue;

@@ -2,12 +2,7 @@ import type { Db } from '../db/client.js';
 import type { RunRow, StatusChangeRow, TriggerPolicy } from '../db/schema.js';
 import { BadUserInputError, getPgErrorCode, NotFoundError, StaleAttemptError } from '../errors.js';
 import type { RunstateEvents } from '../live/topics.js';
-import {
-  getStatusesInCategories,
-  getStatusInfo,
-  isDone,
-  type RunStatus,
-} from '../lifecycle/lifecycle.js';
+import { getStatusInfo, isDone, type RunStatus } from '../lifecycle/lifecycle.js';
 import {
   checkFiniteInRange,
   checkIntInRange,
@@ -19,16 +14,24 @@ import {
   LIMITS,
 } from '../validation.js';
 import type { RunEventKind } from './dependency-rules.js';
-import { checkEventTriggers, decideDownstream, NOT_HANDED_ON } from './orchestration.js';
+import { checkEventTriggers } from './orchestration.js';
 import { runTransitionBatch, type TransitionOutcome } from './transition-batch.js';
-import { applyTransition, type TransitionRequest } from './transition-rules.js';
+import {
+  deadlineFor,
+  decideDownstream,
+  decideMemoized,
+  RUNNING_STATUSES,
+  stopTarget,
+  WAITING_STATUSES,
+  type TransitionRequest,
+} from './policy.js';
 import { canSeeProject, UNRESTRICTED } from '../auth/principal.js';
 import type { Actor } from './transition-batch.js';
 import * as store from './run-store.js';
 import * as changeStore from '../changelog/change-store.js';
 import * as dependencyStore from './dependency-store.js';
 
-export type { TransitionRequest } from './transition-rules.js';
+export type { TransitionRequest } from './policy.js';
 export type { Actor, TransitionOutcome } from './transition-batch.js';
 
 export interface CreateRunInput {
@@ -300,24 +303,22 @@ export function createRunService(deps: RunServiceDeps): RunService {
           const memo = values.cacheKey
             ? await store.findMemoizedRun(tx, values.project, values.cacheKey)
             : null;
-          if (memo) {
-            // Parsl's memo_done: the result exists already, nothing needs to run.
-            const message = `memoized from run ${memo.id}`;
-            const skipped = applyTransition(run, 'SKIPPED', run.createdAt, message);
+          const memoized = decideMemoized(run, memo);
+          if (memoized) {
             changes.push({
               runId: run.id,
               project: run.project,
               fromStatus: run.status,
-              toStatus: 'SKIPPED',
-              version: skipped.version,
-              reason: 'MEMOIZED',
-              message,
+              toStatus: memoized.change.to,
+              version: memoized.run.version,
+              reason: memoized.change.reason,
+              message: memoized.change.message,
               at: run.createdAt,
               actor: actor.name,
             });
-            run = { ...skipped, memoizedFrom: memo.id };
+            run = memoized.run;
             await store.updateRunStates(tx, [run]);
-            await store.setMemoizedFrom(tx, run.id, memo.id);
+            await store.setMemoizedFrom(tx, run.id, memoized.run.memoizedFrom!);
           } else if (values.trigger || events.length > 0) {
             const eventStates =
               events.length > 0 ? await dependencyStore.listEventTriggerStates(tx, [run.id]) : [];
@@ -367,7 +368,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
           ...emptyRequest(checkUuid('id', id), 'STOPPING'),
           message: checkOptionalString('message', message, { max: LIMITS.messageLength }),
           reason: 'STOP_REQUESTED',
-          resolveTo: (run) => (NOT_HANDED_ON.has(run.status) ? 'STOPPED' : 'STOPPING'),
+          resolveTo: stopTarget,
         },
         actor,
       );
@@ -384,17 +385,22 @@ export function createRunService(deps: RunServiceDeps): RunService {
     },
 
     async reapOverdueRuns({ stopTimeoutSeconds }) {
-      const overdue = await store.findOverdueRuns(db, {
+      const { now, runs: candidates } = await store.findDeadlineCandidates(db, {
         stopTimeoutSeconds,
         limit: 200,
-        running: getStatusesInCategories(['RUNNING']),
-        waiting: getStatusesInCategories(['PENDING', 'QUEUED']),
+        running: RUNNING_STATUSES,
+        waiting: WAITING_STATUSES,
+      });
+      // The policy decides; the SQL only found the runs a deadline may have passed for.
+      const overdue = candidates.flatMap((run) => {
+        const deadline = deadlineFor(run, now, stopTimeoutSeconds);
+        return deadline ? [{ run, deadline }] : [];
       });
       if (overdue.length === 0) return 0;
       const outcomes = await applyRequests(
-        overdue.map((run) => ({
-          ...emptyRequest(run.id, run.to),
-          reason: run.reason,
+        overdue.map(({ run, deadline }) => ({
+          ...emptyRequest(run.id, deadline.to),
+          reason: deadline.reason,
           expectedRevision: run.revision,
         })),
         UNRESTRICTED,

@@ -292,19 +292,18 @@ export async function setMemoizedFrom(ex: Executor, id: string, from: string): P
   await ex.update(runs).set({ memoizedFrom: from }).where(eq(runs.id, id));
 }
 
-export interface OverdueRun {
-  id: string;
-  revision: number;
-  to: 'UNKNOWN' | 'FAILED' | 'STOPPED';
-  reason: 'HEARTBEAT_TIMEOUT' | 'QUEUE_TIMEOUT' | 'STOP_TIMEOUT';
-}
+/** What the deadline rules (policy.ts deadlineFor) read of a run. */
+export type DeadlineCandidate = Pick<
+  RunRow,
+  'id' | 'revision' | 'status' | 'heartbeatTimeout' | 'queueTimeout' | 'heartbeatAt' | 'updatedAt'
+>;
 
 /**
- * Runs past a deadline: silent longer than their heartbeatTimeout while in the RUNNING category,
- * waiting longer than their queueTimeout while PENDING or QUEUED, STOPPING longer than the
- * server's stop timeout. Times are the database's.
+ * Runs a deadline may have passed for, and the database's clock to judge them by. The
+ * conditions mirror policy.ts's deadlineFor so that the reaper's partial indexes (schema.ts)
+ * find them without a scan; the policy decides.
  */
-export async function findOverdueRuns(
+export async function findDeadlineCandidates(
   ex: Executor,
   options: {
     stopTimeoutSeconds: number;
@@ -312,33 +311,51 @@ export async function findOverdueRuns(
     running: readonly RunStatus[];
     waiting: readonly RunStatus[];
   },
-): Promise<OverdueRun[]> {
-  const rows = await queryRows<{ id: string; revision: string | number; kind: string }>(
+): Promise<{ now: Date; runs: DeadlineCandidate[] }> {
+  const rows = await queryRows<{
+    now: string | Date;
+    id: string | null;
+    revision: string | number;
+    status: RunStatus;
+    heartbeat_timeout: number | null;
+    queue_timeout: number | null;
+    heartbeat_at: string | Date | null;
+    updated_at: string | Date;
+  }>(
     ex,
     sql`
-    /* findOverdueRuns */
-    SELECT id, revision, CASE
-        WHEN status = ANY(${sql.raw(`'{${options.running.join(',')}}'`)}::run_status[]) THEN 'heartbeat'
-        WHEN status = 'STOPPING' THEN 'stop'
-        ELSE 'queue' END AS kind
-    FROM runs
-    WHERE (heartbeat_timeout IS NOT NULL
-            AND status = ANY(${sql.raw(`'{${options.running.join(',')}}'`)}::run_status[])
-            AND greatest(heartbeat_at, updated_at) < now() - make_interval(secs => heartbeat_timeout))
-       OR (queue_timeout IS NOT NULL
-            AND status = ANY(${sql.raw(`'{${options.waiting.join(',')}}'`)}::run_status[])
-            AND updated_at < now() - make_interval(secs => queue_timeout))
-       OR (status = 'STOPPING' AND updated_at < now() - make_interval(secs => ${options.stopTimeoutSeconds}))
-    LIMIT ${options.limit}`,
+    /* findDeadlineCandidates */
+    SELECT clock.now, r.* FROM (SELECT now() AS now) AS clock
+    LEFT JOIN LATERAL (
+      SELECT id, revision, status, heartbeat_timeout, queue_timeout, heartbeat_at, updated_at
+      FROM runs
+      WHERE (heartbeat_timeout IS NOT NULL
+              AND status = ANY(${sql.raw(`'{${options.running.join(',')}}'`)}::run_status[])
+              AND greatest(heartbeat_at, updated_at) < clock.now - make_interval(secs => heartbeat_timeout))
+         OR (queue_timeout IS NOT NULL
+              AND status = ANY(${sql.raw(`'{${options.waiting.join(',')}}'`)}::run_status[])
+              AND updated_at < clock.now - make_interval(secs => queue_timeout))
+         OR (status = 'STOPPING' AND updated_at < clock.now - make_interval(secs => ${options.stopTimeoutSeconds}))
+      LIMIT ${options.limit}
+    ) AS r ON true`,
   );
-  const decisions = {
-    heartbeat: { to: 'UNKNOWN', reason: 'HEARTBEAT_TIMEOUT' },
-    queue: { to: 'FAILED', reason: 'QUEUE_TIMEOUT' },
-    stop: { to: 'STOPPED', reason: 'STOP_TIMEOUT' },
-  } as const;
-  return rows.map((r) => ({
-    id: r.id,
-    revision: Number(r.revision),
-    ...decisions[r.kind as keyof typeof decisions],
-  }));
+  const date = (value: string | Date) => (value instanceof Date ? value : new Date(value));
+  return {
+    now: date(rows[0]!.now),
+    runs: rows.flatMap((r) =>
+      r.id == null
+        ? []
+        : [
+            {
+              id: r.id,
+              revision: Number(r.revision),
+              status: r.status,
+              heartbeatTimeout: r.heartbeat_timeout,
+              queueTimeout: r.queue_timeout,
+              heartbeatAt: r.heartbeat_at == null ? null : date(r.heartbeat_at),
+              updatedAt: date(r.updated_at),
+            },
+          ],
+    ),
+  };
 }

@@ -12,7 +12,7 @@ import {
   targetOf,
   type ConflictDetails,
   type TransitionRequest,
-} from './transition-rules.js';
+} from './policy.js';
 import * as store from './run-store.js';
 import * as changeStore from '../changelog/change-store.js';
 import * as keyStore from './transition-key-store.js';

@@ -1,15 +1,46 @@
+import type { NewStatusChange } from '../changelog/change-store.js';
 import type { RunRow } from '../db/schema.js';
 import {
+  getStatusesInCategories,
   getStatusInfo,
   isDone,
   isTransitionAllowed,
   startsRunning,
   type RunStatus,
 } from '../lifecycle/lifecycle.js';
+import {
+  combineDecisions,
+  evaluateEvents,
+  evaluateTrigger,
+  type EventTriggerState,
+  type UpstreamState,
+} from './dependency-rules.js';
 
 /**
- * The rules a requested status change goes through, in order, against the run as it is under
- * its row lock. Pure: no I/O, so every rule is unit-testable and the service stays small.
+ * The lifecycle's policy: every rule that decides a status, as a small pure function, in the
+ * order they apply. The lifecycle table (lifecycle.ts) is the data; this is what is done with it.
+ * Pure: no I/O, so each rule has its own unit test (test/unit/policy.test.ts) and the
+ * transaction code (transition-batch.ts, orchestration.ts, run-service.ts) only runs them; the
+ * SQL only reads and writes.
+ *
+ * A requested change, against the run under its row lock:
+ *   1. refuseStaleAttempt       fencing: a retried attempt's worker cannot overwrite the next
+ *   2. refuseStalePrecondition  a lost race: the caller acted on a state no longer current
+ *   3. acceptSameStatusAsNoop   a repeated report writes nothing and sends nothing
+ *   4. refuseIllegalMove        only moves in the lifecycle table (an admin's force skips it)
+ * Its target, and what is written:
+ *   5. stopTarget               a stop ends at once a run no executor holds yet
+ *   6. planChanges              a failure with retries left becomes RETRYING
+ *   7. applyTransition          versions, attempts and times follow the status
+ *   8. changeTimeFor            a run's times never go backwards
+ * What a change causes, in the same transaction:
+ *   9. decideMemoized           a cacheKey hit is SKIPPED (MEMOIZED): nothing needs to run
+ *  10. decideDownstream         dependency and event conditions (dependency-rules.ts) decide a
+ *                               waiting run: QUEUED, UPSTREAM_FAILED or SKIPPED, or still waiting
+ *  11. keepsSchedulersDecision  a run a scheduler already moved on is not queued again
+ * What time decides (the reaper, once across instances):
+ *  12. deadlineFor              silent running -> UNKNOWN, queued too long -> FAILED,
+ *                               STOPPING too long -> STOPPED
  */
 
 export interface TransitionRequest {
@@ -118,7 +149,7 @@ function refuseStalePrecondition(run: RunRow, request: TransitionRequest): Decis
   );
 }
 
-/** Rule 10: moving to the current status writes nothing and sends nothing. */
+/** A repeated report (a retried request, two workers agreeing) writes nothing, sends nothing. */
 function acceptSameStatusAsNoop(run: RunRow, to: RunStatus): Decision | null {
   return to === run.status ? { kind: 'noop' } : null;
 }
@@ -137,6 +168,24 @@ function refuseIllegalMove(run: RunRow, to: RunStatus): Decision | null {
         ? `run ${run.id} is ${run.status}, which is final: no transition is allowed`
         : `run ${run.id} cannot go from ${run.status} to ${to}; allowed: ${allowed.join(', ')}`,
   };
+}
+
+/** Statuses of a run not handed to an executor yet: nothing runs that would need stopping. */
+export const NOT_HANDED_ON: ReadonlySet<RunStatus> = new Set([
+  'CREATED',
+  'ON_SCHEDULE',
+  'COMPILED',
+  'QUEUED',
+  'RESUMING',
+  'RETRYING',
+]);
+
+/**
+ * Where stopRun takes a run: STOPPED at once when no executor holds it (nobody would confirm a
+ * stop), else STOPPING for the executor to finish the stop. Decided under the run's lock.
+ */
+export function stopTarget(run: RunRow): RunStatus {
+  return NOT_HANDED_ON.has(run.status) ? 'STOPPED' : 'STOPPING';
 }
 
 /**
@@ -201,4 +250,111 @@ export function applyTransition(
     next.stopMessage = null;
   }
   return next;
+}
+
+/**
+ * A run created with the cacheKey of a SUCCEEDED run of its project: SKIPPED at once (reason
+ * MEMOIZED, Parsl's memo_done), standing for that run; downstreams treat it as succeeded.
+ */
+export function decideMemoized(
+  run: RunRow,
+  memo: { id: string } | null,
+): { run: RunRow; change: PlannedChange } | null {
+  if (!memo) return null;
+  const message = `memoized from run ${memo.id}`;
+  return {
+    run: { ...applyTransition(run, 'SKIPPED', run.createdAt, message), memoizedFrom: memo.id },
+    change: { to: 'SKIPPED', reason: 'MEMOIZED', message },
+  };
+}
+
+/**
+ * Apply a waiting run's trigger policy to its upstreams' states, and its event triggers to their
+ * refs: QUEUED when met, UPSTREAM_FAILED (or SKIPPED) when they never can be, else only its
+ * blockedReason changes.
+ */
+export function decideDownstream(
+  run: RunRow,
+  upstreams: readonly UpstreamState[],
+  events: readonly EventTriggerState[],
+  at: Date,
+  actor: string | null,
+): { run: RunRow; changes: NewStatusChange[] } {
+  const decision = combineDecisions(
+    run.trigger ? evaluateTrigger(run.trigger, upstreams, run.skipOnUpstreamSkip) : null,
+    events.length > 0 ? evaluateEvents(events) : null,
+  );
+  if (decision.kind === 'wait') {
+    return { run: { ...run, blockedReason: decision.reason }, changes: [] };
+  }
+  const to = decision.kind === 'start' ? 'QUEUED' : decision.to;
+  const message = decision.kind === 'start' ? null : decision.message;
+  const next = {
+    ...applyTransition(run, to, at, message),
+    blockedReason: decision.kind === 'start' ? null : decision.message,
+  };
+  return {
+    run: next,
+    changes: [
+      {
+        runId: run.id,
+        project: run.project,
+        fromStatus: run.status,
+        toStatus: to,
+        version: next.version,
+        reason: decision.reason,
+        message,
+        at,
+        actor,
+      },
+    ],
+  };
+}
+
+/**
+ * Queue only a run that was waiting for its conditions: not one already QUEUED, nor one that a
+ * scheduler took over after its conditions were met (it left CREATED with no blockedReason).
+ * Answers whether a decision to queue `run` stands.
+ */
+export function keepsSchedulersDecision(run: RunRow): boolean {
+  return !(run.status === 'QUEUED' || (run.status !== 'CREATED' && run.blockedReason == null));
+}
+
+/** What a deadline decides: the status and the reason recorded. */
+export interface Deadline {
+  to: 'UNKNOWN' | 'FAILED' | 'STOPPED';
+  reason: 'HEARTBEAT_TIMEOUT' | 'QUEUE_TIMEOUT' | 'STOP_TIMEOUT';
+}
+
+/** Statuses in which a run must beat (heartbeatTimeout), and in which it waits (queueTimeout). */
+export const RUNNING_STATUSES = getStatusesInCategories(['RUNNING']);
+export const WAITING_STATUSES = getStatusesInCategories(['PENDING', 'QUEUED']);
+
+/**
+ * The deadline `run` is past at `now`, if any: a run with heartbeatTimeout silent that long in
+ * the RUNNING category becomes UNKNOWN (its executor may be gone; a late beat or SUCCEEDED is
+ * still accepted); one with queueTimeout waiting that long becomes FAILED; one STOPPING longer
+ * than stopTimeoutSeconds becomes STOPPED (nobody confirmed the stop).
+ */
+export function deadlineFor(
+  run: Pick<RunRow, 'status' | 'heartbeatTimeout' | 'queueTimeout' | 'heartbeatAt' | 'updatedAt'>,
+  now: Date,
+  stopTimeoutSeconds: number,
+): Deadline | null {
+  const since = (from: Date) => (now.getTime() - from.getTime()) / 1000;
+  if (run.heartbeatTimeout != null && RUNNING_STATUSES.includes(run.status)) {
+    const last = Math.max(run.updatedAt.getTime(), run.heartbeatAt?.getTime() ?? 0);
+    if (since(new Date(last)) > run.heartbeatTimeout)
+      return { to: 'UNKNOWN', reason: 'HEARTBEAT_TIMEOUT' };
+  }
+  if (
+    run.queueTimeout != null &&
+    WAITING_STATUSES.includes(run.status) &&
+    since(run.updatedAt) > run.queueTimeout
+  ) {
+    return { to: 'FAILED', reason: 'QUEUE_TIMEOUT' };
+  }
+  if (run.status === 'STOPPING' && since(run.updatedAt) > stopTimeoutSeconds)
+    return { to: 'STOPPED', reason: 'STOP_TIMEOUT' };
+  return null;
 }

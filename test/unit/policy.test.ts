@@ -1,0 +1,272 @@
+import { describe, expect, it } from 'vitest';
+import type { RunRow } from '../../src/db/schema.js';
+import type { RunStatus } from '../../src/lifecycle/lifecycle.js';
+import {
+  applyTransition,
+  changeTimeFor,
+  deadlineFor,
+  decideMemoized,
+  decideTransition,
+  keepsSchedulersDecision,
+  planChanges,
+  refuseStaleAttempt,
+  stopTarget,
+  type TransitionRequest,
+} from '../../src/runs/policy.js';
+
+const t0 = new Date('2026-01-01T00:00:00.000Z');
+const t1 = new Date('2026-01-01T00:01:00.000Z');
+const t2 = new Date('2026-01-01T00:02:00.000Z');
+
+function run(status: RunStatus, overrides: Partial<RunRow> = {}): RunRow {
+  return {
+    id: '11111111-1111-4111-8111-111111111111',
+    project: 'p',
+    name: null,
+    tags: [],
+    meta: null,
+    status,
+    version: 3,
+    attempt: 1,
+    maxRetries: 0,
+    revision: 1,
+    followers: 0,
+    trigger: null,
+    skipOnUpstreamSkip: false,
+    blockedReason: null,
+    cacheKey: null,
+    heartbeatTimeout: null,
+    queueTimeout: null,
+    memoizedFrom: null,
+    progress: null,
+    phase: null,
+    stopMessage: null,
+    idempotencyKey: null,
+    createdAt: t0,
+    updatedAt: t0,
+    startedAt: null,
+    finishedAt: null,
+    heartbeatAt: null,
+    ...overrides,
+  };
+}
+
+function request(to: RunStatus, overrides: Partial<TransitionRequest> = {}): TransitionRequest {
+  return {
+    id: run('CREATED').id,
+    to,
+    attempt: null,
+    reason: null,
+    message: null,
+    expectedStatus: null,
+    expectedVersion: null,
+    idempotencyKey: null,
+    ...overrides,
+  };
+}
+
+describe('decideTransition', () => {
+  it('applies a legal move', () => {
+    expect(decideTransition(run('QUEUED'), request('RUNNING'))).toEqual({ kind: 'apply' });
+  });
+
+  it('treats a move to the current status as a no-op, even where the table has no self-loop', () => {
+    expect(decideTransition(run('SUCCEEDED'), request('SUCCEEDED'))).toEqual({ kind: 'noop' });
+  });
+
+  it('refuses an illegal move and lists what is allowed', () => {
+    expect(decideTransition(run('STOPPING'), request('RUNNING'))).toMatchObject({
+      kind: 'illegal',
+      from: 'STOPPING',
+      to: 'RUNNING',
+      allowed: ['SUCCEEDED', 'FAILED', 'STOPPED'],
+    });
+    expect(decideTransition(run('SUCCEEDED'), request('RUNNING'))).toMatchObject({
+      kind: 'illegal',
+      allowed: [],
+      message: expect.stringContaining('final'),
+    });
+  });
+
+  it('checks expectations before anything else', () => {
+    expect(
+      decideTransition(run('RUNNING'), request('RUNNING', { expectedStatus: 'QUEUED' })),
+    ).toMatchObject({
+      kind: 'conflict',
+      expectedStatus: 'QUEUED',
+      actualStatus: 'RUNNING',
+      actualVersion: 3,
+    });
+    expect(
+      decideTransition(run('RUNNING'), request('CREATED', { expectedVersion: 2 })),
+    ).toMatchObject({
+      kind: 'conflict',
+      expectedVersion: 2,
+      actualVersion: 3,
+    });
+    expect(
+      decideTransition(
+        run('RUNNING'),
+        request('SUCCEEDED', { expectedStatus: 'RUNNING', expectedVersion: 3 }),
+      ),
+    ).toEqual({ kind: 'apply' });
+  });
+});
+
+describe('applyTransition', () => {
+  it('bumps the version and sets startedAt only on the first start', () => {
+    const started = applyTransition(run('QUEUED'), 'STARTING', t1, null);
+    expect(started).toMatchObject({ status: 'STARTING', version: 4, startedAt: t1, updatedAt: t1 });
+    const running = applyTransition(started, 'RUNNING', t2, null);
+    expect(running.startedAt).toEqual(t1);
+    expect(applyTransition(run('QUEUED'), 'SCHEDULED', t1, null).startedAt).toBeNull();
+  });
+
+  it('sets finishedAt and stopMessage on DONE and clears them when leaving DONE', () => {
+    const failed = applyTransition(
+      run('RUNNING', { startedAt: t0 }),
+      'FAILED',
+      t1,
+      'out of memory',
+    );
+    expect(failed).toMatchObject({ finishedAt: t1, stopMessage: 'out of memory' });
+    const retrying = applyTransition(failed, 'RETRYING', t2, 'again');
+    expect(retrying).toMatchObject({
+      finishedAt: null,
+      stopMessage: null,
+      startedAt: t0,
+      version: 5,
+    });
+  });
+});
+
+describe('refuseStaleAttempt (fencing)', () => {
+  it("refuses a report for an attempt that is not the run's, before any other rule", () => {
+    const retried = run('RUNNING', { attempt: 2 });
+    expect(refuseStaleAttempt(retried, request('SUCCEEDED', { attempt: 1 }))).toMatchObject({
+      kind: 'conflict',
+      expectedAttempt: 1,
+      actualAttempt: 2,
+    });
+    expect(decideTransition(retried, request('RUNNING', { attempt: 1 }))).toMatchObject({
+      kind: 'conflict',
+    });
+    expect(refuseStaleAttempt(retried, request('SUCCEEDED', { attempt: 2 }))).toBeNull();
+    expect(refuseStaleAttempt(retried, request('SUCCEEDED'))).toBeNull();
+  });
+});
+
+describe('stopTarget', () => {
+  it('stops at once a run no executor holds, and asks an executor to stop the others', () => {
+    for (const status of ['CREATED', 'ON_SCHEDULE', 'COMPILED', 'QUEUED', 'RESUMING', 'RETRYING'])
+      expect(stopTarget(run(status as RunStatus)), status).toBe('STOPPED');
+    for (const status of ['SCHEDULED', 'STARTING', 'RUNNING', 'PROCESSING', 'UNKNOWN'])
+      expect(stopTarget(run(status as RunStatus)), status).toBe('STOPPING');
+  });
+});
+
+describe('planChanges (retries)', () => {
+  const failing = (overrides: Partial<RunRow> = {}) =>
+    run('RUNNING', { maxRetries: 2, attempt: 1, ...overrides });
+
+  it('records a failure with retries left as RETRYING (reason RETRY), the message kept', () => {
+    expect(planChanges(failing(), 'FAILED', request('FAILED', { message: 'oom' }))).toEqual([
+      { to: 'RETRYING', reason: 'RETRY', message: 'oom' },
+    ]);
+  });
+
+  it('as FAILED then RETRYING where the lifecycle has no direct move (from QUEUED)', () => {
+    expect(planChanges(failing({ status: 'QUEUED' }), 'FAILED', request('FAILED'))).toEqual([
+      { to: 'FAILED', reason: null, message: null },
+      { to: 'RETRYING', reason: 'RETRY', message: null },
+    ]);
+  });
+
+  it('records the failure alone once retries are spent, when forced, or while stopping', () => {
+    const only = [{ to: 'FAILED', reason: null, message: null }];
+    expect(planChanges(failing({ attempt: 3 }), 'FAILED', request('FAILED'))).toEqual(only);
+    expect(
+      planChanges(failing(), 'FAILED', request('FAILED', { force: true, reason: null })),
+    ).toEqual(only);
+    expect(planChanges(failing({ status: 'STOPPING' }), 'FAILED', request('FAILED'))).toEqual(only);
+  });
+
+  it('leaves every other target alone', () => {
+    expect(planChanges(failing(), 'SUCCEEDED', request('SUCCEEDED'))).toEqual([
+      { to: 'SUCCEEDED', reason: null, message: null },
+    ]);
+  });
+
+  it('starts the next attempt on RETRYING', () => {
+    expect(applyTransition(failing(), 'RETRYING', t1, null).attempt).toBe(2);
+  });
+});
+
+describe('changeTimeFor', () => {
+  it("never lets a run's times go backwards", () => {
+    expect(changeTimeFor(run('RUNNING', { updatedAt: t2 }), t1)).toEqual(t2);
+    expect(changeTimeFor(run('RUNNING', { updatedAt: t1 }), t2)).toEqual(t2);
+  });
+});
+
+describe('decideMemoized', () => {
+  it('makes a cacheKey hit SKIPPED (MEMOIZED) at its creation time, standing for the memo', () => {
+    const created = run('CREATED', { version: 1, createdAt: t0, updatedAt: t0 });
+    const memo = { id: '22222222-2222-4222-8222-222222222222' };
+    expect(decideMemoized(created, memo)).toEqual({
+      run: expect.objectContaining({
+        status: 'SKIPPED',
+        version: 2,
+        finishedAt: t0,
+        memoizedFrom: memo.id,
+      }),
+      change: { to: 'SKIPPED', reason: 'MEMOIZED', message: `memoized from run ${memo.id}` },
+    });
+    expect(decideMemoized(created, null)).toBeNull();
+  });
+});
+
+describe('keepsSchedulersDecision', () => {
+  it('queues a run still waiting, not one already QUEUED or taken over by a scheduler', () => {
+    expect(keepsSchedulersDecision(run('CREATED', { blockedReason: 'waiting' }))).toBe(true);
+    expect(keepsSchedulersDecision(run('CREATED'))).toBe(true);
+    expect(keepsSchedulersDecision(run('RETRYING', { blockedReason: 'waiting' }))).toBe(true);
+    expect(keepsSchedulersDecision(run('QUEUED', { blockedReason: 'waiting' }))).toBe(false);
+    expect(keepsSchedulersDecision(run('COMPILED'))).toBe(false);
+  });
+});
+
+describe('deadlineFor', () => {
+  const at = (seconds: number) => new Date(t0.getTime() + seconds * 1000);
+
+  it('a run silent longer than its heartbeatTimeout in the RUNNING category is UNKNOWN', () => {
+    const silent = run('RUNNING', { heartbeatTimeout: 30, updatedAt: t0, heartbeatAt: at(20) });
+    expect(deadlineFor(silent, at(49), 300)).toBeNull();
+    expect(deadlineFor(silent, at(51), 300)).toEqual({
+      to: 'UNKNOWN',
+      reason: 'HEARTBEAT_TIMEOUT',
+    });
+    expect(deadlineFor({ ...silent, status: 'PROCESSING' }, at(51), 300)).toMatchObject({
+      to: 'UNKNOWN',
+    });
+    expect(deadlineFor({ ...silent, heartbeatTimeout: null }, at(51), 300)).toBeNull();
+  });
+
+  it('a run waiting longer than its queueTimeout is FAILED', () => {
+    const waiting = run('QUEUED', { queueTimeout: 60, updatedAt: t0 });
+    expect(deadlineFor(waiting, at(59), 300)).toBeNull();
+    expect(deadlineFor(waiting, at(61), 300)).toEqual({ to: 'FAILED', reason: 'QUEUE_TIMEOUT' });
+    expect(deadlineFor({ ...waiting, status: 'CREATED' }, at(61), 300)).toMatchObject({
+      to: 'FAILED',
+    });
+    expect(deadlineFor({ ...waiting, status: 'RUNNING' }, at(61), 300)).toBeNull();
+  });
+
+  it('a run STOPPING longer than the stop timeout is STOPPED; a done run has no deadline', () => {
+    const stopping = run('STOPPING', { updatedAt: t0 });
+    expect(deadlineFor(stopping, at(299), 300)).toBeNull();
+    expect(deadlineFor(stopping, at(301), 300)).toEqual({ to: 'STOPPED', reason: 'STOP_TIMEOUT' });
+    const done = run('SUCCEEDED', { heartbeatTimeout: 1, queueTimeout: 1, updatedAt: t0 });
+    expect(deadlineFor(done, at(10_000), 300)).toBeNull();
+  });
+});
