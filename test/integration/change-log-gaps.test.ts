@@ -25,6 +25,14 @@ async function appendChange(tx: postgres.ReservedSql, runId: string, project: st
     SELECT tx.xid, ${runId}, ${project}, 'CREATED', ${to}::run_status, 2, now() FROM tx`;
 }
 
+/** One writer's whole transaction: the run QUEUED at version 2, and its change-log row. */
+async function commitQueued(writer: postgres.ReservedSql, runId: string, project: string) {
+  await writer`BEGIN`;
+  await writer`UPDATE runs SET status = 'QUEUED', version = 2 WHERE id = ${runId}`;
+  await appendChange(writer, runId, project, 'QUEUED');
+  await writer`COMMIT`;
+}
+
 interface Scenario {
   project: string;
   u: { id: string };
@@ -89,10 +97,7 @@ it('a gap left by a rolled-back writer is passed once it has finished', () =>
     await writerG`BEGIN`;
     await writerG`UPDATE runs SET status = 'RUNNING', version = 2 WHERE id = ${g.id}`;
     await appendChange(writerG, g.id, project, 'RUNNING');
-    await writerU`BEGIN`;
-    await writerU`UPDATE runs SET status = 'QUEUED', version = 2 WHERE id = ${u.id}`;
-    await appendChange(writerU, u.id, project, 'QUEUED');
-    await writerU`COMMIT`;
+    await commitQueued(writerU, u.id, project);
     server.app.services.tail.poke();
     await sleep(100);
     expect(events.values).toEqual([]);
@@ -141,10 +146,7 @@ it('a writer that keeps its transaction open is named by /ready until it ends', 
     const pid = row!.pid;
     await writerG`BEGIN`;
     await appendChange(writerG, g.id, project, 'RUNNING');
-    await writerU`BEGIN`;
-    await writerU`UPDATE runs SET status = 'QUEUED', version = 2 WHERE id = ${u.id}`;
-    await appendChange(writerU, u.id, project, 'QUEUED');
-    await writerU`COMMIT`;
+    await commitQueued(writerU, u.id, project);
     server.app.services.tail.poke();
     const readyUrl = new URL('/ready', server.url);
     let ready: { status: string; checks: Record<string, string> } | undefined;
