@@ -1,4 +1,3 @@
-import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import type { ApiRole, ApiTokenRow } from '../db/schema.js';
 import { BadUserInputError, NotFoundError, UnauthenticatedError } from '../errors.js';
@@ -43,8 +42,6 @@ const CHANNEL = 'runstate_tokens';
 const CACHE_TTL_MS = 5_000;
 const CACHE_MAX = 10_000;
 const SWEEP_INTERVAL_MS = 5_000;
-/** The advisory lock that serialises the first start's admin token across instances. */
-const BOOTSTRAP_LOCK_KEY = 7_246_153_002;
 export const GENERATED_ADMIN_NAME = 'admin';
 export const ENV_ADMIN_NAME = 'admin (RUNSTATE_ADMIN_TOKEN)';
 
@@ -184,7 +181,7 @@ export function createAuthService(options: {
     async bootstrap({ adminToken }) {
       if (!enabled) return null;
       return db.transaction(async (tx) => {
-        await tx.execute(sql`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`);
+        await store.lockTokenBootstrap(tx);
         if (adminToken) {
           const secretHash = hashSecret(adminToken);
           await store.revokeOthersNamed(tx, ENV_ADMIN_NAME, secretHash);

@@ -7,6 +7,16 @@ import { getPgErrorCode } from '../errors.js';
 
 const UNIQUE_VIOLATION = '23505';
 
+/** The advisory lock that serialises the first start's admin token across instances. */
+const BOOTSTRAP_LOCK_KEY = 7_246_153_002;
+
+/** Serialise the first start's admin-token bootstrap across instances (until the commit). */
+export async function lockTokenBootstrap(tx: Executor): Promise<void> {
+  await tx.execute(
+    sql`/* lockTokenBootstrap */ SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`,
+  );
+}
+
 export interface NewApiToken {
   name: string;
   role: ApiRole;

@@ -1,8 +1,12 @@
-import { sql } from 'drizzle-orm';
-import { queryRows, type Db } from '../db/client.js';
+import type { Db } from '../db/client.js';
 import type { StatusChangeRow } from '../db/schema.js';
 import type { Logger } from '../logger.js';
-import { mapStatusChangeRow, type RawStatusChange } from '../changelog/change-store.js';
+import {
+  findLogEnd,
+  listChangeLogWriters,
+  listChangesAfter,
+  type ChangeLogWriter,
+} from './change-store.js';
 
 /**
  * One tail of the change log per instance: it reads committed status changes in log order and
@@ -83,15 +87,9 @@ export interface ChangeLogTailOptions {
   warnAfterMs?: number;
 }
 
-/** A transaction holding a RowExclusiveLock on status_changes: its virtual xid and backend pid. */
-interface Writer {
-  vxid: string;
-  pid: number | null;
-}
-
 interface Gap {
   upTo: number;
-  writers: Writer[];
+  writers: ChangeLogWriter[];
   since: number;
   warned: boolean;
 }
@@ -114,30 +112,9 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
   let poked = false;
   let coalescing: NodeJS.Timeout | null = null;
 
-  /**
-   * The transactions (other than this session's) that hold a RowExclusiveLock on status_changes
-   * in this database, now; with `among`, only those of them still holding it.
-   */
-  async function writersNow(among?: Writer[]): Promise<Writer[]> {
-    if (among?.length === 0) return [];
-    const rows = await queryRows<{ vxid: string; pid: number | null }>(
-      db,
-      sql`
-      /* tailWriters */
-      SELECT l.virtualtransaction AS vxid, l.pid
-      FROM pg_locks l
-      WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock' AND l.granted
-        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND l.relation = 'status_changes'::regclass
-        AND l.pid IS DISTINCT FROM pg_backend_pid()
-        ${among ? sql`AND l.virtualtransaction = ANY(${`{${among.map((w) => `"${w.vxid}"`).join(',')}}`}::text[])` : sql``}`,
-    );
-    return rows.map((r) => ({ vxid: r.vxid, pid: r.pid == null ? null : Number(r.pid) }));
-  }
-
   /** Whether the writers a wait began with have all ended; logs a wait that lasts. */
   async function writersEnded(wait: Gap, what: string): Promise<boolean> {
-    wait.writers = await writersNow(wait.writers);
+    wait.writers = await listChangeLogWriters(db, wait.writers);
     if (wait.writers.length === 0) {
       if (wait.warned)
         logger.info({ waitedMs: Date.now() - wait.since }, `change-log tail: ${what} ended`);
@@ -161,14 +138,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       resolvedUpTo = Math.max(resolvedUpTo, gap.upTo);
       gap = null;
     }
-    const rows = await queryRows<RawStatusChange>(
-      db,
-      sql`
-      /* tailChangeLog */
-      SELECT id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor
-      FROM status_changes WHERE id > ${position} ORDER BY id LIMIT ${batchSize}`,
-    );
-    const changes = rows.map(mapStatusChangeRow);
+    const changes = await listChangesAfter(db, position, batchSize);
     const published: StatusChangeRow[] = [];
     let state: 'more' | 'idle' | 'gap' = changes.length === batchSize ? 'more' : 'idle';
     for (const change of changes) {
@@ -176,7 +146,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
         state = 'gap';
         if (!gap) {
           const upTo = changes.at(-1)!.id;
-          const writers = await writersNow();
+          const writers = await listChangeLogWriters(db);
           if (writers.length === 0) {
             // Every writer that could fill it had ended: read again, after this statement.
             resolvedUpTo = Math.max(resolvedUpTo, upTo);
@@ -236,13 +206,10 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
    * for gaps above: the writers listed after reading the end, then a check that they are gone).
    */
   async function findStart(): Promise<void> {
-    const [first] = await queryRows<{ max: string | number }>(
-      db,
-      sql`/* tailStart */ SELECT coalesce(max(id), 0) AS max FROM status_changes`,
-    );
+    const end = await findLogEnd(db);
     starting = {
-      upTo: Number(first!.max),
-      writers: await writersNow(),
+      upTo: end,
+      writers: await listChangeLogWriters(db),
       since: Date.now(),
       warned: false,
     };

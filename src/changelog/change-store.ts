@@ -172,3 +172,61 @@ export async function findContiguousLogHead(ex: Executor, resolved: number): Pro
   }
   return head;
 }
+
+/** The change log from `afterId` on, in id order: the rows visible now (the tail's read). */
+export async function listChangesAfter(
+  ex: Executor,
+  afterId: number,
+  limit: number,
+): Promise<StatusChangeRow[]> {
+  const rows = await queryRows<RawStatusChange>(
+    ex,
+    sql`
+    /* tailChangeLog */
+    SELECT id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor
+    FROM status_changes WHERE id > ${afterId} ORDER BY id LIMIT ${limit}`,
+  );
+  return rows.map(mapStatusChangeRow);
+}
+
+/** The highest id in the log now (0 when empty). */
+export async function findLogEnd(ex: Executor): Promise<number> {
+  const [row] = await queryRows<{ max: string | number }>(
+    ex,
+    sql`/* tailStart */ SELECT coalesce(max(id), 0) AS max FROM status_changes`,
+  );
+  return Number(row!.max);
+}
+
+/** A transaction holding a RowExclusiveLock on status_changes: its virtual xid and backend pid. */
+export interface ChangeLogWriter {
+  vxid: string;
+  pid: number | null;
+}
+
+/**
+ * The transactions (other than this session's) that hold a RowExclusiveLock on status_changes
+ * in this database, now: every writer of the log holds one from before it takes an id until it
+ * ends (see change-log-tail.ts). With `among`, only those of them still holding it (a virtual
+ * xid is never reused for another transaction).
+ */
+export async function listChangeLogWriters(
+  ex: Executor,
+  among?: readonly ChangeLogWriter[],
+): Promise<ChangeLogWriter[]> {
+  if (among?.length === 0) return [];
+  const vxids = among ? `{${among.map((w) => `"${w.vxid}"`).join(',')}}` : null;
+  const rows = await queryRows<{ vxid: string; pid: number | null }>(
+    ex,
+    sql`
+    /* tailWriters */
+    SELECT l.virtualtransaction AS vxid, l.pid
+    FROM pg_locks l
+    WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock' AND l.granted
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.relation = 'status_changes'::regclass
+      AND l.pid IS DISTINCT FROM pg_backend_pid()
+      ${vxids ? sql`AND l.virtualtransaction = ANY(${vxids}::text[])` : sql``}`,
+  );
+  return rows.map((r) => ({ vxid: r.vxid, pid: r.pid == null ? null : Number(r.pid) }));
+}

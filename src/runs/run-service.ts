@@ -1,25 +1,21 @@
 import type { Db } from '../db/client.js';
 import type { RunRow, StatusChangeRow, TriggerPolicy } from '../db/schema.js';
-import { BadUserInputError, getPgErrorCode, NotFoundError, StaleAttemptError } from '../errors.js';
+import { BadUserInputError, NotFoundError, StaleAttemptError } from '../errors.js';
 import type { RunstateEvents } from '../live/topics.js';
 import { getStatusInfo, isDone, type RunStatus } from '../lifecycle/lifecycle.js';
 import {
   checkFiniteInRange,
-  checkIntInRange,
-  checkJsonObject,
   checkListLength,
   checkOptionalString,
-  checkString,
   checkUuid,
   LIMITS,
 } from '../validation.js';
 import type { RunEventKind } from './dependency-rules.js';
-import { checkEventTriggers } from './orchestration.js';
+import { createRun } from './create-run.js';
+import { retryOnDeadlock } from '../db/deadlock.js';
 import { runTransitionBatch, type TransitionOutcome } from './transition-batch.js';
 import {
   deadlineFor,
-  decideDownstream,
-  decideMemoized,
   RUNNING_STATUSES,
   stopTarget,
   WAITING_STATUSES,
@@ -28,8 +24,6 @@ import {
 import { canSeeProject, UNRESTRICTED } from '../auth/principal.js';
 import type { Actor } from './transition-batch.js';
 import * as store from './run-store.js';
-import * as changeStore from '../changelog/change-store.js';
-import * as dependencyStore from './dependency-store.js';
 
 export type { TransitionRequest } from './policy.js';
 export type { Actor, TransitionOutcome } from './transition-batch.js';
@@ -123,18 +117,6 @@ function scopeIdempotencyKey(key: string | null, attempt: number | null): string
   return attempt == null ? `run:${key}` : `attempt ${attempt}:${key}`;
 }
 
-const DEADLOCK_DETECTED = '40P01';
-
-async function retryOnDeadlock<T>(work: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      if (attempt >= 4 || getPgErrorCode(error) !== DEADLOCK_DETECTED) throw error;
-    }
-  }
-}
-
 function emptyRequest(id: string, to: RunStatus): TransitionRequest {
   return {
     id,
@@ -204,150 +186,8 @@ export function createRunService(deps: RunServiceDeps): RunService {
   }
 
   return {
-    async createRun(input, actor) {
-      const project = checkString('input.project', input.project, {
-        min: 1,
-        max: LIMITS.projectLength,
-      });
-      if (!canSeeProject(actor, project)) throw new NotFoundError('project', project);
-      const values: store.NewRun = {
-        project,
-        name: checkOptionalString('input.name', input.name, { min: 1, max: LIMITS.nameLength }),
-        tags: [
-          ...new Set(
-            checkListLength('input.tags', input.tags ?? [], LIMITS.tags).map((tag, i) =>
-              checkString(`input.tags[${i}]`, tag, { min: 1, max: LIMITS.tagLength }),
-            ),
-          ),
-        ],
-        meta: input.meta == null ? null : checkJsonObject('input.meta', input.meta),
-        idempotencyKey: checkOptionalString('input.idempotencyKey', input.idempotencyKey, {
-          min: 1,
-          max: LIMITS.idempotencyKeyLength,
-        }),
-        maxRetries:
-          input.maxRetries == null
-            ? 0
-            : checkIntInRange('input.maxRetries', input.maxRetries, 0, LIMITS.maxRetries),
-        trigger: null,
-        skipOnUpstreamSkip: input.skipOnUpstreamSkip ?? false,
-        cacheKey: checkOptionalString('input.cacheKey', input.cacheKey, {
-          min: 1,
-          max: LIMITS.idempotencyKeyLength,
-        }),
-        heartbeatTimeout:
-          input.heartbeatTimeout == null
-            ? null
-            : checkIntInRange(
-                'input.heartbeatTimeout',
-                input.heartbeatTimeout,
-                1,
-                LIMITS.timeoutSeconds,
-              ),
-        queueTimeout:
-          input.queueTimeout == null
-            ? null
-            : checkIntInRange('input.queueTimeout', input.queueTimeout, 1, LIMITS.timeoutSeconds),
-      };
-      const dependsOn = [
-        ...new Set(
-          checkListLength('input.dependsOn', input.dependsOn ?? [], LIMITS.dependencies).map(
-            (id, i) => checkUuid(`input.dependsOn[${i}]`, id),
-          ),
-        ),
-      ];
-      if (dependsOn.length > 0) values.trigger = input.trigger ?? 'ALL_SUCCEEDED';
-      else if (input.trigger != null)
-        throw new BadUserInputError('input.trigger', 'needs dependsOn');
-      const events = checkEventTriggers(input.events);
-
-      // Locking upstreams can lose a deadlock against a cascade locking downstream runs
-      // (a DAG with a transitive edge); run again then (an idempotent replay stays one run).
-      const created = await retryOnDeadlock(() =>
-        db.transaction(async (tx) => {
-          // Upstreams first (locked): their state decides this run's, and none may finish
-          // unseen between our read and our commit.
-          const locked = await dependencyStore.lockUpstreamsForCreate(tx, [
-            ...new Set([...dependsOn, ...events.map((e) => e.refId)]),
-          ]);
-          const found = new Set(
-            locked.filter((u) => canSeeProject(actor, u.project)).map((u) => u.id),
-          );
-          const missing = dependsOn.findIndex((id) => !found.has(id));
-          if (missing >= 0)
-            throw new BadUserInputError(`input.dependsOn[${missing}]`, 'no such run');
-          const missingRef = events.findIndex((e) => !found.has(e.refId));
-          if (missingRef >= 0) {
-            throw new BadUserInputError(`input.events[${missingRef}].ref`, 'no such run');
-          }
-          const upstreams = locked.filter((u) => dependsOn.includes(u.id));
-
-          const inserted = await store.insertRun(tx, values);
-          if (!inserted) return null;
-          await dependencyStore.insertDependencies(tx, inserted.id, dependsOn);
-          await dependencyStore.insertEventTriggers(tx, inserted.id, events);
-          const changes: changeStore.NewStatusChange[] = [
-            {
-              runId: inserted.id,
-              project: inserted.project,
-              fromStatus: null,
-              toStatus: inserted.status,
-              version: inserted.version,
-              reason: 'CREATED',
-              message: null,
-              at: inserted.createdAt,
-              actor: actor.name,
-            },
-          ];
-          let run = inserted;
-          const memo = values.cacheKey
-            ? await store.findMemoizedRun(tx, values.project, values.cacheKey)
-            : null;
-          const memoized = decideMemoized(run, memo);
-          if (memoized) {
-            changes.push({
-              runId: run.id,
-              project: run.project,
-              fromStatus: run.status,
-              toStatus: memoized.change.to,
-              version: memoized.run.version,
-              reason: memoized.change.reason,
-              message: memoized.change.message,
-              at: run.createdAt,
-              actor: actor.name,
-            });
-            run = memoized.run;
-            await store.updateRunStates(tx, [run]);
-            await store.setMemoizedFrom(tx, run.id, memoized.run.memoizedFrom!);
-          } else if (values.trigger || events.length > 0) {
-            const eventStates =
-              events.length > 0 ? await dependencyStore.listEventTriggerStates(tx, [run.id]) : [];
-            const decided = decideDownstream(
-              run,
-              upstreams,
-              eventStates,
-              run.createdAt,
-              actor.name,
-            );
-            run = decided.run;
-            changes.push(...decided.changes);
-            await store.updateRunStates(tx, [run]);
-          }
-          return { run, changes: await changeStore.insertStatusChanges(tx, changes) };
-        }),
-      );
-      if (created) {
-        publishCommitted(created.changes, []);
-        return created.run;
-      }
-      // A replay of createRun: the first run, nothing created. The key is unique per project.
-      const existing = await store.getRunByIdempotencyKey(
-        db,
-        values.project,
-        values.idempotencyKey!,
-      );
-      if (!existing) throw new Error('idempotent createRun found no run for its key');
-      return existing;
+    createRun(input, actor) {
+      return createRun({ db, publishCommitted }, input, actor);
     },
 
     transitionRun(input, actor) {
