@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/client.js';
 import {
   createRun,
@@ -13,21 +13,14 @@ import {
   untilTailPast,
   waitUntil,
 } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { uniqueProject, type TestServer, useServers } from '../support/server.js';
 import { subscribeSse } from '../support/sse.js';
 
 // API tokens (issue 5): roles READ < WRITE < ADMIN, tokens limited to projects, the same rules
 // on HTTP, SSE and WebSocket, revocation on every instance, and the actor in history. Two
 // instances share the database, as in production.
 
-let a: TestServer;
-let b: TestServer;
-beforeAll(async () => {
-  [a, b] = await Promise.all([startServer(), startServer()]);
-});
-afterAll(async () => {
-  await Promise.all([a.stop(), b.stop()]);
-});
+const [a, b] = useServers(2) as [TestServer, TestServer];
 
 interface CreatedToken {
   token: string;

@@ -1,17 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRun, dataOf, transitionRun } from '../support/operations.js';
-import { authHeader, startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { authHeader, startServer, useServer, uniqueProject } from '../support/server.js';
 
 // Malformed input is refused with extensions.code = "BAD_USER_INPUT" naming the field, nothing is
 // written, and the service keeps answering (docs: /work/shared/design/api.md, "Mutations").
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers: every request is a real HTTP request whose body we control byte for byte.

@@ -1,21 +1,19 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it, inject } from 'vitest';
 import { createRun, record, sleep, waitUntil } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { startServer, uniqueProject, useServer } from '../support/server.js';
 
 // The change-log tail must never skip a change whose id was taken before a visible one but
 // which commits after it (changelog/change-log-tail.ts). Two writers are driven statement by
 // statement on their own connections to produce exactly that interleaving.
 
-let server: TestServer;
+const server = useServer();
 let sql: postgres.Sql;
-beforeAll(async () => {
-  server = await startServer();
+beforeAll(() => {
   sql = postgres(inject('databaseUrl'), { max: 4, onnotice: () => {} });
 });
 afterAll(async () => {
   await sql.end();
-  await server.stop();
 });
 
 async function appendChange(tx: postgres.ReservedSql, runId: string, project: string, to: string) {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createRun,
   dataOf,
@@ -7,18 +7,12 @@ import {
   transitionRun,
   waitUntil,
 } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { useServer, uniqueProject } from '../support/server.js';
 
 // orchestration.md: upstream dependencies, the six trigger policies, cascading failure, and the
 // decisions made in the transaction of the change that caused them.
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 interface RunState {
   id: string;

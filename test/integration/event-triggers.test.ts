@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createRun,
   dataOf,
@@ -6,17 +6,11 @@ import {
   RESULT_FIELDS,
   transitionRun,
 } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { useServer, uniqueProject } from '../support/server.js';
 
 // orchestration.md, event triggers (Polyaxon's): start a run when another one emitted an event.
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 async function run(id: string) {
   return dataOf(

@@ -1,23 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { createRun, dataOf, getHistory, RESULT_FIELDS, waitUntil } from '../support/operations.js';
-import {
-  startServer,
-  TEST_ADMIN_TOKEN,
-  uniqueProject,
-  type TestServer,
-} from '../support/server.js';
+import { useServer, TEST_ADMIN_TOKEN, uniqueProject } from '../support/server.js';
 
 // Inputs that get past GraphQL's type checks and must still be refused as the client's error
 // (BAD_USER_INPUT), never reach PostgreSQL, and never cost a connection.
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 const forge = (...parts: unknown[]) => Buffer.from(JSON.stringify(parts)).toString('base64url');
 

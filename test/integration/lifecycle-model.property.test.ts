@@ -23,14 +23,14 @@
  */
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createRun,
   dataOf,
   RESULT_FIELDS,
   type TransitionResultData,
 } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { useServer, uniqueProject } from '../support/server.js';
 
 const LIFECYCLE = JSON.parse(
   readFileSync(new URL('../fixtures/lifecycle.json', import.meta.url), 'utf8'),
@@ -236,13 +236,7 @@ class SequentialModel {
   }
 }
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 async function send(runId: string, request: Request): Promise<TransitionResultData> {
   const response = await server.gql<{ transitionRun: TransitionResultData }>(TRANSITION, {

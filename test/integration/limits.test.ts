@@ -4,6 +4,7 @@ import { createRun, dataOf, record, waitUntil } from '../support/operations.js';
 import {
   authHeader,
   startServer,
+  useServer,
   uniqueProject,
   type GqlResponse,
   type TestServer,
@@ -25,13 +26,7 @@ const LIMITS = {
   introspection: false,
 };
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer({ limits: LIMITS });
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer({ limits: LIMITS });
 
 function expectLimit(response: GqlResponse<unknown>, limit: string, max: number) {
   expect(response.status).toBeLessThan(500);

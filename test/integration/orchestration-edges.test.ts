@@ -1,16 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRun, dataOf, getHistory, transitionRun, statusOf } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { useServer, uniqueProject } from '../support/server.js';
 
 // Edge cases of orchestration found in review, each pinned by a test.
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 describe('dependencies', () => {
   it('a memoized upstream counts as succeeded for its downstreams', async () => {

@@ -1,21 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRun, dataOf, sleep, type RunData } from '../support/operations.js';
-import {
-  startServer,
-  uniqueProject,
-  type GqlResponse,
-  type TestServer,
-} from '../support/server.js';
+import { useServer, uniqueProject, type GqlResponse } from '../support/server.js';
 
 // Reads: run lists with filters, orders and keyset pages; the change log; one run; nested lists.
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 const MISSING_ID = '00000000-0000-4000-8000-00000000dcba';
 

@@ -1,21 +1,14 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createRun, getHistory, statusOf, transitionRun } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { uniqueProject, type TestServer, useServers } from '../support/server.js';
 
 // The reaper runs inside every instance. Two instances reap the same database every 50 ms with
 // one-second deadlines; every decision must still be taken exactly once.
 
-let a: TestServer;
-let b: TestServer;
-beforeAll(async () => {
-  [a, b] = await Promise.all([
-    startServer({ reaperIntervalMs: 50, stopTimeoutSeconds: 1 }),
-    startServer({ reaperIntervalMs: 50, stopTimeoutSeconds: 1 }),
-  ]);
-});
-afterAll(async () => {
-  await Promise.all([a.stop(), b.stop()]);
-});
+const [a, b] = useServers(2, { reaperIntervalMs: 50, stopTimeoutSeconds: 1 }) as [
+  TestServer,
+  TestServer,
+];
 
 it('takes each timeout decision exactly once, with its reason, across two instances', async () => {
   const project = uniqueProject();

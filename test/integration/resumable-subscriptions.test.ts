@@ -1,6 +1,6 @@
 import type { Client } from 'graphql-ws';
 import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { describe, expect, it, inject } from 'vitest';
 import {
   createRun,
   dataOf,
@@ -17,6 +17,7 @@ import {
   postGraphQL,
   startServer,
   uniqueProject,
+  useServers,
   type TestServer,
 } from '../support/server.js';
 
@@ -26,14 +27,7 @@ import {
  * Two service instances share the test database here.
  */
 
-let a: TestServer;
-let b: TestServer;
-beforeAll(async () => {
-  [a, b] = await Promise.all([startServer(), startServer()]);
-});
-afterAll(async () => {
-  await Promise.all([a.stop(), b.stop()]);
-});
+const [a, b] = useServers(2) as [TestServer, TestServer];
 
 interface Change {
   cursor: string;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createRun,
   dataOf,
@@ -7,17 +7,11 @@ import {
   transitionRun,
   type TransitionResultData,
 } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { useServer, uniqueProject } from '../support/server.js';
 
 // orchestration.md: retries, attempt fencing, stopRun / retryRun / resumeRun.
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 const ATTEMPT_FIELDS = `
   ... on TransitionAccepted { run { status version attempt maxRetries finishedAt stopMessage } }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createRun,
   dataOf,
@@ -8,22 +8,11 @@ import {
   transitionRun,
   type RunData,
 } from '../support/operations.js';
-import {
-  startServer,
-  uniqueProject,
-  type GqlResponse,
-  type TestServer,
-} from '../support/server.js';
+import { useServer, uniqueProject, type GqlResponse } from '../support/server.js';
 
 // Mutation semantics, checked through what a client reads back over real HTTP and PostgreSQL.
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 interface StatusInfoData {
   status: string;

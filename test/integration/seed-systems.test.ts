@@ -1,17 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRun, dataOf, getHistory, transitionRun, statusOf } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { useServer, uniqueProject } from '../support/server.js';
 
 // lifecycle.md maps the vocabularies of the systems runstate serves; each test walks a typical
 // job of one system through runstate in that system's terms.
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 async function mutate<T = Record<string, unknown>>(
   query: string,

@@ -1,26 +1,15 @@
 import type { Socket } from 'node:net';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { createRun, dataOf, RESULT_FIELDS, waitUntil } from '../support/operations.js';
-import {
-  startServer,
-  TEST_ADMIN_TOKEN,
-  uniqueProject,
-  type TestServer,
-} from '../support/server.js';
+import { useServer, TEST_ADMIN_TOKEN, uniqueProject } from '../support/server.js';
 
 // A subscriber that stops reading must not grow server memory without bound: its buffer is
 // bounded, and when it overflows that subscription is closed with a reason the client can act
 // on (resubscribe from its cursor). The connection and its other subscriptions live on.
 
 const BUFFER = 20;
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer({ subscriberBufferSize: BUFFER });
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer({ subscriberBufferSize: BUFFER });
 
 interface Message {
   type: string;

@@ -1,17 +1,11 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createRun, sleep, waitUntil } from '../support/operations.js';
-import { authHeader, startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { authHeader, useServer, uniqueProject } from '../support/server.js';
 
 // An SSE client that goes away while its subscription is still being set up must not leave a
 // subscriber behind on the server.
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 it('aborted SSE subscriptions leave nothing registered', async () => {
   const run = await createRun(server, { project: uniqueProject() });

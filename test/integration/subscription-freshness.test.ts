@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   createRun,
   dataOf,
@@ -8,18 +8,12 @@ import {
   untilTailPast,
   waitUntil,
 } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { useServer, uniqueProject } from '../support/server.js';
 
 // A subscription keeps one GraphQL context for its whole life: nested fields of every event must
 // be read fresh, not from a loader cache filled by the first event.
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 const untilSubscribed = (before: number) =>
   waitUntil('the subscription', () => server.app.services.events.size() > before);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createRun,
   dataOf,
@@ -9,18 +9,12 @@ import {
   type Recorder,
   type TransitionResultData,
 } from '../support/operations.js';
-import { authHeader, startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { authHeader, uniqueProject, useServer } from '../support/server.js';
 
 // Subscriptions end to end: real graphql-ws sockets and real SSE responses against a real server
 // over real PostgreSQL. Every test makes its own runs (its own project) and closes what it opens.
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = useServer();
 
 // A disposed subscription is freed on the server a moment after the client lets go. Give that
 // moment (bounded, never failing here) before the next test counts open subscriptions.

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   isTransitionAllowed,
   RUN_STATUSES,
@@ -16,15 +16,9 @@ import {
   waitUntil,
   type TransitionResultData,
 } from '../support/operations.js';
-import { postGraphQL, startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { postGraphQL, startServer, useServer, uniqueProject } from '../support/server.js';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server.stop();
-});
+const server = useServer();
 
 /** Each request is its own HTTP request on its own connection, all in flight at once. */
 async function fireConcurrently(

@@ -2,21 +2,19 @@ import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it, inject } from 'vitest';
 import { createRun, transitionRun } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { uniqueProject, useServer } from '../support/server.js';
 
 // What an idempotency key keeps is the outcome's kind, not its GraphQL type name; answers kept
 // in the older form (before migration 0013, or written by an older instance during a rolling
 // upgrade) are replayed the same, and the migration converts them.
 
-let server: TestServer;
+const server = useServer();
 let sql: postgres.Sql;
-beforeAll(async () => {
-  server = await startServer();
+beforeAll(() => {
   sql = postgres(inject('databaseUrl'), { max: 2, onnotice: () => {} });
 });
 afterAll(async () => {
   await sql.end();
-  await server.stop();
 });
 
 const MIGRATION = readFileSync(

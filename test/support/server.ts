@@ -1,6 +1,6 @@
 import { createClient, type Client } from 'graphql-ws';
 import { WebSocket } from 'ws';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { createPostgresDatabase, type Database } from '../../src/db/client.js';
 import type { Limits } from '../../src/limits/limits.js';
@@ -34,6 +34,37 @@ export interface GqlResponse<T> {
   status: number;
   data?: T | null;
   errors?: { message: string; path?: string[]; extensions?: Record<string, unknown> }[];
+}
+
+/**
+ * The test file's server: started before its tests, stopped after them. The object it answers
+ * is filled in by the time the first test runs.
+ */
+export function useServer(options: Parameters<typeof startServer>[0] = {}): TestServer {
+  const server = {} as TestServer;
+  beforeAll(async () => {
+    Object.assign(server, await startServer(options));
+  });
+  afterAll(async () => {
+    await server.stop?.(); // absent when the start failed
+  });
+  return server;
+}
+
+/** Several servers for the test file, over the one database (several instances), at once. */
+export function useServers(
+  count: number,
+  options: Parameters<typeof startServer>[0] = {},
+): TestServer[] {
+  const servers = Array.from({ length: count }, () => ({}) as TestServer);
+  beforeAll(async () => {
+    const started = await Promise.all(servers.map(() => startServer(options)));
+    started.forEach((server, i) => Object.assign(servers[i]!, server));
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => server.stop?.()));
+  });
+  return servers;
 }
 
 /** A service on port 0 over the run's test database (real PostgreSQL). */
