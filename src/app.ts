@@ -7,6 +7,7 @@ import { createChangeLogTail } from './changelog/change-log-tail.js';
 import { createCommitSignal } from './changelog/commit-signal.js';
 import { createEventHub } from './live/event-hub.js';
 import { createRunSignal } from './live/run-signal.js';
+import { createRunUpdates } from './live/run-updates.js';
 import { ALL, type Topics } from './live/topics.js';
 import type { AppServices, GraphQLContext } from './graphql/context.js';
 import { DEFAULT_LIMITS, type Limits } from './limits/limits.js';
@@ -104,6 +105,10 @@ export function buildApp(options: AppOptions): App {
     bufferSize: options.subscriberBufferSize,
     revisionOf: { runUpdated: (run: unknown) => (run as RunRow).revision },
   });
+  const runUpdates = createRunUpdates({
+    events,
+    readRuns: (ids) => getRunsByIds(database.db, ids),
+  });
   const tail = createChangeLogTail({
     db: database.db,
     logger,
@@ -113,23 +118,16 @@ export function buildApp(options: AppOptions): App {
       events.publish('statusChanged', ALL, change);
       events.publish('statusChanged', change.runId, change);
     },
-    // A status change is also a runUpdated event: read the runs someone here is watching.
-    afterBatch: async (changes) => {
-      const watched = [...new Set(changes.map((c) => c.runId))].filter((id) =>
-        events.hasSubscribers('runUpdated', id),
-      );
-      if (watched.length === 0) return;
-      for (const run of await getRunsByIds(database.db, watched))
-        events.publish('runUpdated', run.id, run);
-    },
+    // A status change is also a runUpdated event for those watching its run.
+    afterBatch: (changes) => runUpdates.refresh(changes.map((c) => c.runId)),
   });
   const commitSignal = createCommitSignal({ database, tail, logger });
   const runSignal = createRunSignal({
     database,
     events,
     logger,
+    runUpdates,
     read: {
-      runsByIds: (ids) => getRunsByIds(database.db, ids),
       writtenMeasurements: (runId, first, last, txId) =>
         listWrittenMeasurements(database.db, runId, first, last, txId),
     },
@@ -154,8 +152,8 @@ export function buildApp(options: AppOptions): App {
       burst: limits.mutationBurst,
     }),
     subscriptionQuota: createSubscriptionQuota(limits.maxSubscriptionsPerToken),
-    runs: createRunService({ db: database.db, events, changeLog: commitSignal, runSignal }),
-    measurements: createMeasurementService({ db: database.db, events, runSignal }),
+    runs: createRunService({ db: database.db, changeLog: commitSignal, runSignal, runUpdates }),
+    measurements: createMeasurementService({ db: database.db, events, runSignal, runUpdates }),
   };
   const reaper = createReaper({
     runs: services.runs,

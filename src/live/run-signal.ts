@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/client.js';
-import type { MeasurementRow, RunRow } from '../db/schema.js';
+import type { MeasurementRow } from '../db/schema.js';
+import type { RunUpdates } from './run-updates.js';
 import type { Logger } from '../logger.js';
 import type { RunstateEvents } from './topics.js';
 
@@ -41,7 +42,6 @@ export interface RunSignal {
 
 /** How an instance reads what another one wrote (the domains' stores, given by app.ts). */
 export interface RunSignalReaders {
-  runsByIds(ids: readonly string[]): Promise<RunRow[]>;
   /** The measurements one transaction wrote for a run, ids first..last. */
   writtenMeasurements(
     runId: string,
@@ -56,6 +56,7 @@ export function createRunSignal(deps: {
   events: RunstateEvents;
   logger: Logger;
   read: RunSignalReaders;
+  runUpdates: RunUpdates;
 }): RunSignal {
   const { database, events, logger } = deps;
   const instance = randomUUID();
@@ -114,12 +115,10 @@ export function createRunSignal(deps: {
       const rows = await deps.read.writtenMeasurements(runId, first, last, txId);
       for (const row of rows) events.publish('measurementRecorded', runId, row);
     }
-    const touched = [
-      ...new Set([...(payload.r ?? []), ...(payload.m ?? []).map(([runId]) => runId)]),
-    ];
-    const watched = touched.filter((id) => events.hasSubscribers('runUpdated', id));
-    if (watched.length === 0) return;
-    for (const run of await deps.read.runsByIds(watched)) events.publish('runUpdated', run.id, run);
+    await deps.runUpdates.refresh([
+      ...(payload.r ?? []),
+      ...(payload.m ?? []).map(([runId]) => runId),
+    ]);
   }
 
   return {

@@ -2,6 +2,7 @@ import { canSeeProject, type Principal } from '../auth/principal.js';
 import type { Db, Executor } from '../db/client.js';
 import { BadUserInputError, getPgErrorCode, NotFoundError } from '../errors.js';
 import type { RunstateEvents } from '../live/topics.js';
+import type { RunUpdates } from '../live/run-updates.js';
 import { getRunById } from '../runs/run-store.js';
 import { decodeCursor, encodeCursor, toConnection } from '../pagination.js';
 import {
@@ -45,8 +46,10 @@ export function createMeasurementService(deps: {
   runSignal: {
     measurementsRecorded(runId: string, firstId: number, lastId: number, txId: string): void;
   };
+  /** The one publisher of runUpdated (live/run-updates.ts). */
+  runUpdates: Pick<RunUpdates, 'refresh'>;
 }): MeasurementService {
-  const { db, events, runSignal } = deps;
+  const { db, events, runSignal, runUpdates } = deps;
   return {
     async recordMeasurements(runIdInput, points, actor, idempotencyKeyInput) {
       const runId = checkUuid('input.runId', runIdInput);
@@ -108,10 +111,7 @@ export function createMeasurementService(deps: {
           : []);
       for (const row of inserted) events.publish('measurementRecorded', runId, row);
       runSignal.measurementsRecorded(runId, firstId, lastId, txId);
-      if (events.hasSubscribers('runUpdated', runId)) {
-        const run = await getRunById(db, runId);
-        if (run) events.publish('runUpdated', runId, run);
-      }
+      await runUpdates.refresh([runId]);
       return written.count;
     },
   };

@@ -1,7 +1,7 @@
 import type { Db } from '../db/client.js';
 import type { RunRow, StatusChangeRow, TriggerPolicy } from '../db/schema.js';
 import { BadUserInputError, NotFoundError, StaleAttemptError } from '../errors.js';
-import type { RunstateEvents } from '../live/topics.js';
+import type { RunUpdates } from '../live/run-updates.js';
 import { getStatusInfo, isDone, type RunStatus } from '../lifecycle/lifecycle.js';
 import {
   checkFiniteInRange,
@@ -97,7 +97,8 @@ export interface RunService {
 
 export interface RunServiceDeps {
   db: Db;
-  events: RunstateEvents;
+  /** The one publisher of runUpdated (live/run-updates.ts). */
+  runUpdates: Pick<RunUpdates, 'publish'>;
   /**
    * Told after every commit that appended to the change log. Status changes reach subscribers
    * (statusChanged, and runUpdated for status) only through the change-log tail, on every
@@ -131,7 +132,7 @@ function emptyRequest(id: string, to: RunStatus): TransitionRequest {
 }
 
 export function createRunService(deps: RunServiceDeps): RunService {
-  const { db, events, changeLog, runSignal } = deps;
+  const { db, changeLog, runSignal, runUpdates } = deps;
 
   async function applyRequests(
     requests: TransitionRequest[],
@@ -180,7 +181,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
   function publishCommitted(changes: readonly StatusChangeRow[], runsChanged: readonly RunRow[]) {
     if (changes.length > 0) changeLog.committed();
     for (const run of runsChanged) {
-      events.publish('runUpdated', run.id, run);
+      runUpdates.publish(run);
       runSignal.runChanged(run.id);
     }
   }
