@@ -7,10 +7,11 @@ import type { Db } from '../db/client.js';
 import type { MeasurementRow, RunRow } from '../db/schema.js';
 import type { ChangeLogTail } from '../changelog/change-log-tail.js';
 import type { RunstateEvents } from '../live/topics.js';
-import { listLatestMeasurements } from '../measurements/measurement-store.js';
-import type { MeasurementService } from '../measurements/measurement-service.js';
-import { listDependencyEdges } from '../runs/dependency-store.js';
-import { getRunsByIds } from '../runs/run-store.js';
+import {
+  getLatestMeasurements,
+  type MeasurementService,
+} from '../measurements/measurement-service.js';
+import { getDependencyIds, getRunsInOrder } from '../runs/run-queries.js';
 import type { RunService } from '../runs/run-service.js';
 
 /** What every resolver gets: the services, and per-operation loaders that batch reads. */
@@ -48,36 +49,10 @@ export type AppServices = Omit<GraphQLContext, 'loaders' | 'request' | 'principa
  */
 export function createLoaders(db: Db): Loaders {
   return {
-    runById: new DataLoader(
-      async (ids) => {
-        const rows = await getRunsByIds(db, ids);
-        const byId = new Map(rows.map((r) => [r.id, r]));
-        return ids.map((id) => byId.get(id) ?? null);
-      },
-      { cache: false },
-    ),
-    dependencies: new DataLoader(
-      async (runIds) => {
-        const edges = await listDependencyEdges(db, runIds);
-        return runIds.map((id) => ({
-          upstreams: edges.filter((e) => e.runId === id).map((e) => e.upstreamId),
-          downstreams: edges.filter((e) => e.upstreamId === id).map((e) => e.runId),
-        }));
-      },
-      { cache: false },
-    ),
-    latestMeasurements: new DataLoader(
-      async (runIds) => {
-        const rows = await listLatestMeasurements(db, runIds);
-        const byRun = new Map<string, MeasurementRow[]>();
-        for (const row of rows) {
-          const list = byRun.get(row.runId);
-          if (list) list.push(row);
-          else byRun.set(row.runId, [row]);
-        }
-        return runIds.map((id) => byRun.get(id) ?? []);
-      },
-      { cache: false },
-    ),
+    runById: new DataLoader((ids) => getRunsInOrder(db, ids), { cache: false }),
+    dependencies: new DataLoader((runIds) => getDependencyIds(db, runIds), { cache: false }),
+    latestMeasurements: new DataLoader((runIds) => getLatestMeasurements(db, runIds), {
+      cache: false,
+    }),
   };
 }

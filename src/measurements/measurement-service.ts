@@ -1,5 +1,6 @@
 import { canSeeProject, type Principal } from '../auth/principal.js';
 import type { Db, Executor } from '../db/client.js';
+import type { MeasurementRow } from '../db/schema.js';
 import { BadUserInputError, getPgErrorCode, NotFoundError } from '../errors.js';
 import type { RunstateEvents } from '../live/topics.js';
 import type { RunUpdates } from '../live/run-updates.js';
@@ -140,4 +141,19 @@ export async function listMeasurements(
   );
   const rows = await store.listMeasurements(ex, { runId, names, after, limit: first + 1 });
   return toConnection(rows, first, (m) => encodeCursor(kind, [m.at.getTime(), m.id]));
+}
+
+/** Each run's newest point of every series, in the order asked (for a batching loader). */
+export async function getLatestMeasurements(
+  ex: Executor,
+  runIds: readonly string[],
+): Promise<MeasurementRow[][]> {
+  const rows = await store.listLatestMeasurements(ex, runIds);
+  const byRun = new Map<string, MeasurementRow[]>();
+  for (const row of rows) {
+    const list = byRun.get(row.runId);
+    if (list) list.push(row);
+    else byRun.set(row.runId, [row]);
+  }
+  return runIds.map((id) => byRun.get(id) ?? []);
 }

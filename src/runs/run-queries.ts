@@ -18,6 +18,7 @@ import {
 } from '../validation.js';
 import * as store from './run-store.js';
 import * as changeStore from '../changelog/change-store.js';
+import * as dependencyStore from './dependency-store.js';
 
 /** Reads: filters and cursors are checked here, the SQL is in run-store.ts. */
 
@@ -178,4 +179,20 @@ export async function listRunHistory(
 
 export async function getRun(ex: Executor, id: string): Promise<RunRow | null> {
   return store.getRunById(ex, checkUuid('id', id));
+}
+
+/** Runs by id, in the order asked, null for a missing one (for a batching loader). */
+export async function getRunsInOrder(ex: Executor, ids: readonly string[]) {
+  const rows = await store.getRunsByIds(ex, ids);
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return ids.map((id) => byId.get(id) ?? null);
+}
+
+/** Each run's upstream and downstream ids, in the order asked (for a batching loader). */
+export async function getDependencyIds(ex: Executor, runIds: readonly string[]) {
+  const edges = await dependencyStore.listDependencyEdges(ex, runIds);
+  return runIds.map((id) => ({
+    upstreams: edges.filter((e) => e.runId === id).map((e) => e.upstreamId),
+    downstreams: edges.filter((e) => e.upstreamId === id).map((e) => e.runId),
+  }));
 }
