@@ -181,7 +181,6 @@ export function buildApp(options: AppOptions): App {
     inflight,
     metrics,
     logger,
-    graphqlPath,
     maxBodyBytes: limits.maxBodyBytes,
     isDraining,
   });

@@ -47,6 +47,9 @@ import {
  * Per-run order is version order: a change row is inserted while its run's row lock is held, so
  * a later version of the same run always takes a larger id.
  */
+/** Least time between two checks of a gap's writers (pg_locks). */
+const CHECK_INTERVAL_MS = 5;
+
 /** How long a poke waits for more commits before the tail reads (the latency it adds). */
 const READ_COALESCE_MS = 1;
 
@@ -89,6 +92,8 @@ export interface ChangeLogTailOptions {
 
 interface Gap {
   upTo: number;
+  /** When the writers were last listed or checked. */
+  checkedAt: number;
   writers: ChangeLogWriter[];
   since: number;
   warned: boolean;
@@ -115,6 +120,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
   /** Whether the writers a wait began with have all ended; logs a wait that lasts. */
   async function writersEnded(wait: Gap, what: string): Promise<boolean> {
     wait.writers = await listChangeLogWriters(db, wait.writers);
+    wait.checkedAt = Date.now();
     if (wait.writers.length === 0) {
       if (wait.warned)
         logger.info({ waitedMs: Date.now() - wait.since }, `change-log tail: ${what} ended`);
@@ -133,8 +139,13 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
 
   /** One read: publish the contiguous (or resolved) prefix above position. */
   async function readOnce(): Promise<'more' | 'idle' | 'gap'> {
-    // Checked before the read, so the read's snapshot is later than the check (see above).
-    if (gap && (await writersEnded(gap, 'a gap in the log'))) {
+    // Checked before the read, so the read's snapshot is later than the check (see above); at
+    // most every CHECK_INTERVAL_MS, as pg_locks is not free and most gaps fill by a commit.
+    if (
+      gap &&
+      Date.now() - gap.checkedAt >= CHECK_INTERVAL_MS &&
+      (await writersEnded(gap, 'a gap in the log'))
+    ) {
       resolvedUpTo = Math.max(resolvedUpTo, gap.upTo);
       gap = null;
     }
@@ -151,7 +162,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
             // Every writer that could fill it had ended: read again, after this statement.
             resolvedUpTo = Math.max(resolvedUpTo, upTo);
             state = 'more';
-          } else gap = { upTo, writers, since: Date.now(), warned: false };
+          } else gap = { upTo, writers, since: Date.now(), checkedAt: Date.now(), warned: false };
         }
         break;
       }
@@ -159,6 +170,8 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       publish(change);
       published.push(change);
     }
+    // Filled by the commits it waited for: nothing below upTo is missing any more.
+    if (gap && position >= gap.upTo) gap = null;
     if (published.length > 0 && options.afterBatch) await options.afterBatch(published);
     return state;
   }
@@ -211,6 +224,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       upTo: end,
       writers: await listChangeLogWriters(db),
       since: Date.now(),
+      checkedAt: Date.now(),
       warned: false,
     };
     try {
@@ -246,6 +260,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       if (running) return;
       stopRequested = false;
       await findStart();
+      if (stopRequested) return; // stopped while it started
       running = true;
       loop = run();
     },

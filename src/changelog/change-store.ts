@@ -208,7 +208,8 @@ export interface ChangeLogWriter {
  * The transactions (other than this session's) that hold a RowExclusiveLock on status_changes
  * in this database, now: every writer of the log holds one from before it takes an id until it
  * ends (see change-log-tail.ts). With `among`, only those of them still holding it (a virtual
- * xid is never reused for another transaction).
+ * xid is never reused for another transaction), and any prepared transaction (pid null): its
+ * virtual xid changes to -1/<xid> when it is prepared, so it is kept whatever it was listed as.
  */
 export async function listChangeLogWriters(
   ex: Executor,
@@ -226,7 +227,7 @@ export async function listChangeLogWriters(
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND l.relation = 'status_changes'::regclass
       AND l.pid IS DISTINCT FROM pg_backend_pid()
-      ${vxids ? sql`AND l.virtualtransaction = ANY(${vxids}::text[])` : sql``}`,
+      ${vxids ? sql`AND (l.virtualtransaction = ANY(${vxids}::text[]) OR l.pid IS NULL)` : sql``}`,
   );
   return rows.map((r) => ({ vxid: r.vxid, pid: r.pid == null ? null : Number(r.pid) }));
 }

@@ -38,8 +38,6 @@ export interface RequestOptions {
 }
 
 const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
-/** Answered before the operation ran: safe to retry whatever it is. */
-const NOT_RUN_STATUSES = new Set([429, 503]);
 
 function connectionRefused(error: unknown): boolean {
   const cause = (error as { cause?: { code?: string } }).cause;
@@ -108,12 +106,18 @@ export function createTransport(options: {
           });
         }
         const first = payload?.errors?.[0];
-        const code = first?.extensions?.['code'];
+        const codes = (payload?.errors ?? []).map((e) => e.extensions?.['code']);
         // SERVICE_UNAVAILABLE: the database went away, maybe after the operation committed.
-        const maybeRan = code === 'SERVICE_UNAVAILABLE';
+        const maybeRan = codes.includes('SERVICE_UNAVAILABLE');
+        // Surely not run: a 429, or a draining instance's 503 (SERVER_STOPPING and nothing else).
+        const notRun =
+          response.status === 429 ||
+          (response.status === 503 &&
+            codes.length > 0 &&
+            codes.every((code) => code === 'SERVER_STOPPING'));
         const retried = repeatable
           ? RETRIED_STATUSES.has(response.status) || maybeRan
-          : NOT_RUN_STATUSES.has(response.status) && !maybeRan;
+          : notRun && !maybeRan;
         if (retried) {
           lastProblem = new RetryAfter(retryAfterMs(response, payload));
           continue;

@@ -164,6 +164,9 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
     // postgres.js's default is 30 s: during an outage every request would wait that long for
     // its 503.
     connect_timeout: options.connectTimeoutSeconds ?? 5,
+    // Between reconnects: postgres.js's default grows to 10-20 s after a few failures, and the
+    // queries waiting for that connection get no answer meanwhile. At most a second.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     onnotice: () => {},
     connection: { application_name: 'runstate' },
     ...(options.onStatement

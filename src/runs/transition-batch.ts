@@ -253,15 +253,27 @@ function keyOf(runId: string, key: string): string {
   return `${runId}\u0000${key}`;
 }
 
-/** What is kept of an answer for replays: everything but the run, which is read fresh. */
+/**
+ * What is kept of an answer for replays: everything but the run, which is read fresh. The kind
+ * is what replays read; `__typename` is written too for one release, so that an instance of the
+ * previous version (which reads only that) replays these answers during a rolling upgrade.
+ */
 function toStoredOutcome(outcome: TransitionOutcome): Record<string, unknown> {
-  if (outcome.kind === 'accepted') return { kind: outcome.kind };
-  return { ...outcome };
+  const legacy = { __typename: TYPENAME_OF_KIND[outcome.kind] };
+  if (outcome.kind === 'accepted') return { kind: outcome.kind, ...legacy };
+  return { ...outcome, ...legacy };
 }
 
+const TYPENAME_OF_KIND: Record<OutcomeKind, string> = {
+  accepted: 'TransitionAccepted',
+  illegal: 'IllegalTransition',
+  conflict: 'TransitionConflict',
+  notFound: 'RunNotFound',
+};
+
 /**
- * Answers stored before kinds (migration 0013 converts them; an instance of the older version
- * may still write some during a rolling upgrade) named their GraphQL type instead.
+ * Answers stored before kinds (migration 0013 adds the kind to them; an instance of the older
+ * version may still write some during a rolling upgrade) named only their GraphQL type.
  */
 const KIND_OF_TYPENAME: Record<string, OutcomeKind> = {
   TransitionAccepted: 'accepted',

@@ -22,11 +22,10 @@ export function createHttpServer(deps: {
   inflight: Inflight;
   metrics: Metrics;
   logger: Logger;
-  graphqlPath: string;
   maxBodyBytes: number;
   isDraining: () => boolean;
 }): Server {
-  const { yoga, health, dashboard, inflight, metrics, logger, graphqlPath } = deps;
+  const { yoga, health, dashboard, inflight, metrics, logger } = deps;
   return createServer((req, res) => {
     const started = performance.now();
     const requestId = requestIdFrom(req.headers['x-request-id']);
@@ -52,7 +51,8 @@ export function createHttpServer(deps: {
       }
       if (dashboard?.serve(req, res, path)) return;
       if (refuseLargeBody(req, res, deps.maxBodyBytes)) return;
-      if (path === graphqlPath && refuseCrossSiteForm(req, res)) return;
+      // On every path: yoga also serves GraphQL under others (`/graphql/`, `//graphql`).
+      if (refuseCrossSiteForm(req, res)) return;
       if (refuseUnacceptable(req, res)) return;
       void yoga(req, res);
     });

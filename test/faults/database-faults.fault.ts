@@ -23,6 +23,8 @@ let primary: Cluster;
 let standby: Cluster;
 let admin: postgres.Sql;
 const services: ServiceProcess[] = [];
+/** Closed in afterAll too, so a failed test leaves no client resubscribing for ever. */
+const openSubscribers: { close(): Promise<void> }[] = [];
 /** Instances that live through the whole test (the last one is killed). */
 const SURVIVORS = 2;
 const urls: string[] = [];
@@ -77,6 +79,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   stopWriting = true;
+  await Promise.all(openSubscribers.map((s) => s.close()));
   if (process.env['FAULTS_DEBUG']) {
     for (const [i, service] of services.entries())
       writeFileSync(`${process.env['FAULTS_DEBUG']}-${i}.log`, service.output());
@@ -245,7 +248,7 @@ function subscriber(firstInstance: number) {
     );
   };
   subscribe();
-  return {
+  const handle = {
     delivered,
     resumes: () => resumes,
     async close() {
@@ -253,6 +256,8 @@ function subscriber(firstInstance: number) {
       await client?.dispose();
     },
   };
+  openSubscribers.push(handle);
+  return handle;
 }
 
 /** /ready of instance 0, polled: when it answered what. */
@@ -447,7 +452,7 @@ it('two instances ride out killed connections, restarts, a foreign long transact
   expect(lost).toEqual([]);
   expect(acknowledgedCount).toBeGreaterThan(50);
   expect(sawNotReady).toBe(true);
-  for (const mode of ['fast', 'immediate']) expect(readyAfterReturn[mode]).toBeLessThan(2000);
+  for (const mode of ['fast', 'immediate']) expect(readyAfterReturn[mode]).toBeLessThan(3000);
   for (const delivered of deliveredDuringHold) expect(delivered).toBeGreaterThan(0);
   for (const f of figures) expect(f).toMatchObject({ duplicates: 0, missing: 0 });
   expect(figures[2]!.resumes).toBeGreaterThan(0);

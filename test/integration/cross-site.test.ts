@@ -56,8 +56,11 @@ for (const authEnabled of [false, true]) {
         [{ 'content-type': 'application/x-www-form-urlencoded' }, form],
         [{}, new Blob([form])], // a Blob without a type: no content type at all
       ];
-      for (const [headers, sent] of cases) {
-        const response = await fetch(server.url, {
+      // yoga also answers GraphQL under paths that end in the GraphQL path.
+      const { origin } = new URL(server.url);
+      const urls = [server.url, `${server.url}/`, `${origin}//graphql`];
+      for (const [[headers, sent], url] of cases.flatMap((c) => urls.map((u) => [c, u] as const))) {
+        const response = await fetch(url, {
           method: 'POST',
           headers: { origin: EVIL, ...auth(), ...headers },
           body: sent,

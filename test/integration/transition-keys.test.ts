@@ -4,9 +4,10 @@ import { afterAll, beforeAll, expect, it, inject } from 'vitest';
 import { createRun, transitionRun } from '../support/operations.js';
 import { uniqueProject, useServer } from '../support/server.js';
 
-// What an idempotency key keeps is the outcome's kind, not its GraphQL type name; answers kept
-// in the older form (before migration 0013, or written by an older instance during a rolling
-// upgrade) are replayed the same, and the migration converts them.
+// What an idempotency key keeps, and replays by, is the outcome's kind, not its GraphQL type
+// name; answers kept in the older form (before migration 0013, or written by an older instance
+// during a rolling upgrade) are replayed the same, and the migration adds the kind to them.
+// The type name is still written, for one release, for instances of the previous version.
 
 const server = useServer();
 let sql: postgres.Sql;
@@ -40,10 +41,17 @@ it('keys keep kinds, and answers kept under GraphQL type names replay the same b
     sql<{ key: string; outcome: Record<string, unknown> }[]>`
       SELECT key, outcome FROM transition_keys WHERE run_id = ${run.id} ORDER BY key`;
   expect((await kept()).map((r) => [r.key, r.outcome['kind'], r.outcome['__typename']])).toEqual([
-    ['run:k-accepted', 'accepted', undefined],
-    ['run:k-conflict', 'conflict', undefined],
-    ['run:k-illegal', 'illegal', undefined],
+    ['run:k-accepted', 'accepted', 'TransitionAccepted'],
+    ['run:k-conflict', 'conflict', 'TransitionConflict'],
+    ['run:k-illegal', 'illegal', 'IllegalTransition'],
   ]);
+
+  // Replays read the kind alone: a type name that no longer matches changes nothing.
+  await sql`
+    UPDATE transition_keys SET outcome = outcome || '{"__typename": "Renamed"}'::jsonb
+    WHERE run_id = ${run.id}`;
+  for (const [i, input] of requests.entries())
+    expect(await transitionRun(server, input)).toEqual(first[i]);
 
   // As an instance of the previous version kept them.
   await sql`
@@ -56,9 +64,9 @@ it('keys keep kinds, and answers kept under GraphQL type names replay the same b
 
   await sql.unsafe(MIGRATION);
   expect((await kept()).map((r) => [r.outcome['kind'], r.outcome['__typename']])).toEqual([
-    ['accepted', undefined],
-    ['conflict', undefined],
-    ['illegal', undefined],
+    ['accepted', 'TransitionAccepted'],
+    ['conflict', 'TransitionConflict'],
+    ['illegal', 'IllegalTransition'],
   ]);
   for (const [i, input] of requests.entries())
     expect(await transitionRun(server, input)).toEqual(first[i]);

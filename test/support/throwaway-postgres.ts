@@ -149,7 +149,8 @@ function prepare(): { binaries: Binaries; user: RunAs | null; clusters: number }
     // The package's whole tree (bin, lib, share) is copied to where it can, with the same layout.
     copy = mkdtempSync(join(tmpdir(), 'runstate-pgbin-'));
     const made = copy;
-    process.once('exit', () => rmSync(made, { recursive: true, force: true }));
+    // Registered after the clusters' hook below (which still needs the binaries to stop them).
+    process.on('exit', () => rmSync(made, { recursive: true, force: true }));
     // verbatimSymlinks: the libraries' relative links (libicuuc.so.60 -> libicuuc.so.60.2)
     // would otherwise be made absolute, pointing back where the user cannot go.
     cpSync(dirname(dir), copy, { recursive: true, verbatimSymlinks: true });
@@ -197,15 +198,20 @@ function run(program: string, args: string[], user: RunAs | null, cwd: string): 
   });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
+/**
+ * A free port below Linux's ephemeral range (32768 and up), so that no client connection can
+ * take it as its local port while the server that will bind it is down (a restart).
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 function chownTree(path: string, user: RunAs | null): void {
@@ -253,10 +259,31 @@ export async function initCluster(): Promise<Cluster> {
   return clusterAt(base, dataDir, port, user);
 }
 
+/** Clusters not removed yet: stopped and deleted if the process exits first (a killed worker). */
+const live = new Map<string, { dataDir: string; user: RunAs | null }>();
+process.once('exit', () => {
+  for (const [base, { dataDir, user }] of live) {
+    try {
+      execFileSync(
+        join(prepare().binaries.dir, 'pg_ctl'),
+        ['-D', dataDir, 'stop', '-m', 'immediate'],
+        {
+          stdio: 'ignore',
+          ...(user ? { uid: user.uid, gid: user.gid } : {}),
+        },
+      );
+    } catch {
+      // not running
+    }
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
 function clusterAt(base: string, dataDir: string, port: number, user: RunAs | null): Cluster {
   const pgCtl = (...args: string[]) => run('pg_ctl', ['-D', dataDir, ...args], user, base);
   const log = join(base, 'server.log');
   let removed = false;
+  live.set(base, { dataDir, user });
   const cluster: Cluster = {
     port,
     dataDir,
@@ -279,7 +306,9 @@ function clusterAt(base: string, dataDir: string, port: number, user: RunAs | nu
       appendFileSync(
         join(standbyData, 'postgresql.conf'),
         settingsFor(standbyPort, standbyBase) +
-          `primary_conninfo = 'host=127.0.0.1 port=${port} user=postgres application_name=standby'\n`,
+          `primary_conninfo = 'host=127.0.0.1 port=${port} user=postgres application_name=standby'\n` +
+          // Back within 100 ms of the primary's restart: commits wait for it (synchronous).
+          "wal_retrieve_retry_interval = '100ms'\n",
       );
       // Synchronous: an acknowledged commit is on the standby too, so a failover loses none.
       appendFileSync(join(dataDir, 'postgresql.conf'), "synchronous_standby_names = '*'\n");
@@ -296,6 +325,7 @@ function clusterAt(base: string, dataDir: string, port: number, user: RunAs | nu
       removed = true;
       await pgCtl('stop', '-w', '-t', '30', '-m', 'immediate').catch(() => {});
       rmSync(base, { recursive: true, force: true });
+      live.delete(base);
       const state = prepare();
       if (--state.clusters === 0 && state.binaries.copy) {
         rmSync(state.binaries.copy, { recursive: true, force: true });
