@@ -1,4 +1,6 @@
-import { hasRole, type Principal } from '../auth/principal.js';
+import { canSeeProject, hasRole, type Principal } from '../auth/principal.js';
+import type { RunRow } from '../db/schema.js';
+import { getRun } from '../runs/run-queries.js';
 import type { ApiRole } from '../db/schema.js';
 import {
   ForbiddenError,
@@ -103,4 +105,21 @@ export function guardSubscription<T>(
     },
   };
   return iterator;
+}
+
+/** The runs a loader found that the token may see (a run deleted meanwhile is left out). */
+export function visible(principal: Principal, rows: readonly (RunRow | null | Error)[]): RunRow[] {
+  return rows.filter(
+    (r): r is RunRow => r != null && !(r instanceof Error) && canSeeProject(principal, r.project),
+  );
+}
+
+/** A run the token may see, or null. */
+export async function getVisibleRun(
+  db: Parameters<typeof getRun>[0],
+  principal: Principal,
+  id: string,
+): Promise<RunRow | null> {
+  const run = await getRun(db, id);
+  return run && canSeeProject(principal, run.project) ? run : null;
 }

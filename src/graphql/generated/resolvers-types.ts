@@ -21,6 +21,201 @@ export type Scalars = {
   JSON: { input: Record<string, unknown>; output: Record<string, unknown>; }
 };
 
+/** Reading runs, their history and the lifecycle. */
+export type Query = {
+  __typename?: 'Query';
+  /** The lifecycle table: statuses, categories, colors and legal moves. */
+  lifecycle: Lifecycle;
+  /** One run; null when there is none with this id. */
+  run: Maybe<Run>;
+  /** Runs matching a filter, keyset-paginated. */
+  runs: RunConnection;
+  /**
+   * The global change log in log order (per run: in version order). A page never skips a change
+   * that is still committing: it ends before it, and the next page (with `after`) includes it.
+   */
+  statusChanges: StatusChangeConnection;
+  /** The API token this request came with (role ADMIN and every project when auth is off). */
+  viewer: Viewer;
+  /** The API tokens (ADMIN only; a token limited to projects sees the tokens inside them). */
+  apiTokens: Array<ApiToken>;
+};
+
+
+/** Reading runs, their history and the lifecycle. */
+export type QueryRunArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/** Reading runs, their history and the lifecycle. */
+export type QueryRunsArgs = {
+  filter?: InputMaybe<RunFilter>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+  orderBy?: InputMaybe<RunOrder>;
+};
+
+
+/** Reading runs, their history and the lifecycle. */
+export type QueryStatusChangesArgs = {
+  filter?: InputMaybe<StatusChangeFilter>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+};
+
+/** Reporting what happens to runs. */
+export type Mutation = {
+  __typename?: 'Mutation';
+  /** Create a run in CREATED. */
+  createRun: Run;
+  /** Change a run's status: one atomic compare-and-set against the lifecycle. */
+  transitionRun: TransitionResult;
+  /** Several changes, each applied on its own, in order (at most 500). */
+  transitionRuns: Array<TransitionResult>;
+  /** Report progress in [0, 1] and an optional phase. */
+  reportProgress: Run;
+  /** Tell runstate the run's worker is alive. With `attempt`, a stale attempt's heartbeat is refused (STALE_ATTEMPT). A run that is done records nothing: it is answered as it is (`isDone` tells the worker it is over). */
+  heartbeat: Run;
+  /** Stop a run: STOPPED if it was not handed to an executor yet, else STOPPING (a stop request). */
+  stopRun: TransitionResult;
+  /** Retry a run: RETRYING with the next attempt (from FAILED or UNKNOWN, as the lifecycle allows). */
+  retryRun: TransitionResult;
+  /** Resume a run: RESUMING (from STOPPED, FAILED or SUSPENDED, as the lifecycle allows). */
+  resumeRun: TransitionResult;
+  /** Record measured points; answers how many were written. */
+  recordMeasurements: Scalars['Int']['output'];
+  /**
+   * Create an API token (ADMIN only). The answer holds the secret: it is shown this once and
+   * stored only as a hash.
+   */
+  createApiToken: CreatedApiToken;
+  /**
+   * Revoke an API token (ADMIN only): it stops working at once on every instance and its open
+   * subscriptions end (TOKEN_REVOKED). Revoking twice keeps the first revocation time.
+   */
+  revokeApiToken: ApiToken;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationCreateRunArgs = {
+  input: CreateRunInput;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationTransitionRunArgs = {
+  input: TransitionRunInput;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationTransitionRunsArgs = {
+  inputs: Array<TransitionRunInput>;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationReportProgressArgs = {
+  input: ReportProgressInput;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationHeartbeatArgs = {
+  id: Scalars['ID']['input'];
+  attempt?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationStopRunArgs = {
+  id: Scalars['ID']['input'];
+  message?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationRetryRunArgs = {
+  id: Scalars['ID']['input'];
+  reason?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationResumeRunArgs = {
+  id: Scalars['ID']['input'];
+  reason?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationRecordMeasurementsArgs = {
+  input: RecordMeasurementsInput;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationCreateApiTokenArgs = {
+  input: CreateApiTokenInput;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationRevokeApiTokenArgs = {
+  id: Scalars['ID']['input'];
+};
+
+/** Live changes. */
+export type Subscription = {
+  __typename?: 'Subscription';
+  /** The run, each time its status, progress, measurements or heartbeat changed. */
+  runUpdated: Run;
+  /**
+   * Every committed status change matching the filter, in log order (per run: in version order).
+   * Without `after`, the stream starts where this instance's reading of the log is when you
+   * subscribe, so a change committed a moment before may still arrive. With `after`, every
+   * matching change after that cursor is sent first, then live ones: none missed, none twice.
+   */
+  statusChanged: StatusChange;
+  /** Each point recorded for the run. */
+  measurementRecorded: Measurement;
+};
+
+
+/** Live changes. */
+export type SubscriptionRunUpdatedArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/** Live changes. */
+export type SubscriptionStatusChangedArgs = {
+  filter?: InputMaybe<StatusChangeFilter>;
+  after?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/** Live changes. */
+export type SubscriptionMeasurementRecordedArgs = {
+  runId: Scalars['ID']['input'];
+  names?: InputMaybe<Array<Scalars['String']['input']>>;
+};
+
+/** Relay page information. */
+export type PageInfo = {
+  __typename?: 'PageInfo';
+  /** More items follow the last edge. */
+  hasNextPage: Scalars['Boolean']['output'];
+  /** Always false: pages are only walked forward. */
+  hasPreviousPage: Scalars['Boolean']['output'];
+  /** The cursor of the first edge. */
+  startCursor: Maybe<Scalars['String']['output']>;
+  /** The cursor of the last edge; pass it as `after` for the next page. */
+  endCursor: Maybe<Scalars['String']['output']>;
+};
+
 /** Every status a run can be in. The legal moves between them are served by `lifecycle`. */
 export type RunStatus =
   /** Known to runstate, nothing happened yet. */
@@ -65,6 +260,47 @@ export type RunStatus =
   | 'STOPPED'
   /** Skipped without running. */
   | 'SKIPPED';
+
+/** A coarse grouping of statuses, for filters and colors. */
+export type StatusCategory =
+  /** Known, not yet handed to an executor. */
+  | 'PENDING'
+  /** Waiting for resources. */
+  | 'QUEUED'
+  /** On an executor; heartbeats are checked here. */
+  | 'RUNNING'
+  /** Not done, needs attention. */
+  | 'WARNING'
+  /** Halted by the system. */
+  | 'SUSPENDED'
+  /** A stop was requested. */
+  | 'STOPPING'
+  /** Contact lost. */
+  | 'UNKNOWN'
+  /** Finished. */
+  | 'DONE';
+
+/** The whole lifecycle: every status with its category, color and legal next statuses. */
+export type Lifecycle = {
+  __typename?: 'Lifecycle';
+  /** All statuses, in lifecycle order. */
+  statuses: Array<StatusInfo>;
+};
+
+/** What the lifecycle says about one status. */
+export type StatusInfo = {
+  __typename?: 'StatusInfo';
+  /** The status. */
+  status: RunStatus;
+  /** Its category. */
+  category: StatusCategory;
+  /** Its hex color. */
+  color: Scalars['String']['output'];
+  /** Whether it has no legal exit. */
+  isFinal: Scalars['Boolean']['output'];
+  /** The statuses it may move to. */
+  allowedNext: Array<RunStatus>;
+};
 
 /** When a run with upstreams starts (Polyaxon's trigger policies). */
 export type TriggerPolicy =
@@ -135,25 +371,6 @@ export type EventTriggerInput = {
   /** Any of these events starts the run (1–22). */
   kinds: Array<RunEventKind>;
 };
-
-/** A coarse grouping of statuses, for filters and colors. */
-export type StatusCategory =
-  /** Known, not yet handed to an executor. */
-  | 'PENDING'
-  /** Waiting for resources. */
-  | 'QUEUED'
-  /** On an executor; heartbeats are checked here. */
-  | 'RUNNING'
-  /** Not done, needs attention. */
-  | 'WARNING'
-  /** Halted by the system. */
-  | 'SUSPENDED'
-  /** A stop was requested. */
-  | 'STOPPING'
-  /** Contact lost. */
-  | 'UNKNOWN'
-  /** Finished. */
-  | 'DONE';
 
 /** A job, task or experiment whose lifecycle runstate keeps. */
 export type Run = {
@@ -255,89 +472,6 @@ export type RunMeasurementsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
 };
 
-/** One accepted status change (or a run's creation) from the change log. */
-export type StatusChange = {
-  __typename?: 'StatusChange';
-  /**
-   * Resume token for `statusChanged(after:)` and `statusChanges(after:)`: its position in the log.
-   * Resume from the last cursor a subscription or a `statusChanges` page gave you. The cursor in a
-   * mutation's answer marks that change, but changes of other runs that were still committing
-   * below it may follow later; it is exact as a resume point only for a filter on that run.
-   */
-  cursor: Scalars['String']['output'];
-  /** The run that changed. */
-  run: Run;
-  /** The id of the run that changed. */
-  runId: Scalars['ID']['output'];
-  /** The status before; null for the creation event. */
-  from: Maybe<RunStatus>;
-  /** The status after. */
-  to: RunStatus;
-  /** The run's version after this change. */
-  version: Scalars['Int']['output'];
-  /** A short, machine-readable cause. */
-  reason: Maybe<Scalars['String']['output']>;
-  /** A human-readable message. */
-  message: Maybe<Scalars['String']['output']>;
-  /** The change was an administrator's correction that bypassed the lifecycle table. */
-  forced: Scalars['Boolean']['output'];
-  /**
-   * The name of the API token that made the change, or whose change caused it (an upstream
-   * finishing); null for the service's own moves (timeouts) and when auth is switched off.
-   */
-  actor: Maybe<Scalars['String']['output']>;
-  /** When the change was made. */
-  at: Scalars['DateTime']['output'];
-};
-
-/** One point of a named numeric series. */
-export type Measurement = {
-  __typename?: 'Measurement';
-  /** The series name. */
-  name: Scalars['String']['output'];
-  /** The value (always finite). */
-  value: Scalars['Float']['output'];
-  /** An optional step (epoch, iteration) the value belongs to. */
-  step: Maybe<Scalars['Int']['output']>;
-  /** When the value was measured. */
-  at: Scalars['DateTime']['output'];
-};
-
-/** The whole lifecycle: every status with its category, color and legal next statuses. */
-export type Lifecycle = {
-  __typename?: 'Lifecycle';
-  /** All statuses, in lifecycle order. */
-  statuses: Array<StatusInfo>;
-};
-
-/** What the lifecycle says about one status. */
-export type StatusInfo = {
-  __typename?: 'StatusInfo';
-  /** The status. */
-  status: RunStatus;
-  /** Its category. */
-  category: StatusCategory;
-  /** Its hex color. */
-  color: Scalars['String']['output'];
-  /** Whether it has no legal exit. */
-  isFinal: Scalars['Boolean']['output'];
-  /** The statuses it may move to. */
-  allowedNext: Array<RunStatus>;
-};
-
-/** Relay page information. */
-export type PageInfo = {
-  __typename?: 'PageInfo';
-  /** More items follow the last edge. */
-  hasNextPage: Scalars['Boolean']['output'];
-  /** Always false: pages are only walked forward. */
-  hasPreviousPage: Scalars['Boolean']['output'];
-  /** The cursor of the first edge. */
-  startCursor: Maybe<Scalars['String']['output']>;
-  /** The cursor of the last edge; pass it as `after` for the next page. */
-  endCursor: Maybe<Scalars['String']['output']>;
-};
-
 /** A page of runs. */
 export type RunConnection = {
   __typename?: 'RunConnection';
@@ -359,42 +493,6 @@ export type RunEdge = {
   cursor: Scalars['String']['output'];
   /** The run. */
   node: Run;
-};
-
-/** A page of status changes. */
-export type StatusChangeConnection = {
-  __typename?: 'StatusChangeConnection';
-  /** The changes of this page. */
-  edges: Array<StatusChangeEdge>;
-  /** Where this page is. */
-  pageInfo: PageInfo;
-};
-
-/** A status change and its cursor. */
-export type StatusChangeEdge = {
-  __typename?: 'StatusChangeEdge';
-  /** Pass as `after` to continue after this change. */
-  cursor: Scalars['String']['output'];
-  /** The change. */
-  node: StatusChange;
-};
-
-/** A page of measurements. */
-export type MeasurementConnection = {
-  __typename?: 'MeasurementConnection';
-  /** The points of this page. */
-  edges: Array<MeasurementEdge>;
-  /** Where this page is. */
-  pageInfo: PageInfo;
-};
-
-/** A measurement and its cursor. */
-export type MeasurementEdge = {
-  __typename?: 'MeasurementEdge';
-  /** Pass as `after` to continue after this point. */
-  cursor: Scalars['String']['output'];
-  /** The point. */
-  node: Measurement;
 };
 
 /** Which runs to list. Every given field must match. */
@@ -435,18 +533,6 @@ export type RunOrder = {
   field?: RunOrderField;
   /** The direction. */
   direction?: OrderDirection;
-};
-
-/** Which status changes to return or stream. Every given field must match. */
-export type StatusChangeFilter = {
-  /** Changes of these runs. */
-  runIds?: InputMaybe<Array<Scalars['ID']['input']>>;
-  /** Changes of runs in these projects. */
-  projects?: InputMaybe<Array<Scalars['String']['input']>>;
-  /** Changes into these statuses. */
-  statuses?: InputMaybe<Array<RunStatus>>;
-  /** Changes into statuses of these categories. */
-  categories?: InputMaybe<Array<StatusCategory>>;
 };
 
 /** A new run. */
@@ -526,28 +612,6 @@ export type ReportProgressInput = {
   attempt?: InputMaybe<Scalars['Int']['input']>;
 };
 
-/** A batch of measured points for one run. */
-export type RecordMeasurementsInput = {
-  /** The run. */
-  runId: Scalars['ID']['input'];
-  /** The points (1–10,000). */
-  measurements: Array<MeasurementInput>;
-  /** Sending the same key for the same run again records nothing and answers the first count. */
-  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
-};
-
-/** One measured point. */
-export type MeasurementInput = {
-  /** The series name (1–200 characters). */
-  name: Scalars['String']['input'];
-  /** The value; must be finite. */
-  value: Scalars['Float']['input'];
-  /** An optional step (epoch, iteration). */
-  step?: InputMaybe<Scalars['Int']['input']>;
-  /** When it was measured; defaults to now. */
-  at?: InputMaybe<Scalars['DateTime']['input']>;
-};
-
 /** The answer to a requested status change. */
 export type TransitionResult = TransitionAccepted | IllegalTransition | TransitionConflict | RunNotFound;
 
@@ -605,150 +669,122 @@ export type RunNotFound = {
   message: Scalars['String']['output'];
 };
 
-/** Reading runs, their history and the lifecycle. */
-export type Query = {
-  __typename?: 'Query';
-  /** One run; null when there is none with this id. */
-  run: Maybe<Run>;
-  /** Runs matching a filter, keyset-paginated. */
-  runs: RunConnection;
+/** One accepted status change (or a run's creation) from the change log. */
+export type StatusChange = {
+  __typename?: 'StatusChange';
   /**
-   * The global change log in log order (per run: in version order). A page never skips a change
-   * that is still committing: it ends before it, and the next page (with `after`) includes it.
+   * Resume token for `statusChanged(after:)` and `statusChanges(after:)`: its position in the log.
+   * Resume from the last cursor a subscription or a `statusChanges` page gave you. The cursor in a
+   * mutation's answer marks that change, but changes of other runs that were still committing
+   * below it may follow later; it is exact as a resume point only for a filter on that run.
    */
-  statusChanges: StatusChangeConnection;
-  /** The lifecycle table: statuses, categories, colors and legal moves. */
-  lifecycle: Lifecycle;
-  /** The API token this request came with (role ADMIN and every project when auth is off). */
-  viewer: Viewer;
-  /** The API tokens (ADMIN only; a token limited to projects sees the tokens inside them). */
-  apiTokens: Array<ApiToken>;
-};
-
-
-/** Reading runs, their history and the lifecycle. */
-export type QueryRunArgs = {
-  id: Scalars['ID']['input'];
-};
-
-
-/** Reading runs, their history and the lifecycle. */
-export type QueryRunsArgs = {
-  filter?: InputMaybe<RunFilter>;
-  first?: InputMaybe<Scalars['Int']['input']>;
-  after?: InputMaybe<Scalars['String']['input']>;
-  orderBy?: InputMaybe<RunOrder>;
-};
-
-
-/** Reading runs, their history and the lifecycle. */
-export type QueryStatusChangesArgs = {
-  filter?: InputMaybe<StatusChangeFilter>;
-  first?: InputMaybe<Scalars['Int']['input']>;
-  after?: InputMaybe<Scalars['String']['input']>;
-};
-
-/** Reporting what happens to runs. */
-export type Mutation = {
-  __typename?: 'Mutation';
-  /** Create a run in CREATED. */
-  createRun: Run;
-  /** Change a run's status: one atomic compare-and-set against the lifecycle. */
-  transitionRun: TransitionResult;
-  /** Several changes, each applied on its own, in order (at most 500). */
-  transitionRuns: Array<TransitionResult>;
-  /** Report progress in [0, 1] and an optional phase. */
-  reportProgress: Run;
-  /** Record measured points; answers how many were written. */
-  recordMeasurements: Scalars['Int']['output'];
-  /** Tell runstate the run's worker is alive. With `attempt`, a stale attempt's heartbeat is refused (STALE_ATTEMPT). A run that is done records nothing: it is answered as it is (`isDone` tells the worker it is over). */
-  heartbeat: Run;
-  /** Stop a run: STOPPED if it was not handed to an executor yet, else STOPPING (a stop request). */
-  stopRun: TransitionResult;
-  /** Retry a run: RETRYING with the next attempt (from FAILED or UNKNOWN, as the lifecycle allows). */
-  retryRun: TransitionResult;
-  /** Resume a run: RESUMING (from STOPPED, FAILED or SUSPENDED, as the lifecycle allows). */
-  resumeRun: TransitionResult;
+  cursor: Scalars['String']['output'];
+  /** The run that changed. */
+  run: Run;
+  /** The id of the run that changed. */
+  runId: Scalars['ID']['output'];
+  /** The status before; null for the creation event. */
+  from: Maybe<RunStatus>;
+  /** The status after. */
+  to: RunStatus;
+  /** The run's version after this change. */
+  version: Scalars['Int']['output'];
+  /** A short, machine-readable cause. */
+  reason: Maybe<Scalars['String']['output']>;
+  /** A human-readable message. */
+  message: Maybe<Scalars['String']['output']>;
+  /** The change was an administrator's correction that bypassed the lifecycle table. */
+  forced: Scalars['Boolean']['output'];
   /**
-   * Create an API token (ADMIN only). The answer holds the secret: it is shown this once and
-   * stored only as a hash.
+   * The name of the API token that made the change, or whose change caused it (an upstream
+   * finishing); null for the service's own moves (timeouts) and when auth is switched off.
    */
-  createApiToken: CreatedApiToken;
-  /**
-   * Revoke an API token (ADMIN only): it stops working at once on every instance and its open
-   * subscriptions end (TOKEN_REVOKED). Revoking twice keeps the first revocation time.
-   */
-  revokeApiToken: ApiToken;
+  actor: Maybe<Scalars['String']['output']>;
+  /** When the change was made. */
+  at: Scalars['DateTime']['output'];
 };
 
-
-/** Reporting what happens to runs. */
-export type MutationCreateRunArgs = {
-  input: CreateRunInput;
+/** A page of status changes. */
+export type StatusChangeConnection = {
+  __typename?: 'StatusChangeConnection';
+  /** The changes of this page. */
+  edges: Array<StatusChangeEdge>;
+  /** Where this page is. */
+  pageInfo: PageInfo;
 };
 
-
-/** Reporting what happens to runs. */
-export type MutationTransitionRunArgs = {
-  input: TransitionRunInput;
+/** A status change and its cursor. */
+export type StatusChangeEdge = {
+  __typename?: 'StatusChangeEdge';
+  /** Pass as `after` to continue after this change. */
+  cursor: Scalars['String']['output'];
+  /** The change. */
+  node: StatusChange;
 };
 
-
-/** Reporting what happens to runs. */
-export type MutationTransitionRunsArgs = {
-  inputs: Array<TransitionRunInput>;
+/** Which status changes to return or stream. Every given field must match. */
+export type StatusChangeFilter = {
+  /** Changes of these runs. */
+  runIds?: InputMaybe<Array<Scalars['ID']['input']>>;
+  /** Changes of runs in these projects. */
+  projects?: InputMaybe<Array<Scalars['String']['input']>>;
+  /** Changes into these statuses. */
+  statuses?: InputMaybe<Array<RunStatus>>;
+  /** Changes into statuses of these categories. */
+  categories?: InputMaybe<Array<StatusCategory>>;
 };
 
-
-/** Reporting what happens to runs. */
-export type MutationReportProgressArgs = {
-  input: ReportProgressInput;
+/** One point of a named numeric series. */
+export type Measurement = {
+  __typename?: 'Measurement';
+  /** The series name. */
+  name: Scalars['String']['output'];
+  /** The value (always finite). */
+  value: Scalars['Float']['output'];
+  /** An optional step (epoch, iteration) the value belongs to. */
+  step: Maybe<Scalars['Int']['output']>;
+  /** When the value was measured. */
+  at: Scalars['DateTime']['output'];
 };
 
-
-/** Reporting what happens to runs. */
-export type MutationRecordMeasurementsArgs = {
-  input: RecordMeasurementsInput;
+/** A page of measurements. */
+export type MeasurementConnection = {
+  __typename?: 'MeasurementConnection';
+  /** The points of this page. */
+  edges: Array<MeasurementEdge>;
+  /** Where this page is. */
+  pageInfo: PageInfo;
 };
 
-
-/** Reporting what happens to runs. */
-export type MutationHeartbeatArgs = {
-  id: Scalars['ID']['input'];
-  attempt?: InputMaybe<Scalars['Int']['input']>;
+/** A measurement and its cursor. */
+export type MeasurementEdge = {
+  __typename?: 'MeasurementEdge';
+  /** Pass as `after` to continue after this point. */
+  cursor: Scalars['String']['output'];
+  /** The point. */
+  node: Measurement;
 };
 
-
-/** Reporting what happens to runs. */
-export type MutationStopRunArgs = {
-  id: Scalars['ID']['input'];
-  message?: InputMaybe<Scalars['String']['input']>;
+/** A batch of measured points for one run. */
+export type RecordMeasurementsInput = {
+  /** The run. */
+  runId: Scalars['ID']['input'];
+  /** The points (1–10,000). */
+  measurements: Array<MeasurementInput>;
+  /** Sending the same key for the same run again records nothing and answers the first count. */
+  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
 };
 
-
-/** Reporting what happens to runs. */
-export type MutationRetryRunArgs = {
-  id: Scalars['ID']['input'];
-  reason?: InputMaybe<Scalars['String']['input']>;
-};
-
-
-/** Reporting what happens to runs. */
-export type MutationResumeRunArgs = {
-  id: Scalars['ID']['input'];
-  reason?: InputMaybe<Scalars['String']['input']>;
-};
-
-
-/** Reporting what happens to runs. */
-export type MutationCreateApiTokenArgs = {
-  input: CreateApiTokenInput;
-};
-
-
-/** Reporting what happens to runs. */
-export type MutationRevokeApiTokenArgs = {
-  id: Scalars['ID']['input'];
+/** One measured point. */
+export type MeasurementInput = {
+  /** The series name (1–200 characters). */
+  name: Scalars['String']['input'];
+  /** The value; must be finite. */
+  value: Scalars['Float']['input'];
+  /** An optional step (epoch, iteration). */
+  step?: InputMaybe<Scalars['Int']['input']>;
+  /** When it was measured; defaults to now. */
+  at?: InputMaybe<Scalars['DateTime']['input']>;
 };
 
 /** What a token may do. Each role may do everything the ones before it may. */
@@ -809,42 +845,6 @@ export type Viewer = {
   projects: Maybe<Array<Scalars['String']['output']>>;
   /** Whether the server checks tokens at all. */
   authEnabled: Scalars['Boolean']['output'];
-};
-
-/** Live changes. */
-export type Subscription = {
-  __typename?: 'Subscription';
-  /**
-   * Every committed status change matching the filter, in log order (per run: in version order).
-   * Without `after`, the stream starts where this instance's reading of the log is when you
-   * subscribe, so a change committed a moment before may still arrive. With `after`, every
-   * matching change after that cursor is sent first, then live ones: none missed, none twice.
-   */
-  statusChanged: StatusChange;
-  /** The run, each time its status, progress, measurements or heartbeat changed. */
-  runUpdated: Run;
-  /** Each point recorded for the run. */
-  measurementRecorded: Measurement;
-};
-
-
-/** Live changes. */
-export type SubscriptionStatusChangedArgs = {
-  filter?: InputMaybe<StatusChangeFilter>;
-  after?: InputMaybe<Scalars['String']['input']>;
-};
-
-
-/** Live changes. */
-export type SubscriptionRunUpdatedArgs = {
-  id: Scalars['ID']['input'];
-};
-
-
-/** Live changes. */
-export type SubscriptionMeasurementRecordedArgs = {
-  runId: Scalars['ID']['input'];
-  names?: InputMaybe<Array<Scalars['String']['input']>>;
 };
 
 
@@ -929,97 +929,126 @@ export type ResolversUnionTypes<_RefType extends Record<string, unknown>> = {
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
+  Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  String: ResolverTypeWrapper<Scalars['String']['output']>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
+  PageInfo: ResolverTypeWrapper<PageInfo>;
+  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   RunStatus: RunStatus;
+  StatusCategory: StatusCategory;
+  Lifecycle: ResolverTypeWrapper<LifecycleParent>;
+  StatusInfo: ResolverTypeWrapper<LifecycleStatusInfo>;
   TriggerPolicy: TriggerPolicy;
   RunEventKind: RunEventKind;
   EventTriggerInput: EventTriggerInput;
-  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
-  StatusCategory: StatusCategory;
   Run: ResolverTypeWrapper<RunRow>;
-  String: ResolverTypeWrapper<Scalars['String']['output']>;
-  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
-  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
-  StatusChange: ResolverTypeWrapper<StatusChangeRow>;
-  Measurement: ResolverTypeWrapper<MeasurementRow>;
-  Lifecycle: ResolverTypeWrapper<LifecycleParent>;
-  StatusInfo: ResolverTypeWrapper<LifecycleStatusInfo>;
-  PageInfo: ResolverTypeWrapper<PageInfo>;
   RunConnection: ResolverTypeWrapper<RunConnectionParent>;
   RunEdge: ResolverTypeWrapper<Omit<RunEdge, 'node'> & { node: ResolversTypes['Run'] }>;
-  StatusChangeConnection: ResolverTypeWrapper<ConnectionParent<StatusChangeRow>>;
-  StatusChangeEdge: ResolverTypeWrapper<Omit<StatusChangeEdge, 'node'> & { node: ResolversTypes['StatusChange'] }>;
-  MeasurementConnection: ResolverTypeWrapper<ConnectionParent<MeasurementRow>>;
-  MeasurementEdge: ResolverTypeWrapper<Omit<MeasurementEdge, 'node'> & { node: ResolversTypes['Measurement'] }>;
   RunFilter: RunFilter;
   RunOrderField: RunOrderField;
   OrderDirection: OrderDirection;
   RunOrder: RunOrder;
-  StatusChangeFilter: StatusChangeFilter;
   CreateRunInput: CreateRunInput;
   TransitionRunInput: TransitionRunInput;
   ReportProgressInput: ReportProgressInput;
-  RecordMeasurementsInput: RecordMeasurementsInput;
-  MeasurementInput: MeasurementInput;
   TransitionResult: ResolverTypeWrapper<ResolversUnionTypes<ResolversTypes>['TransitionResult']>;
   TransitionAccepted: ResolverTypeWrapper<TransitionAcceptedParent>;
   IllegalTransition: ResolverTypeWrapper<IllegalTransition>;
   TransitionConflict: ResolverTypeWrapper<TransitionConflict>;
   RunNotFound: ResolverTypeWrapper<RunNotFound>;
-  Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
-  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  StatusChange: ResolverTypeWrapper<StatusChangeRow>;
+  StatusChangeConnection: ResolverTypeWrapper<ConnectionParent<StatusChangeRow>>;
+  StatusChangeEdge: ResolverTypeWrapper<Omit<StatusChangeEdge, 'node'> & { node: ResolversTypes['StatusChange'] }>;
+  StatusChangeFilter: StatusChangeFilter;
+  Measurement: ResolverTypeWrapper<MeasurementRow>;
+  MeasurementConnection: ResolverTypeWrapper<ConnectionParent<MeasurementRow>>;
+  MeasurementEdge: ResolverTypeWrapper<Omit<MeasurementEdge, 'node'> & { node: ResolversTypes['Measurement'] }>;
+  RecordMeasurementsInput: RecordMeasurementsInput;
+  MeasurementInput: MeasurementInput;
   ApiRole: ApiRole;
   ApiToken: ResolverTypeWrapper<ApiTokenRow>;
   CreatedApiToken: ResolverTypeWrapper<CreatedApiTokenParent>;
   CreateApiTokenInput: CreateApiTokenInput;
   Viewer: ResolverTypeWrapper<ViewerParent>;
-  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
+  Query: Record<PropertyKey, never>;
+  ID: Scalars['ID']['output'];
+  Int: Scalars['Int']['output'];
+  String: Scalars['String']['output'];
+  Mutation: Record<PropertyKey, never>;
+  Subscription: Record<PropertyKey, never>;
   DateTime: Scalars['DateTime']['output'];
   JSON: Scalars['JSON']['output'];
-  EventTriggerInput: EventTriggerInput;
-  ID: Scalars['ID']['output'];
-  Run: RunRow;
-  String: Scalars['String']['output'];
-  Int: Scalars['Int']['output'];
+  PageInfo: PageInfo;
   Boolean: Scalars['Boolean']['output'];
-  Float: Scalars['Float']['output'];
-  StatusChange: StatusChangeRow;
-  Measurement: MeasurementRow;
   Lifecycle: LifecycleParent;
   StatusInfo: LifecycleStatusInfo;
-  PageInfo: PageInfo;
+  EventTriggerInput: EventTriggerInput;
+  Run: RunRow;
+  Float: Scalars['Float']['output'];
   RunConnection: RunConnectionParent;
   RunEdge: Omit<RunEdge, 'node'> & { node: ResolversParentTypes['Run'] };
-  StatusChangeConnection: ConnectionParent<StatusChangeRow>;
-  StatusChangeEdge: Omit<StatusChangeEdge, 'node'> & { node: ResolversParentTypes['StatusChange'] };
-  MeasurementConnection: ConnectionParent<MeasurementRow>;
-  MeasurementEdge: Omit<MeasurementEdge, 'node'> & { node: ResolversParentTypes['Measurement'] };
   RunFilter: RunFilter;
   RunOrder: RunOrder;
-  StatusChangeFilter: StatusChangeFilter;
   CreateRunInput: CreateRunInput;
   TransitionRunInput: TransitionRunInput;
   ReportProgressInput: ReportProgressInput;
-  RecordMeasurementsInput: RecordMeasurementsInput;
-  MeasurementInput: MeasurementInput;
   TransitionResult: ResolversUnionTypes<ResolversParentTypes>['TransitionResult'];
   TransitionAccepted: TransitionAcceptedParent;
   IllegalTransition: IllegalTransition;
   TransitionConflict: TransitionConflict;
   RunNotFound: RunNotFound;
-  Query: Record<PropertyKey, never>;
-  Mutation: Record<PropertyKey, never>;
+  StatusChange: StatusChangeRow;
+  StatusChangeConnection: ConnectionParent<StatusChangeRow>;
+  StatusChangeEdge: Omit<StatusChangeEdge, 'node'> & { node: ResolversParentTypes['StatusChange'] };
+  StatusChangeFilter: StatusChangeFilter;
+  Measurement: MeasurementRow;
+  MeasurementConnection: ConnectionParent<MeasurementRow>;
+  MeasurementEdge: Omit<MeasurementEdge, 'node'> & { node: ResolversParentTypes['Measurement'] };
+  RecordMeasurementsInput: RecordMeasurementsInput;
+  MeasurementInput: MeasurementInput;
   ApiToken: ApiTokenRow;
   CreatedApiToken: CreatedApiTokenParent;
   CreateApiTokenInput: CreateApiTokenInput;
   Viewer: ViewerParent;
-  Subscription: Record<PropertyKey, never>;
+};
+
+export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
+  lifecycle?: Resolver<ResolversTypes['Lifecycle'], ParentType, ContextType>;
+  run?: Resolver<Maybe<ResolversTypes['Run']>, ParentType, ContextType, RequireFields<QueryRunArgs, 'id'>>;
+  runs?: Resolver<ResolversTypes['RunConnection'], ParentType, ContextType, Partial<QueryRunsArgs>>;
+  statusChanges?: Resolver<ResolversTypes['StatusChangeConnection'], ParentType, ContextType, Partial<QueryStatusChangesArgs>>;
+  viewer?: Resolver<ResolversTypes['Viewer'], ParentType, ContextType>;
+  apiTokens?: Resolver<Array<ResolversTypes['ApiToken']>, ParentType, ContextType>;
+};
+
+export type MutationResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  createRun?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationCreateRunArgs, 'input'>>;
+  transitionRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationTransitionRunArgs, 'input'>>;
+  transitionRuns?: Resolver<Array<ResolversTypes['TransitionResult']>, ParentType, ContextType, RequireFields<MutationTransitionRunsArgs, 'inputs'>>;
+  reportProgress?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationReportProgressArgs, 'input'>>;
+  heartbeat?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationHeartbeatArgs, 'id'>>;
+  stopRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationStopRunArgs, 'id'>>;
+  retryRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationRetryRunArgs, 'id'>>;
+  resumeRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationResumeRunArgs, 'id'>>;
+  recordMeasurements?: Resolver<ResolversTypes['Int'], ParentType, ContextType, RequireFields<MutationRecordMeasurementsArgs, 'input'>>;
+  createApiToken?: Resolver<ResolversTypes['CreatedApiToken'], ParentType, ContextType, RequireFields<MutationCreateApiTokenArgs, 'input'>>;
+  revokeApiToken?: Resolver<ResolversTypes['ApiToken'], ParentType, ContextType, RequireFields<MutationRevokeApiTokenArgs, 'id'>>;
+};
+
+export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  runUpdated?: SubscriptionResolver<ResolversTypes['Run'], "runUpdated", ParentType, ContextType, RequireFields<SubscriptionRunUpdatedArgs, 'id'>>;
+  statusChanged?: SubscriptionResolver<ResolversTypes['StatusChange'], "statusChanged", ParentType, ContextType, Partial<SubscriptionStatusChangedArgs>>;
+  measurementRecorded?: SubscriptionResolver<ResolversTypes['Measurement'], "measurementRecorded", ParentType, ContextType, RequireFields<SubscriptionMeasurementRecordedArgs, 'runId'>>;
 };
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
@@ -1029,6 +1058,25 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 export interface JsonScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['JSON'], any> {
   name: 'JSON';
 }
+
+export type PageInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
+  hasNextPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  hasPreviousPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  startCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  endCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
+export type LifecycleResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Lifecycle'] = ResolversParentTypes['Lifecycle']> = {
+  statuses?: Resolver<Array<ResolversTypes['StatusInfo']>, ParentType, ContextType>;
+};
+
+export type StatusInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StatusInfo'] = ResolversParentTypes['StatusInfo']> = {
+  status?: Resolver<ResolversTypes['RunStatus'], ParentType, ContextType>;
+  category?: Resolver<ResolversTypes['StatusCategory'], ParentType, ContextType>;
+  color?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  isFinal?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  allowedNext?: Resolver<Array<ResolversTypes['RunStatus']>, ParentType, ContextType>;
+};
 
 export type RunResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Run'] = ResolversParentTypes['Run']> = {
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
@@ -1073,46 +1121,6 @@ export type RunResolvers<ContextType = GraphQLContext, ParentType extends Resolv
   latestMeasurements?: Resolver<Array<ResolversTypes['Measurement']>, ParentType, ContextType>;
 };
 
-export type StatusChangeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StatusChange'] = ResolversParentTypes['StatusChange']> = {
-  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  run?: Resolver<ResolversTypes['Run'], ParentType, ContextType>;
-  runId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
-  from?: Resolver<Maybe<ResolversTypes['RunStatus']>, ParentType, ContextType>;
-  to?: Resolver<ResolversTypes['RunStatus'], ParentType, ContextType>;
-  version?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
-  reason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
-  message?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
-  forced?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
-  actor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
-  at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
-};
-
-export type MeasurementResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Measurement'] = ResolversParentTypes['Measurement']> = {
-  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  value?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
-  step?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
-  at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
-};
-
-export type LifecycleResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Lifecycle'] = ResolversParentTypes['Lifecycle']> = {
-  statuses?: Resolver<Array<ResolversTypes['StatusInfo']>, ParentType, ContextType>;
-};
-
-export type StatusInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StatusInfo'] = ResolversParentTypes['StatusInfo']> = {
-  status?: Resolver<ResolversTypes['RunStatus'], ParentType, ContextType>;
-  category?: Resolver<ResolversTypes['StatusCategory'], ParentType, ContextType>;
-  color?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  isFinal?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
-  allowedNext?: Resolver<Array<ResolversTypes['RunStatus']>, ParentType, ContextType>;
-};
-
-export type PageInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
-  hasNextPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
-  hasPreviousPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
-  startCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
-  endCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
-};
-
 export type RunConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RunConnection'] = ResolversParentTypes['RunConnection']> = {
   edges?: Resolver<Array<ResolversTypes['RunEdge']>, ParentType, ContextType>;
   pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
@@ -1122,26 +1130,6 @@ export type RunConnectionResolvers<ContextType = GraphQLContext, ParentType exte
 export type RunEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RunEdge'] = ResolversParentTypes['RunEdge']> = {
   cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   node?: Resolver<ResolversTypes['Run'], ParentType, ContextType>;
-};
-
-export type StatusChangeConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StatusChangeConnection'] = ResolversParentTypes['StatusChangeConnection']> = {
-  edges?: Resolver<Array<ResolversTypes['StatusChangeEdge']>, ParentType, ContextType>;
-  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
-};
-
-export type StatusChangeEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StatusChangeEdge'] = ResolversParentTypes['StatusChangeEdge']> = {
-  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  node?: Resolver<ResolversTypes['StatusChange'], ParentType, ContextType>;
-};
-
-export type MeasurementConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['MeasurementConnection'] = ResolversParentTypes['MeasurementConnection']> = {
-  edges?: Resolver<Array<ResolversTypes['MeasurementEdge']>, ParentType, ContextType>;
-  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
-};
-
-export type MeasurementEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['MeasurementEdge'] = ResolversParentTypes['MeasurementEdge']> = {
-  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  node?: Resolver<ResolversTypes['Measurement'], ParentType, ContextType>;
 };
 
 export type TransitionResultResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['TransitionResult'] = ResolversParentTypes['TransitionResult']> = {
@@ -1181,27 +1169,45 @@ export type RunNotFoundResolvers<ContextType = GraphQLContext, ParentType extend
   __isTypeOf?: IsTypeOfResolverFn<ParentType, ContextType>;
 };
 
-export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
-  run?: Resolver<Maybe<ResolversTypes['Run']>, ParentType, ContextType, RequireFields<QueryRunArgs, 'id'>>;
-  runs?: Resolver<ResolversTypes['RunConnection'], ParentType, ContextType, Partial<QueryRunsArgs>>;
-  statusChanges?: Resolver<ResolversTypes['StatusChangeConnection'], ParentType, ContextType, Partial<QueryStatusChangesArgs>>;
-  lifecycle?: Resolver<ResolversTypes['Lifecycle'], ParentType, ContextType>;
-  viewer?: Resolver<ResolversTypes['Viewer'], ParentType, ContextType>;
-  apiTokens?: Resolver<Array<ResolversTypes['ApiToken']>, ParentType, ContextType>;
+export type StatusChangeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StatusChange'] = ResolversParentTypes['StatusChange']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  run?: Resolver<ResolversTypes['Run'], ParentType, ContextType>;
+  runId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  from?: Resolver<Maybe<ResolversTypes['RunStatus']>, ParentType, ContextType>;
+  to?: Resolver<ResolversTypes['RunStatus'], ParentType, ContextType>;
+  version?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  reason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  message?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  forced?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  actor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
 };
 
-export type MutationResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
-  createRun?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationCreateRunArgs, 'input'>>;
-  transitionRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationTransitionRunArgs, 'input'>>;
-  transitionRuns?: Resolver<Array<ResolversTypes['TransitionResult']>, ParentType, ContextType, RequireFields<MutationTransitionRunsArgs, 'inputs'>>;
-  reportProgress?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationReportProgressArgs, 'input'>>;
-  recordMeasurements?: Resolver<ResolversTypes['Int'], ParentType, ContextType, RequireFields<MutationRecordMeasurementsArgs, 'input'>>;
-  heartbeat?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationHeartbeatArgs, 'id'>>;
-  stopRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationStopRunArgs, 'id'>>;
-  retryRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationRetryRunArgs, 'id'>>;
-  resumeRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationResumeRunArgs, 'id'>>;
-  createApiToken?: Resolver<ResolversTypes['CreatedApiToken'], ParentType, ContextType, RequireFields<MutationCreateApiTokenArgs, 'input'>>;
-  revokeApiToken?: Resolver<ResolversTypes['ApiToken'], ParentType, ContextType, RequireFields<MutationRevokeApiTokenArgs, 'id'>>;
+export type StatusChangeConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StatusChangeConnection'] = ResolversParentTypes['StatusChangeConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['StatusChangeEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type StatusChangeEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StatusChangeEdge'] = ResolversParentTypes['StatusChangeEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['StatusChange'], ParentType, ContextType>;
+};
+
+export type MeasurementResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Measurement'] = ResolversParentTypes['Measurement']> = {
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  value?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  step?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+};
+
+export type MeasurementConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['MeasurementConnection'] = ResolversParentTypes['MeasurementConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['MeasurementEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type MeasurementEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['MeasurementEdge'] = ResolversParentTypes['MeasurementEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['Measurement'], ParentType, ContextType>;
 };
 
 export type ApiTokenResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ApiToken'] = ResolversParentTypes['ApiToken']> = {
@@ -1226,37 +1232,31 @@ export type ViewerResolvers<ContextType = GraphQLContext, ParentType extends Res
   authEnabled?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
 };
 
-export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
-  statusChanged?: SubscriptionResolver<ResolversTypes['StatusChange'], "statusChanged", ParentType, ContextType, Partial<SubscriptionStatusChangedArgs>>;
-  runUpdated?: SubscriptionResolver<ResolversTypes['Run'], "runUpdated", ParentType, ContextType, RequireFields<SubscriptionRunUpdatedArgs, 'id'>>;
-  measurementRecorded?: SubscriptionResolver<ResolversTypes['Measurement'], "measurementRecorded", ParentType, ContextType, RequireFields<SubscriptionMeasurementRecordedArgs, 'runId'>>;
-};
-
 export type Resolvers<ContextType = GraphQLContext> = {
+  Query?: QueryResolvers<ContextType>;
+  Mutation?: MutationResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   JSON?: GraphQLScalarType;
-  Run?: RunResolvers<ContextType>;
-  StatusChange?: StatusChangeResolvers<ContextType>;
-  Measurement?: MeasurementResolvers<ContextType>;
+  PageInfo?: PageInfoResolvers<ContextType>;
   Lifecycle?: LifecycleResolvers<ContextType>;
   StatusInfo?: StatusInfoResolvers<ContextType>;
-  PageInfo?: PageInfoResolvers<ContextType>;
+  Run?: RunResolvers<ContextType>;
   RunConnection?: RunConnectionResolvers<ContextType>;
   RunEdge?: RunEdgeResolvers<ContextType>;
-  StatusChangeConnection?: StatusChangeConnectionResolvers<ContextType>;
-  StatusChangeEdge?: StatusChangeEdgeResolvers<ContextType>;
-  MeasurementConnection?: MeasurementConnectionResolvers<ContextType>;
-  MeasurementEdge?: MeasurementEdgeResolvers<ContextType>;
   TransitionResult?: TransitionResultResolvers<ContextType>;
   TransitionAccepted?: TransitionAcceptedResolvers<ContextType>;
   IllegalTransition?: IllegalTransitionResolvers<ContextType>;
   TransitionConflict?: TransitionConflictResolvers<ContextType>;
   RunNotFound?: RunNotFoundResolvers<ContextType>;
-  Query?: QueryResolvers<ContextType>;
-  Mutation?: MutationResolvers<ContextType>;
+  StatusChange?: StatusChangeResolvers<ContextType>;
+  StatusChangeConnection?: StatusChangeConnectionResolvers<ContextType>;
+  StatusChangeEdge?: StatusChangeEdgeResolvers<ContextType>;
+  Measurement?: MeasurementResolvers<ContextType>;
+  MeasurementConnection?: MeasurementConnectionResolvers<ContextType>;
+  MeasurementEdge?: MeasurementEdgeResolvers<ContextType>;
   ApiToken?: ApiTokenResolvers<ContextType>;
   CreatedApiToken?: CreatedApiTokenResolvers<ContextType>;
   Viewer?: ViewerResolvers<ContextType>;
-  Subscription?: SubscriptionResolvers<ContextType>;
 };
 
