@@ -1,33 +1,54 @@
 import { GraphQLError } from 'graphql';
 
 /**
- * Exceptional outcomes, as GraphQL errors with a machine-readable `extensions.code`.
- * Expected domain outcomes (an illegal transition, a conflict) are result types instead.
- * Anything that is not a GraphQLError is masked by yoga before it reaches a client.
+ * Exceptional outcomes. Expected domain outcomes (an illegal transition, a conflict) are result
+ * kinds instead.
+ *
+ * The domains throw DomainErrors: plain errors with a `kind` and details, which know nothing of
+ * GraphQL; graphql/domain-errors.ts maps each kind to its `extensions.code` and HTTP status, on
+ * every transport. The errors the transports make themselves (limits, a stopping server, a
+ * subscriber's overflow, a revoked token, an unavailable database) are GraphQL errors from the
+ * start. Anything else is masked by yoga before it reaches a client.
  */
 
+/** What went wrong, for the GraphQL layer to name. */
+export type DomainErrorKind =
+  'invalidInput' | 'notFound' | 'staleAttempt' | 'unauthenticated' | 'forbidden' | 'rateLimited';
+
+export abstract class DomainError extends Error {
+  abstract readonly kind: DomainErrorKind;
+  /** What a client may act on (the field, the id, the attempt, how long to wait). */
+  readonly details: Record<string, unknown>;
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.details = details;
+  }
+}
+
 /** Malformed input: names the offending field (a path such as `input.progress`). */
-export class BadUserInputError extends GraphQLError {
+export class BadUserInputError extends DomainError {
+  readonly kind = 'invalidInput';
   constructor(field: string, problem: string) {
-    super(`${field}: ${problem}`, { extensions: { code: 'BAD_USER_INPUT', field } });
+    super(`${field}: ${problem}`, { field });
   }
 }
 
 /** The addressed object does not exist (for mutations whose answer is not a result union). */
-export class NotFoundError extends GraphQLError {
+export class NotFoundError extends DomainError {
+  readonly kind = 'notFound';
   constructor(what: string, id: string) {
-    super(`${what} ${id} not found`, { extensions: { code: 'NOT_FOUND', id } });
+    super(`${what} ${id} not found`, { id });
   }
 }
 
 /** A worker reported for an attempt that is not the run's current one; nothing was recorded. */
-export class StaleAttemptError extends GraphQLError {
+export class StaleAttemptError extends DomainError {
+  readonly kind = 'staleAttempt';
   constructor(runId: string, actualAttempt: number, attempt: number) {
     super(
       `run ${runId} is at attempt ${actualAttempt}, not ${attempt}: this report was not recorded`,
-      {
-        extensions: { code: 'STALE_ATTEMPT', actualAttempt },
-      },
+      { actualAttempt },
     );
   }
 }
@@ -66,23 +87,18 @@ export function getPgErrorCode(error: unknown): string | undefined {
 }
 
 /** No valid API token came with the request (HTTP 401). */
-export class UnauthenticatedError extends GraphQLError {
+export class UnauthenticatedError extends DomainError {
+  readonly kind = 'unauthenticated';
   constructor(message = 'a valid API token is required: send `Authorization: Bearer <token>`') {
-    super(message, {
-      extensions: {
-        code: 'UNAUTHENTICATED',
-        http: { status: 401, headers: { 'WWW-Authenticate': 'Bearer realm="runstate"' } },
-      },
-    });
+    super(message);
   }
 }
 
 /** The token is valid but its role does not allow this. */
-export class ForbiddenError extends GraphQLError {
+export class ForbiddenError extends DomainError {
+  readonly kind = 'forbidden';
   constructor(what: string, needed: string) {
-    super(`${what} needs a token with role ${needed}`, {
-      extensions: { code: 'FORBIDDEN', requiredRole: needed },
-    });
+    super(`${what} needs a token with role ${needed}`, { requiredRole: needed });
   }
 }
 
@@ -101,14 +117,11 @@ export class LimitExceededError extends GraphQLError {
 }
 
 /** Too many mutations from one token; try again after `retryAfter` seconds (HTTP 429). */
-export class RateLimitedError extends GraphQLError {
+export class RateLimitedError extends DomainError {
+  readonly kind = 'rateLimited';
   constructor(retryAfterSeconds: number) {
     super(`rate limit exceeded for this token: retry in ${retryAfterSeconds} s`, {
-      extensions: {
-        code: 'RATE_LIMITED',
-        retryAfter: retryAfterSeconds,
-        http: { status: 429, headers: { 'Retry-After': String(retryAfterSeconds) } },
-      },
+      retryAfter: retryAfterSeconds,
     });
   }
 }

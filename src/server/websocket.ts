@@ -12,6 +12,7 @@ import type { Limits } from '../limits/limits.js';
 import type { Logger } from '../logger.js';
 import { requestIdFrom, runInRequest } from '../ops/request-context.js';
 import { originAllowed } from './cross-site.js';
+import { domainErrorOf, toGraphQLError } from '../graphql/domain-errors.js';
 
 /** Longest subscription id accepted (graphql-ws echoes ids in close reasons of 123 bytes). */
 const MAX_OPERATION_ID = 64;
@@ -138,6 +139,8 @@ export function attachWebSocket(deps: {
         try {
           contextValue = await contextFactory();
         } catch (error) {
+          const domain = domainErrorOf(error);
+          if (domain) return [toGraphQLError(domain)];
           if (error instanceof GraphQLError) return [error];
           throw error;
         }

@@ -11,6 +11,8 @@ import { bearerSecret, connectionParamsSecret } from '../auth/secrets.js';
 import type { Db } from '../db/client.js';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { ServiceUnavailableError } from '../errors.js';
+import { domainErrorOf, toGraphQLError } from '../graphql/domain-errors.js';
+import { GraphQLError } from 'graphql';
 import { createLoaders, type AppServices, type GraphQLContext } from '../graphql/context.js';
 import { useInputErrorCodes } from '../graphql/input-errors.js';
 import { instrumentResolvers, useErrorMetrics } from '../graphql/instrument.js';
@@ -58,6 +60,10 @@ export function createYogaServer(deps: {
     maskedErrors: {
       isDev: false,
       maskError: (error, message, isDev) => {
+        // The domains' errors, named for the wire (graphql/domain-errors.ts).
+        const domain = domainErrorOf(error);
+        if (domain)
+          return toGraphQLError(domain, error instanceof GraphQLError ? error : undefined);
         if (isDatabaseUnavailable(error)) {
           unavailableLog.note(error);
           return new ServiceUnavailableError();
