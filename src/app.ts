@@ -14,13 +14,15 @@ import { DEFAULT_LIMITS, type Limits } from './limits/limits.js';
 import { createRateLimiter } from './limits/rate-limiter.js';
 import { createSubscriptionQuota } from './limits/subscription-quota.js';
 import type { Logger } from './logger.js';
-import { createMeasurementService } from './measurements/measurement-service.js';
+import {
+  createMeasurementService,
+  getWrittenMeasurements,
+} from './measurements/measurement-service.js';
 import { createInflight } from './ops/inflight.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReaper } from './runs/reaper.js';
 import { createRunService } from './runs/run-service.js';
-import { getRunsByIds } from './runs/run-store.js';
-import { listWrittenMeasurements } from './measurements/measurement-store.js';
+import { getRunsByIds } from './runs/run-queries.js';
 import { createHealthEndpoints, tailWaitSeconds } from './server/health.js';
 import { createHttpServer } from './server/http.js';
 import { drainAndStop } from './server/shutdown.js';
@@ -129,7 +131,7 @@ export function buildApp(options: AppOptions): App {
     runUpdates,
     read: {
       writtenMeasurements: (runId, first, last, txId) =>
-        listWrittenMeasurements(database.db, runId, first, last, txId),
+        getWrittenMeasurements(database.db, runId, first, last, txId),
     },
   });
   const auth = createAuthService({ database, logger, enabled: authEnabled });

@@ -157,3 +157,14 @@ export async function getLatestMeasurements(
   }
   return runIds.map((id) => byRun.get(id) ?? []);
 }
+
+/** The points one transaction wrote for a run, ids first..last (for other instances' readers). */
+export function getWrittenMeasurements(
+  ex: Executor,
+  runId: string,
+  firstId: number,
+  lastId: number,
+  txId: string,
+): Promise<MeasurementRow[]> {
+  return store.listWrittenMeasurements(ex, runId, firstId, lastId, txId);
+}

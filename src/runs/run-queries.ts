@@ -196,3 +196,8 @@ export async function getDependencyIds(ex: Executor, runIds: readonly string[]) 
     downstreams: edges.filter((e) => e.upstreamId === id).map((e) => e.runId),
   }));
 }
+
+/** Runs by id (those that exist), for the live fan-out's readers. */
+export function getRunsByIds(ex: Executor, ids: readonly string[]): Promise<RunRow[]> {
+  return store.getRunsByIds(ex, ids);
+}
