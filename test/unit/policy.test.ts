@@ -5,6 +5,7 @@ import {
   applyTransition,
   changeTimeFor,
   deadlineFor,
+  decideDownstream,
   decideMemoized,
   decideTransition,
   keepsSchedulersDecision,
@@ -268,5 +269,53 @@ describe('deadlineFor', () => {
     expect(deadlineFor(stopping, at(301), 300)).toEqual({ to: 'STOPPED', reason: 'STOP_TIMEOUT' });
     const done = run('SUCCEEDED', { heartbeatTimeout: 1, queueTimeout: 1, updatedAt: t0 });
     expect(deadlineFor(done, at(10_000), 300)).toBeNull();
+  });
+});
+
+describe('decideDownstream', () => {
+  const waiting = (overrides: Partial<RunRow> = {}) =>
+    run('CREATED', { version: 1, trigger: 'ALL_SUCCEEDED', ...overrides });
+  const upstream = (status: RunStatus) => ({ id: 'u1', name: 'train', status });
+
+  it('queues a run whose conditions are met, in one change with the reason', () => {
+    const decided = decideDownstream(waiting(), [upstream('SUCCEEDED')], [], t1, 'ci');
+    expect(decided.run).toMatchObject({ status: 'QUEUED', version: 2, blockedReason: null });
+    expect(decided.changes).toEqual([
+      expect.objectContaining({
+        fromStatus: 'CREATED',
+        toStatus: 'QUEUED',
+        version: 2,
+        reason: 'UPSTREAM_SATISFIED',
+        at: t1,
+        actor: 'ci',
+      }),
+    ]);
+  });
+
+  it('fails upstream a run whose conditions can never be met, saying why', () => {
+    const decided = decideDownstream(waiting(), [upstream('FAILED')], [], t1, null);
+    expect(decided.run.status).toBe('UPSTREAM_FAILED');
+    expect(decided.run.blockedReason).toContain('upstream u1 (train) is FAILED');
+    expect(decided.changes[0]).toMatchObject({ toStatus: 'UPSTREAM_FAILED' });
+  });
+
+  it('only says what a run still waits for while its conditions are open', () => {
+    const decided = decideDownstream(waiting(), [upstream('RUNNING')], [], t1, null);
+    expect(decided.changes).toEqual([]);
+    expect(decided.run).toMatchObject({ status: 'CREATED', version: 1 });
+    expect(decided.run.blockedReason).toContain('u1 (train) is RUNNING');
+  });
+
+  it('waits for an event trigger as well as for dependencies', () => {
+    const event = {
+      refId: 'r2',
+      refName: null,
+      refStatus: 'QUEUED' as RunStatus,
+      kinds: ['RUN_STATUS_RUNNING'],
+      emitted: false,
+    };
+    const decided = decideDownstream(waiting(), [upstream('SUCCEEDED')], [event], t1, null);
+    expect(decided.changes).toEqual([]);
+    expect(decided.run.blockedReason).toContain('r2 to emit RUN_STATUS_RUNNING');
   });
 });
