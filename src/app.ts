@@ -28,6 +28,7 @@ import { createHttpServer } from './server/http.js';
 import { drainAndStop } from './server/shutdown.js';
 import { attachWebSocket } from './server/websocket.js';
 import { createYogaServer } from './server/yoga.js';
+import { createErrorNaming } from './graphql/domain-errors.js';
 import type { YogaServerInstance } from 'graphql-yoga';
 
 /**
@@ -164,6 +165,7 @@ export function buildApp(options: AppOptions): App {
     stopTimeoutSeconds: options.stopTimeoutSeconds ?? 300,
   });
 
+  const nameError = createErrorNaming(logger);
   const yoga = createYogaServer({
     services,
     auth,
@@ -175,6 +177,7 @@ export function buildApp(options: AppOptions): App {
     graphqlPath,
     graphiql: options.graphiql !== false,
     corsOrigins,
+    nameError,
   });
   const httpServer = createHttpServer({
     yoga,
@@ -195,6 +198,7 @@ export function buildApp(options: AppOptions): App {
     graphqlPath,
     corsOrigins,
     isDraining,
+    nameError,
   });
 
   let stopping: Promise<void> | null = null;

@@ -162,7 +162,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
             // Every writer that could fill it had ended: read again, after this statement.
             resolvedUpTo = Math.max(resolvedUpTo, upTo);
             state = 'more';
-          } else gap = { upTo, writers, since: Date.now(), checkedAt: Date.now(), warned: false };
+          } else gap = waitFor(upTo, writers);
         }
         break;
       }
@@ -220,13 +220,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
    */
   async function findStart(): Promise<void> {
     const end = await findLogEnd(db);
-    starting = {
-      upTo: end,
-      writers: await listChangeLogWriters(db),
-      since: Date.now(),
-      checkedAt: Date.now(),
-      warned: false,
-    };
+    starting = waitFor(end, await listChangeLogWriters(db));
     try {
       while (!(await writersEnded(starting, 'the start of the tail'))) {
         if (stopRequested) throw new Error('the change-log tail was stopped while starting');
@@ -281,6 +275,12 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       return { state: 'ok' };
     },
   };
+}
+
+/** A wait, begun now, for `writers` to end before ids up to `upTo` count as resolved. */
+function waitFor(upTo: number, writers: ChangeLogWriter[]): Gap {
+  const now = Date.now();
+  return { upTo, writers, since: now, checkedAt: now, warned: false };
 }
 
 function pidsOf(wait: Gap): number[] {

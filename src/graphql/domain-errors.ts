@@ -1,5 +1,7 @@
 import { GraphQLError } from 'graphql';
-import { DomainError, type DomainErrorKind } from '../errors.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
+import { DomainError, ServiceUnavailableError, type DomainErrorKind } from '../errors.js';
+import type { Logger } from '../logger.js';
 
 /** Each kind of domain error on the wire: its `extensions.code`, and its HTTP status if any. */
 const WIRE: Record<
@@ -44,4 +46,49 @@ export function toGraphQLError(error: DomainError, located?: GraphQLError): Grap
       ...(wire.http ? { http: wire.http(error.details) } : {}),
     },
   });
+}
+
+/**
+ * How an error thrown while serving an operation reaches the client, the same on every path
+ * (yoga's error masking for HTTP, SSE and WebSocket operations; graphql-ws's context step): a
+ * domain error with its code, a database that is away as a retryable 503 SERVICE_UNAVAILABLE
+ * (logged at most every 5 s), anything else null (the caller masks it as "Unexpected error.").
+ */
+export function createErrorNaming(logger: Logger) {
+  const unavailable = throttledWarning(logger, 'database unavailable; answered 503', 5000);
+  return (error: unknown): GraphQLError | null => {
+    const domain = domainErrorOf(error);
+    if (domain) return toGraphQLError(domain, error instanceof GraphQLError ? error : undefined);
+    if (isDatabaseUnavailable(error)) {
+      unavailable.note(error);
+      return new ServiceUnavailableError();
+    }
+    return null;
+  };
+}
+
+export type ErrorNaming = ReturnType<typeof createErrorNaming>;
+
+/**
+ * A warning that may come with every request during an outage: the first is logged with its
+ * error, then at most one line per `intervalMs` saying how many more there were.
+ */
+function throttledWarning(logger: Logger, message: string, intervalMs: number) {
+  let last = 0;
+  let suppressed = 0;
+  return {
+    note(error: unknown): void {
+      const now = Date.now();
+      if (now - last < intervalMs) {
+        suppressed++;
+        return;
+      }
+      logger.warn(
+        { err: error, ...(suppressed > 0 ? { moreSinceLastLine: suppressed } : {}) },
+        message,
+      );
+      last = now;
+      suppressed = 0;
+    },
+  };
 }

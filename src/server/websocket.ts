@@ -12,7 +12,7 @@ import type { Limits } from '../limits/limits.js';
 import type { Logger } from '../logger.js';
 import { requestIdFrom, runInRequest } from '../ops/request-context.js';
 import { originAllowed } from './cross-site.js';
-import { domainErrorOf, toGraphQLError } from '../graphql/domain-errors.js';
+import type { ErrorNaming } from '../graphql/domain-errors.js';
 
 /** Longest subscription id accepted (graphql-ws echoes ids in close reasons of 123 bytes). */
 const MAX_OPERATION_ID = 64;
@@ -40,6 +40,8 @@ export function attachWebSocket(deps: {
   graphqlPath: string;
   corsOrigins: readonly string[];
   isDraining: () => boolean;
+  /** How errors reach clients (graphql/domain-errors.ts), shared with yoga. */
+  nameError: ErrorNaming;
 }): WebSocketEndpoint {
   const { yoga, auth, limits, logger } = deps;
   const wsServer = new WebSocketServer({
@@ -139,8 +141,9 @@ export function attachWebSocket(deps: {
         try {
           contextValue = await contextFactory();
         } catch (error) {
-          const domain = domainErrorOf(error);
-          if (domain) return [toGraphQLError(domain)];
+          // As over HTTP: a refused token is its error, a database that is away a 503.
+          const named = deps.nameError(error);
+          if (named) return [named];
           if (error instanceof GraphQLError) return [error];
           throw error;
         }

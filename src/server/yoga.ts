@@ -10,9 +10,7 @@ import type { AuthService } from '../auth/auth-service.js';
 import { bearerSecret, connectionParamsSecret } from '../auth/secrets.js';
 import type { Db } from '../db/client.js';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
-import { ServiceUnavailableError } from '../errors.js';
-import { domainErrorOf, toGraphQLError } from '../graphql/domain-errors.js';
-import { GraphQLError } from 'graphql';
+import type { ErrorNaming } from '../graphql/domain-errors.js';
 import { createLoaders, type AppServices, type GraphQLContext } from '../graphql/context.js';
 import { useInputErrorCodes } from '../graphql/input-errors.js';
 import { instrumentResolvers, useErrorMetrics } from '../graphql/instrument.js';
@@ -45,9 +43,10 @@ export function createYogaServer(deps: {
   graphqlPath: string;
   graphiql: boolean;
   corsOrigins: readonly string[];
+  /** How errors reach clients (graphql/domain-errors.ts), shared with the WebSocket path. */
+  nameError: ErrorNaming;
 }): YogaServerInstance<object, GraphQLContext> {
   const { services, auth, logger, limits, inflight } = deps;
-  const unavailableLog = throttledWarning(logger, 'database unavailable; answered 503', 5000);
   return createYoga<object, GraphQLContext>({
     schema: createSchema<GraphQLContext>({
       typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
@@ -59,17 +58,8 @@ export function createYogaServer(deps: {
     // is away becomes a retryable 503 SERVICE_UNAVAILABLE.
     maskedErrors: {
       isDev: false,
-      maskError: (error, message, isDev) => {
-        // The domains' errors, named for the wire (graphql/domain-errors.ts).
-        const domain = domainErrorOf(error);
-        if (domain)
-          return toGraphQLError(domain, error instanceof GraphQLError ? error : undefined);
-        if (isDatabaseUnavailable(error)) {
-          unavailableLog.note(error);
-          return new ServiceUnavailableError();
-        }
-        return maskError(error, message, isDev);
-      },
+      maskError: (error, message, isDev) =>
+        deps.nameError(error) ?? maskError(error, message, isDev),
     },
     // Browsers may read answers only on the service's own origin and those configured.
     cors: (request) => corsFor(request.headers.get('origin'), deps.corsOrigins),
@@ -120,28 +110,4 @@ export function createYogaServer(deps: {
       } satisfies Plugin,
     ],
   });
-}
-
-/**
- * A warning that may come with every request during an outage: the first is logged with its
- * error, then at most one line per `intervalMs` saying how many more there were.
- */
-function throttledWarning(logger: Logger, message: string, intervalMs: number) {
-  let last = 0;
-  let suppressed = 0;
-  return {
-    note(error: unknown): void {
-      const now = Date.now();
-      if (now - last < intervalMs) {
-        suppressed++;
-        return;
-      }
-      logger.warn(
-        { err: error, ...(suppressed > 0 ? { moreSinceLastLine: suppressed } : {}) },
-        message,
-      );
-      last = now;
-      suppressed = 0;
-    },
-  };
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it, inject } from 'vitest';
 import { createRun, transitionRun } from '../support/operations.js';
-import { uniqueProject, useServer } from '../support/server.js';
+import { uniqueProject, useServer, useServers } from '../support/server.js';
 
 // What an idempotency key keeps, and replays by, is the outcome's kind, not its GraphQL type
 // name; answers kept in the older form (before migration 0013, or written by an older instance
@@ -10,6 +10,7 @@ import { uniqueProject, useServer } from '../support/server.js';
 // The type name is still written, for one release, for instances of the previous version.
 
 const server = useServer();
+const [a, b] = useServers(2);
 let sql: postgres.Sql;
 beforeAll(() => {
   sql = postgres(inject('databaseUrl'), { max: 2, onnotice: () => {} });
@@ -70,4 +71,32 @@ it('keys keep kinds, and answers kept under GraphQL type names replay the same b
   ]);
   for (const [i, input] of requests.entries())
     expect(await transitionRun(server, input)).toEqual(first[i]);
+});
+
+it('concurrent requests with one key, on two instances, get the first answer of each kind', async () => {
+  // api.md: the same idempotencyKey on the same run returns the first answer again and changes
+  // nothing, whatever the answer was, however many clients send it at once, wherever.
+  const run = await createRun(server, { project: uniqueProject('keys-race') });
+  const send = (input: Record<string, unknown>) =>
+    Promise.all(Array.from({ length: 16 }, (_, i) => transitionRun(i % 2 === 0 ? a! : b!, input)));
+  const illegal = await send({ id: run.id, to: 'SUCCEEDED', idempotencyKey: 'k-illegal' });
+  const conflict = await send({
+    id: run.id,
+    to: 'RUNNING',
+    expectedVersion: 7,
+    idempotencyKey: 'k-conflict',
+  });
+  const accepted = await send({ id: run.id, to: 'RUNNING', idempotencyKey: 'k-accepted' });
+  for (const [answers, typename] of [
+    [illegal, 'IllegalTransition'],
+    [conflict, 'TransitionConflict'],
+    [accepted, 'TransitionAccepted'],
+  ] as const) {
+    expect(answers[0]!.__typename).toBe(typename);
+    for (const answer of answers) expect(answer).toEqual(answers[0]);
+  }
+  // One change in all: the accepted one, made once.
+  const [row] = await sql<{ count: string }[]>`
+    SELECT count(*) FROM status_changes WHERE run_id = ${run.id} AND to_status = 'RUNNING'`;
+  expect(Number(row!.count)).toBe(1);
 });
