@@ -204,9 +204,11 @@ interface Delivered {
 }
 
 /** A subscriber that resumes from its last cursor, on the other instance each time. */
-function subscriber(firstInstance: number) {
+function subscriber(firstInstance: number, from: string) {
   const delivered: Delivered[] = [];
-  let cursor: string | null = null;
+  // From a cursor read before any write: a subscription registers asynchronously, and one
+  // without `after` would start only at the log position it finds then.
+  let cursor: string = from;
   let instance = firstInstance;
   let client: Client | null = null;
   let resumes = 0;
@@ -286,7 +288,13 @@ async function recovered(since: number, what: string): Promise<number> {
 const settle = () => new Promise((resolve) => setTimeout(resolve, 1500));
 
 it('two instances ride out killed connections, restarts, a foreign long transaction and a failover', async () => {
-  const subscribers = [subscriber(0), subscriber(1), subscriber(2)];
+  const start = await post(
+    0,
+    `{ runs(first: 1, filter: { project: "${PROJECT}" }) { logCursor } }`,
+    {},
+  );
+  const from = (start.data!['runs'] as { logCursor: string }).logCursor;
+  const subscribers = [subscriber(0, from), subscriber(1, from), subscriber(2, from)];
   const readyPolling = pollReady();
   const writing = Promise.all([
     writer('a', 0),
