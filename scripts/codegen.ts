@@ -26,7 +26,7 @@ const root = new URL('..', import.meta.url);
 const check = process.argv.includes('--check');
 
 /** The modules, in the order their types appear in schema.graphql. */
-const MODULES = ['common', 'lifecycle', 'runs', 'changelog', 'measurements', 'auth'];
+const MODULES = ['common', 'lifecycle', 'runs', 'changelog', 'dialects', 'measurements', 'auth'];
 const stitched = MODULES.map((name) =>
   readFileSync(new URL(`src/graphql/modules/${name}.graphql`, root), 'utf8'),
 ).join('\n');
@@ -60,6 +60,9 @@ const output = await codegen({
       Viewer: '../mappers.js#ViewerParent',
       StatusInfo: '../mappers.js#LifecycleStatusInfo',
       Lifecycle: '../mappers.js#LifecycleParent',
+      DialectInfo: '../mappers.js#DialectInfoParent',
+      NativeStatus: '../mappers.js#NativeStatusParent',
+      StatusPredicate: '../mappers.js#StatusPredicateParent',
       TransitionAccepted: '../mappers.js#TransitionAcceptedParent',
       RunConnection: '../mappers.js#RunConnectionParent',
       StatusChangeConnection: '../mappers.js#ConnectionParent<StatusChangeRow>',

@@ -26,11 +26,14 @@ export abstract class DomainError extends Error {
   }
 }
 
-/** Malformed input: names the offending field (a path such as `input.progress`). */
+/**
+ * Malformed input: names the offending field (a path such as `input.progress`), and may say
+ * what would have been accepted (`allowed`).
+ */
 export class BadUserInputError extends DomainError {
   readonly kind = 'invalidInput';
-  constructor(field: string, problem: string) {
-    super(`${field}: ${problem}`, { field });
+  constructor(field: string, problem: string, more: { allowed?: readonly string[] } = {}) {
+    super(`${field}: ${problem}`, { field, ...more });
   }
 }
 

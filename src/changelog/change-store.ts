@@ -13,6 +13,8 @@ export interface NewStatusChange {
   version: number;
   reason: string | null;
   message: string | null;
+  /** Recorded with the status (a dialect's outcome); null or absent: none. */
+  outcome?: string | null;
   at: Date;
   forced?: boolean;
   /** The acting token's name; null for the service's own moves (the reaper). */
@@ -31,16 +33,16 @@ const changeColumns = (() => {
  */
 export function insertStatusChangesSql(changes: readonly NewStatusChange[]): SQL {
   return sql`
-    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor)
+    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor)
     SELECT tx.xid, c.run_id, c.project, c.from_status::run_status, c.to_status::run_status,
-           c.version, c.reason, c.message, c.at, coalesce(c.forced, false), c.actor
+           c.version, c.reason, c.message, c.outcome, c.at, coalesce(c.forced, false), c.actor
     FROM tx, ROWS FROM (
       jsonb_to_recordset(${JSON.stringify(changes)}::jsonb) AS ("runId" uuid, project text, "fromStatus" text,
-        "toStatus" text, version int, reason text, message text, at timestamptz, forced boolean,
-        actor text)
-    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, at, forced, actor, n)
+        "toStatus" text, version int, reason text, message text, outcome text, at timestamptz,
+        forced boolean, actor text)
+    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor, n)
     ORDER BY c.n
-    RETURNING id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor`;
+    RETURNING id, run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor`;
 }
 
 /** A status_changes row as both drivers return it from raw SQL. */
@@ -53,6 +55,7 @@ export interface RawStatusChange {
   version: number;
   reason: string | null;
   message: string | null;
+  outcome?: string | null;
   at: string | Date;
   forced?: boolean | null;
   actor?: string | null;
@@ -68,6 +71,7 @@ export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
     version: row.version,
     reason: row.reason,
     message: row.message,
+    outcome: row.outcome ?? null,
     forced: row.forced === true,
     actor: row.actor ?? null,
     at: row.at instanceof Date ? row.at : new Date(row.at),

@@ -16,6 +16,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import { DIALECTS } from '../lifecycle/dialects.js';
 import { RUN_STATUSES } from '../lifecycle/lifecycle.js';
 
 /**
@@ -26,6 +27,7 @@ import { RUN_STATUSES } from '../lifecycle/lifecycle.js';
  */
 
 export const runStatusEnum = pgEnum('run_status', RUN_STATUSES);
+export const dialectEnum = pgEnum('dialect', DIALECTS);
 
 export const TRIGGER_POLICIES = [
   'ALL_SUCCEEDED',
@@ -95,6 +97,12 @@ export const runs = pgTable(
     progress: doublePrecision('progress'),
     phase: text('phase'),
     stopMessage: text('stop_message'),
+    /** The reason of the change into the current status (a dialect's name may depend on it). */
+    statusReason: text('status_reason'),
+    /** The outcome of the change into the current DONE status (Canary's DIFF, TIMEOUT, ...). */
+    outcome: text('outcome'),
+    /** The vocabulary the run was created in: its status is answered in it by default. */
+    dialect: dialectEnum('dialect').notNull().default('RUNSTATE'),
     idempotencyKey: text('idempotency_key'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
@@ -202,6 +210,8 @@ export const statusChanges = pgTable(
     version: integer('version').notNull(),
     reason: text('reason'),
     message: text('message'),
+    /** Recorded with the status where it alone loses meaning (Canary's diffed: FAILED, DIFF). */
+    outcome: text('outcome'),
     /** Set by an administrator's correction that bypassed the lifecycle table. */
     forced: boolean('forced').notNull().default(false),
     /** The name of the API token that made the change (or caused it); null: the service itself. */

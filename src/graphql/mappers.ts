@@ -1,5 +1,6 @@
 import type { ApiTokenRow, RunRow, StatusChangeRow } from '../db/schema.js';
 import type { Principal } from '../auth/principal.js';
+import type { DialectInfo, NativeStatus, StatusPredicate } from '../lifecycle/dialects.js';
 import type { StatusInfo } from '../lifecycle/lifecycle.js';
 
 /**
@@ -12,6 +13,11 @@ export type LifecycleParent = Record<string, never>;
 
 /** The lifecycle module's StatusInfo, renamed so it cannot clash with the generated type. */
 export type LifecycleStatusInfo = StatusInfo;
+
+/** The dialect table's types (lifecycle/dialects.ts), renamed as StatusInfo is. */
+export type DialectInfoParent = DialectInfo;
+export type NativeStatusParent = NativeStatus;
+export type StatusPredicateParent = StatusPredicate;
 
 export interface TransitionAcceptedParent {
   kind?: 'accepted';

@@ -2,6 +2,7 @@ import type { Resolvers } from './generated/resolvers-types.js';
 import { authResolvers } from './modules/auth.js';
 import { changelogResolvers } from './modules/changelog.js';
 import { commonResolvers } from './modules/common.js';
+import { dialectResolvers } from './modules/dialects.js';
 import { lifecycleResolvers } from './modules/lifecycle.js';
 import { measurementResolvers } from './modules/measurements.js';
 import { runResolvers } from './modules/runs.js';
@@ -15,6 +16,7 @@ export const resolvers: Resolvers = mergeResolvers([
   lifecycleResolvers,
   runResolvers,
   changelogResolvers,
+  dialectResolvers,
   measurementResolvers,
   authResolvers,
 ]);

@@ -1,8 +1,10 @@
 /**
  * The run lifecycle: the 21 statuses, their categories and colors, and the legal transitions.
  *
- * This module is pure data plus lookups; it imports nothing of the project. It must equal
- * `lifecycle.json` of the design exactly (test/unit/lifecycle.test.ts walks all 21 × 21 pairs).
+ * This module is pure data plus lookups; it imports nothing of the project. It must equal the
+ * project's copy of the design's `lifecycle.json` (test/fixtures/; test/unit/lifecycle.test.ts
+ * walks all 21 × 21 pairs). One pair was added to the design's 171 for the dialects
+ * (dialects.md): SCHEDULED -> SUCCEEDED, Parsl's launched -> exec_done.
  */
 
 export const RUN_STATUSES = [
@@ -152,6 +154,8 @@ const TABLE: readonly StatusInfo[] = [
     'STOPPING',
     'RETRYING',
     'UNKNOWN',
+    // Parsl's launched -> exec_done: a task may finish before anyone saw it start.
+    'SUCCEEDED',
     'FAILED',
     'STOPPED',
   ]),
@@ -282,6 +286,20 @@ const ALLOWED_FROM: ReadonlyMap<RunStatus, readonly RunStatus[]> = new Map(
   ]),
 );
 
+/** Every status reachable from each status through one or more legal moves. */
+const REACHABLE: ReadonlyMap<RunStatus, ReadonlySet<RunStatus>> = new Map(
+  RUN_STATUSES.map((from) => {
+    const seen = new Set<RunStatus>();
+    const queue = [...ALLOWED.get(from)!];
+    for (let next = queue.shift(); next != null; next = queue.shift()) {
+      if (seen.has(next)) continue;
+      seen.add(next);
+      queue.push(...ALLOWED.get(next)!);
+    }
+    return [from, seen];
+  }),
+);
+
 /** Statuses whose first entry sets a run's `startedAt`. */
 const STARTS_RUNNING: ReadonlySet<RunStatus> = new Set([
   'STARTING',
@@ -310,6 +328,26 @@ export function isTransitionAllowed(from: RunStatus, to: RunStatus): boolean {
 /** The statuses from which `to` may be entered. */
 export function getStatusesAllowedInto(to: RunStatus): readonly RunStatus[] {
   return ALLOWED_FROM.get(to) ?? [];
+}
+
+/**
+ * Whether a run in `from` may still enter one of `statuses` by legal moves (FAILED may be
+ * retried and succeed after all; SUCCEEDED can enter nothing).
+ */
+export function canStillEnter(from: RunStatus, statuses: readonly RunStatus[]): boolean {
+  const reachable = REACHABLE.get(from)!;
+  return statuses.some((s) => reachable.has(s));
+}
+
+/**
+ * Statuses recorded before `to` when a run in `from` is sent `to`: none for a move of the table;
+ * RESUMING for a SUSPENDED run reported back in a status RESUMING leads to (Perceval's
+ * SUSPENDED -> RUNNING: a suspended job that runs again was resumed). Null: not legal at all.
+ */
+export function impliedSteps(from: RunStatus, to: RunStatus): readonly RunStatus[] | null {
+  if (isTransitionAllowed(from, to)) return [];
+  if (from === 'SUSPENDED' && isTransitionAllowed('RESUMING', to)) return ['RESUMING'];
+  return null;
 }
 
 export function getCategory(status: RunStatus): StatusCategory {

@@ -80,6 +80,8 @@ export async function createRun(
       input.queueTimeout == null
         ? null
         : checkIntInRange('input.queueTimeout', input.queueTimeout, 1, LIMITS.timeoutSeconds),
+    dialect: input.dialect ?? 'RUNSTATE',
+    statusReason: 'CREATED',
   };
   const dependsOn = [
     ...new Set(

@@ -1,5 +1,10 @@
 import type { TriggerPolicy } from '../db/schema.js';
-import { getCategory, getStatusesInCategories, type RunStatus } from '../lifecycle/lifecycle.js';
+import {
+  canStillEnter,
+  getCategory,
+  getStatusesInCategories,
+  type RunStatus,
+} from '../lifecycle/lifecycle.js';
 
 /**
  * Trigger policies (Polyaxon's) over a run's upstreams: pure, so every policy and edge is
@@ -112,16 +117,19 @@ export interface EventTriggerState {
   refName: string | null;
   refStatus: RunStatus;
   kinds: readonly string[];
+  /** The statuses whose entry emits one of the kinds. */
+  statuses: readonly RunStatus[];
   /** The ref entered one of the kinds' statuses at some point. */
   emitted: boolean;
 }
 
 /**
- * Event triggers: met when every ref emitted one of its kinds; impossible once a ref finished
- * (DONE) without having emitted it.
+ * Event triggers: met when every ref emitted one of its kinds; impossible once no legal path
+ * leads a ref that has not emitted it to one of the kinds' statuses (it is final, say), not
+ * merely once it is DONE: a FAILED or STOPPED ref may still be resumed or retried.
  */
 export function evaluateEvents(events: readonly EventTriggerState[]): TriggerDecision {
-  const impossible = events.filter((e) => !e.emitted && isDone(e.refStatus));
+  const impossible = events.filter((e) => !e.emitted && !canStillEnter(e.refStatus, e.statuses));
   if (impossible.length > 0) {
     return {
       kind: 'fail',

@@ -149,7 +149,7 @@ export async function listEventTriggerStates(
     refName: string | null;
     refStatus: RunStatus;
     kinds: string[];
-    statuses: string[];
+    statuses: RunStatus[];
     emitted: boolean;
   }[]
 > {
@@ -161,7 +161,8 @@ export async function listEventTriggerStates(
       refName: runs.name,
       refStatus: runs.status,
       kinds: runEventTriggers.kinds,
-      statuses: runEventTriggers.statuses,
+      // Written by checkEventTriggers from the kinds: run statuses only.
+      statuses: sql<RunStatus[]>`${runEventTriggers.statuses}`,
       emitted: sql<boolean>`EXISTS (
         SELECT 1 FROM status_changes c
         WHERE c.run_id = ${runEventTriggers.refId} AND c.to_status::text = ANY(${runEventTriggers.statuses}))`.mapWith(

@@ -1,8 +1,11 @@
 import type { NewStatusChange } from '../changelog/change-store.js';
 import type { RunRow } from '../db/schema.js';
+import { BadUserInputError } from '../errors.js';
+import { getDialect, resolveNativeStatus, type Dialect } from '../lifecycle/dialects.js';
 import {
   getStatusesInCategories,
   getStatusInfo,
+  impliedSteps,
   isDone,
   isTransitionAllowed,
   startsRunning,
@@ -24,6 +27,7 @@ import {
  * SQL only reads and writes.
  *
  * A requested change, against the run under its row lock:
+ *   0. resolveRequest           a native name in the run's dialect, or a stop's target
  *   1. refuseStaleAttempt       fencing: a retried attempt's worker cannot overwrite the next
  *   2. refuseStalePrecondition  a lost race: the caller acted on a state no longer current
  *   3. acceptSameStatusAsNoop   a repeated report writes nothing and sends nothing
@@ -45,9 +49,14 @@ import {
 
 export interface TransitionRequest {
   id: string;
+  /** The status asked for; set by resolveRequest when `native` or `resolveTo` decides it. */
   to: RunStatus;
   /** For requests whose target depends on the run's state (stopRun): computed under the lock. */
   resolveTo?: (run: RunRow) => RunStatus;
+  /** A native status name, in `dialect` or else the run's own: resolved under the lock. */
+  native?: { spelling: string; dialect: Dialect | null; field: string };
+  /** Recorded with the change (a native name's outcome). */
+  outcome?: string | null;
   /** The worker's attempt (fencing); null: not checked. */
   attempt: number | null;
   /** Internal (the reaper): refuse unless the row is still at this revision. */
@@ -95,14 +104,43 @@ export type Decision =
   | ({ kind: 'conflict' } & ConflictDetails)
   | { kind: 'illegal'; from: RunStatus; to: RunStatus; allowed: RunStatus[]; message: string };
 
-/** The status a request asks for, given the run as it is under its lock. */
-export function targetOf(run: RunRow, request: TransitionRequest): RunStatus {
-  return request.resolveTo ? request.resolveTo(run) : request.to;
+/**
+ * The request as the run under its lock makes it: a native name becomes its status, outcome
+ * and reason (the request's own reason wins) in the named dialect or else the run's; stopRun's
+ * target is chosen. An unknown name is BAD_USER_INPUT listing the dialect's names.
+ */
+export function resolveRequest(run: RunRow, request: TransitionRequest): TransitionRequest {
+  if (request.native) {
+    const { spelling, field } = request.native;
+    const dialect = request.native.dialect ?? run.dialect;
+    const entry = checkNativeName(dialect, spelling, field);
+    return {
+      ...request,
+      native: undefined,
+      to: entry.status,
+      reason: request.reason ?? entry.reason,
+      outcome: entry.outcome,
+    };
+  }
+  if (request.resolveTo) return { ...request, resolveTo: undefined, to: request.resolveTo(run) };
+  return request;
 }
 
-/** Decide what to do with a request against the locked, current run. */
+/** The native status `spelling` names in `dialect`; BAD_USER_INPUT listing its names if none. */
+export function checkNativeName(dialect: Dialect, spelling: string, field: string) {
+  const entry = resolveNativeStatus(dialect, spelling);
+  if (entry) return entry;
+  const names = getDialect(dialect).statuses.map((s) => s.name);
+  throw new BadUserInputError(
+    field,
+    `"${spelling.slice(0, 100)}" is not a ${dialect} status; expected one of ${names.join(', ')}`,
+    { allowed: names },
+  );
+}
+
+/** Decide what to do with a (resolved) request against the locked, current run. */
 export function decideTransition(run: RunRow, request: TransitionRequest): Decision {
-  const to = targetOf(run, request);
+  const to = request.to;
   return (
     refuseStaleAttempt(run, request) ??
     refuseStalePrecondition(run, request) ??
@@ -154,9 +192,12 @@ function acceptSameStatusAsNoop(run: RunRow, to: RunStatus): Decision | null {
   return to === run.status ? { kind: 'noop' } : null;
 }
 
-/** Only moves in the lifecycle table; the answer lists what is allowed instead. */
+/**
+ * Only moves in the lifecycle table (or reached through an implied RESUMING, see impliedSteps);
+ * the answer lists what is allowed instead.
+ */
 function refuseIllegalMove(run: RunRow, to: RunStatus): Decision | null {
-  if (isTransitionAllowed(run.status, to)) return null;
+  if (impliedSteps(run.status, to) != null) return null;
   const allowed = [...getStatusInfo(run.status).allowedNext];
   return {
     kind: 'illegal',
@@ -197,17 +238,19 @@ export function changeTimeFor(run: RunRow, now: Date): Date {
   return new Date(Math.max(now.getTime(), run.updatedAt.getTime()));
 }
 
-/** One status change to write: the status, and why. */
+/** One status change to write: the status, why, and the outcome recorded with it. */
 export interface PlannedChange {
   to: RunStatus;
   reason: string | null;
   message: string | null;
+  outcome?: string | null;
 }
 
 /**
- * What an accepted request writes. A failure with retries left becomes RETRYING (reason RETRY,
- * the failure message kept): directly where the lifecycle allows it, else as FAILED then
- * RETRYING (FAILED -> RETRYING always is).
+ * What an accepted request writes. A SUSPENDED run sent a status RESUMING leads to is RESUMING
+ * first (reason RESUME), in the same transaction. A failure with retries left becomes RETRYING
+ * (reason RETRY, the failure message kept): directly where the lifecycle allows it, else as
+ * FAILED then RETRYING (FAILED -> RETRYING always is).
  */
 export function planChanges(
   run: RunRow,
@@ -215,6 +258,11 @@ export function planChanges(
   request: TransitionRequest,
 ): PlannedChange[] {
   const asked: PlannedChange = { to, reason: request.reason, message: request.message };
+  if (request.outcome != null) asked.outcome = request.outcome;
+  const implied = request.force ? [] : (impliedSteps(run.status, to) ?? []);
+  if (implied.length > 0) {
+    return [...implied.map((step) => ({ to: step, reason: 'RESUME', message: null })), asked];
+  }
   // A stop that was asked for wins: a run failing while STOPPING is not started again.
   if (
     request.force ||
@@ -231,23 +279,28 @@ export function planChanges(
 /**
  * The run after an accepted change into `to` at `now`: version +1; the first entry into the
  * running statuses sets startedAt; a DONE status sets finishedAt and stopMessage; leaving DONE
- * (resume, retry) clears them again; entering RETRYING starts the next attempt.
+ * (resume, retry) clears them again; entering RETRYING starts the next attempt. A stop request
+ * (STOPPING) keeps its message as the stop message of the stop it causes, unless the change
+ * that ends it gives its own.
  */
-export function applyTransition(
-  run: RunRow,
-  to: RunStatus,
-  now: Date,
-  message: string | null,
-): RunRow {
-  const next: RunRow = { ...run, status: to, version: run.version + 1, updatedAt: now };
+export function applyTransition(run: RunRow, change: PlannedChange, now: Date): RunRow {
+  const { to, message } = change;
+  const next: RunRow = {
+    ...run,
+    status: to,
+    version: run.version + 1,
+    updatedAt: now,
+    statusReason: change.reason,
+    outcome: isDone(to) ? (change.outcome ?? null) : null,
+  };
   if (to === 'RETRYING') next.attempt = run.attempt + 1;
   if (startsRunning(to) && run.startedAt == null) next.startedAt = now;
   if (isDone(to)) {
     next.finishedAt = now;
-    next.stopMessage = message;
-  } else if (isDone(run.status)) {
-    next.finishedAt = null;
-    next.stopMessage = null;
+    next.stopMessage = message ?? (run.status === 'STOPPING' ? run.stopMessage : null);
+  } else {
+    if (isDone(run.status)) next.finishedAt = null;
+    next.stopMessage = to === 'STOPPING' ? message : null;
   }
   return next;
 }
@@ -261,10 +314,14 @@ export function decideMemoized(
   memo: { id: string } | null,
 ): { run: RunRow; change: PlannedChange } | null {
   if (!memo) return null;
-  const message = `memoized from run ${memo.id}`;
+  const change: PlannedChange = {
+    to: 'SKIPPED',
+    reason: 'MEMOIZED',
+    message: `memoized from run ${memo.id}`,
+  };
   return {
-    run: { ...applyTransition(run, 'SKIPPED', run.createdAt, message), memoizedFrom: memo.id },
-    change: { to: 'SKIPPED', reason: 'MEMOIZED', message },
+    run: { ...applyTransition(run, change, run.createdAt), memoizedFrom: memo.id },
+    change,
   };
 }
 
@@ -290,7 +347,7 @@ export function decideDownstream(
   const to = decision.kind === 'start' ? 'QUEUED' : decision.to;
   const message = decision.kind === 'start' ? null : decision.message;
   const next = {
-    ...applyTransition(run, to, at, message),
+    ...applyTransition(run, { to, reason: decision.reason, message }, at),
     blockedReason: decision.kind === 'start' ? null : decision.message,
   };
   return {

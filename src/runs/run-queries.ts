@@ -1,8 +1,11 @@
 import { visibleProjects } from '../auth/principal.js';
 import type { Executor } from '../db/client.js';
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
+import { BadUserInputError } from '../errors.js';
+import { findPredicate, getDialect, type Dialect } from '../lifecycle/dialects.js';
 import {
   getStatusesInCategories,
+  RUN_STATUSES,
   type RunStatus,
   type StatusCategory,
 } from '../lifecycle/lifecycle.js';
@@ -22,10 +25,17 @@ import * as dependencyStore from './dependency-store.js';
 
 /** Reads: filters and cursors are checked here, the SQL is in run-store.ts. */
 
+/** A dialect's named status set (RunFilter.predicate, StatusChangeFilter.predicate). */
+export interface PredicateFilterInput {
+  dialect: Dialect;
+  name: string;
+}
+
 export interface RunFilterInput {
   project?: string | null;
   statuses?: readonly RunStatus[] | null;
   categories?: readonly StatusCategory[] | null;
+  predicate?: PredicateFilterInput | null;
   tags?: readonly string[] | null;
   nameContains?: string | null;
   createdAfter?: Date | null;
@@ -37,6 +47,7 @@ export interface StatusChangeFilterInput {
   projects?: readonly string[] | null;
   statuses?: readonly RunStatus[] | null;
   categories?: readonly StatusCategory[] | null;
+  predicate?: PredicateFilterInput | null;
 }
 
 export interface RunOrderInput {
@@ -44,15 +55,36 @@ export interface RunOrderInput {
   direction?: store.OrderDirection | null;
 }
 
-/** Statuses matching both a status list and a category list; null when neither is given. */
+/**
+ * Statuses matching every one of a status list, a category list and a dialect's predicate;
+ * null when none is given. An unknown predicate is BAD_USER_INPUT listing the dialect's.
+ */
 export function resolveStatusFilter(
-  statuses: readonly RunStatus[] | null | undefined,
-  categories: readonly StatusCategory[] | null | undefined,
+  field: string,
+  filter: {
+    statuses?: readonly RunStatus[] | null;
+    categories?: readonly StatusCategory[] | null;
+    predicate?: PredicateFilterInput | null;
+  },
 ): RunStatus[] | null {
-  if (statuses == null && categories == null) return null;
-  const fromCategories = categories == null ? null : new Set(getStatusesInCategories(categories));
-  const base = statuses ?? [...(fromCategories ?? [])];
-  return [...new Set(base)].filter((s) => fromCategories == null || fromCategories.has(s));
+  const sets: ReadonlySet<RunStatus>[] = [];
+  if (filter.statuses != null) sets.push(new Set(filter.statuses));
+  if (filter.categories != null) sets.push(new Set(getStatusesInCategories(filter.categories)));
+  if (filter.predicate != null) {
+    const { dialect, name } = filter.predicate;
+    const found = findPredicate(dialect, name);
+    if (!found) {
+      const names = getDialect(dialect).predicates.map((p) => p.name);
+      throw new BadUserInputError(
+        `${field}.predicate.name`,
+        `"${name.slice(0, 100)}" is not a ${dialect} predicate; expected one of ${names.join(', ')}`,
+        { allowed: names },
+      );
+    }
+    sets.push(new Set(found.statuses));
+  }
+  if (sets.length === 0) return null;
+  return RUN_STATUSES.filter((s) => sets.every((set) => set.has(s)));
 }
 
 const RUN_CURSOR = 'run';
@@ -95,7 +127,7 @@ export async function listRuns(
   const rows = await store.listRuns(ex, {
     project: checkOptionalString('filter.project', filter.project, { max: LIMITS.projectLength }),
     projects: scope,
-    statuses: resolveStatusFilter(filter.statuses, filter.categories),
+    statuses: resolveStatusFilter('filter', filter),
     tags: filter.tags?.map((t, i) =>
       checkOptionalString(`filter.tags[${i}]`, t, { max: LIMITS.tagLength })!,
     ),
@@ -160,7 +192,7 @@ export function checkStatusChangeFilter(
             checkUuid(`${field}.runIds[${i}]`, id),
           ),
     projects: visibleProjects({ projects: scope }, projects),
-    statuses: resolveStatusFilter(f.statuses, f.categories),
+    statuses: resolveStatusFilter(field, f),
   };
 }
 

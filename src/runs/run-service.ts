@@ -2,6 +2,7 @@ import type { Db } from '../db/client.js';
 import type { RunRow, StatusChangeRow, TriggerPolicy } from '../db/schema.js';
 import { BadUserInputError, NotFoundError, StaleAttemptError } from '../errors.js';
 import type { RunUpdates } from '../live/run-updates.js';
+import type { Dialect } from '../lifecycle/dialects.js';
 import { getStatusInfo, isDone, type RunStatus } from '../lifecycle/lifecycle.js';
 import {
   checkFiniteInRange,
@@ -15,6 +16,7 @@ import { createRun } from './create-run.js';
 import { retryOnDeadlock } from '../db/deadlock.js';
 import { runTransitionBatch, type TransitionOutcome } from './transition-batch.js';
 import {
+  checkNativeName,
   deadlineFor,
   RUNNING_STATUSES,
   stopTarget,
@@ -42,11 +44,16 @@ export interface CreateRunInput {
   heartbeatTimeout?: number | null;
   queueTimeout?: number | null;
   events?: readonly { ref: string; kinds: readonly RunEventKind[] }[] | null;
+  dialect?: Dialect | null;
 }
 
 export interface TransitionInput {
   id: string;
-  to: RunStatus;
+  /** Exactly one of `to` and `native`. */
+  to?: RunStatus | null;
+  /** A native status name in `dialect`, else in the run's own. */
+  native?: string | null;
+  dialect?: Dialect | null;
   reason?: string | null;
   message?: string | null;
   expectedStatus?: RunStatus | null;
@@ -308,7 +315,7 @@ function toRequest(input: TransitionInput, field: string): TransitionRequest {
   }
   return {
     id: checkUuid(`${field}.id`, input.id),
-    to: input.to,
+    ...targetOfInput(input, field),
     attempt: input.attempt ?? null,
     force: input.force === true,
     reason: checkOptionalString(`${field}.reason`, input.reason, { max: LIMITS.reasonLength }),
@@ -323,6 +330,36 @@ function toRequest(input: TransitionInput, field: string): TransitionRequest {
       input.attempt ?? null,
     ),
   };
+}
+
+/**
+ * `to`, or a native name: exactly one. A name in an explicit dialect is checked at once; one in
+ * the run's own dialect once the run is read (policy.ts resolveRequest).
+ */
+function targetOfInput(
+  input: TransitionInput,
+  field: string,
+): Pick<TransitionRequest, 'to' | 'native'> {
+  if (input.to != null && input.native != null) {
+    throw new BadUserInputError(`${field}.native`, 'give either `to` or `native`, not both');
+  }
+  if (input.native != null) {
+    const spelling = checkOptionalString(`${field}.native`, input.native, {
+      min: 1,
+      max: LIMITS.reasonLength,
+    })!;
+    const native = { spelling, dialect: input.dialect ?? null, field: `${field}.native` };
+    if (native.dialect != null) checkNativeName(native.dialect, spelling, native.field);
+    // `to` is decided under the run's lock, in its dialect; until then it holds no meaning.
+    return { to: 'CREATED', native };
+  }
+  if (input.to == null) {
+    throw new BadUserInputError(`${field}.to`, 'give `to` (a RunStatus) or `native` (a name)');
+  }
+  if (input.dialect != null) {
+    throw new BadUserInputError(`${field}.dialect`, 'names the dialect of `native`: give `native`');
+  }
+  return { to: input.to };
 }
 
 /** The lifecycle's allowed next statuses for a run (used by resolvers). */

@@ -15,6 +15,7 @@ import {
 } from 'drizzle-orm';
 import { queryRows, type Executor, type Tx } from '../db/client.js';
 import { runs, type RunRow, type StatusChangeRow, type TriggerPolicy } from '../db/schema.js';
+import type { Dialect } from '../lifecycle/dialects.js';
 import { getStatusesInCategories, type RunStatus } from '../lifecycle/lifecycle.js';
 import {
   insertStatusChangesSql,
@@ -37,6 +38,9 @@ export interface NewRun {
   cacheKey: string | null;
   heartbeatTimeout: number | null;
   queueTimeout: number | null;
+  dialect: Dialect;
+  /** The creation's reason, as the change-log row has it. */
+  statusReason: string;
 }
 
 /** Insert a run; null when a run with the same (project, idempotencyKey) already exists. */
@@ -115,16 +119,20 @@ function updateRunStatesSql(states: readonly RunRow[]): SQL {
       started_at: s.startedAt,
       finished_at: s.finishedAt,
       stop_message: s.stopMessage,
+      status_reason: s.statusReason,
+      outcome: s.outcome,
     })),
   );
   return sql`
     UPDATE runs AS r
     SET status = v.status::run_status, version = v.version, attempt = v.attempt, revision = v.revision, updated_at = v.updated_at,
         blocked_reason = v.blocked_reason,
-        started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message
+        started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message,
+        status_reason = v.status_reason, outcome = v.outcome
     FROM jsonb_to_recordset(${payload}::jsonb) AS v(
       id uuid, status text, version int, attempt int, revision bigint, blocked_reason text,
-      updated_at timestamptz, started_at timestamptz, finished_at timestamptz, stop_message text)
+      updated_at timestamptz, started_at timestamptz, finished_at timestamptz, stop_message text,
+      status_reason text, outcome text)
     WHERE r.id = v.id`;
 }
 

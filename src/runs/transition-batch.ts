@@ -9,7 +9,7 @@ import {
   decideTransition,
   refuseStaleAttempt,
   planChanges,
-  targetOf,
+  resolveRequest,
   type ConflictDetails,
   type TransitionRequest,
 } from './policy.js';
@@ -89,8 +89,8 @@ export async function runTransitionBatch(
   const pending: Pending[] = [];
   const newKeys: { runId: string; key: string; index: number }[] = [];
 
-  requests.forEach((request, index) => {
-    const found = state.get(request.id);
+  requests.forEach((asked, index) => {
+    const found = state.get(asked.id);
     // A run outside the token's projects does not exist for it.
     const run = found && canSeeProject(actor, found.project) ? found : undefined;
     if (!run) {
@@ -98,12 +98,13 @@ export async function runTransitionBatch(
         kind: 'done',
         outcome: {
           kind: 'notFound',
-          runId: request.id,
-          message: `run ${request.id} not found`,
+          runId: asked.id,
+          message: `run ${asked.id} not found`,
         },
       });
       return;
     }
+    const request = resolveRequest(run, asked);
     // A stale attempt is refused before any replay: an idempotency key reused by the next
     // attempt must not return the previous attempt's answer.
     const stale = refuseStaleAttempt(run, request);
@@ -155,8 +156,8 @@ export async function runTransitionBatch(
         let current = run;
         const changes: changeStore.NewStatusChange[] = [];
         const at = changeTimeFor(run, locked.now);
-        for (const step of planChanges(run, targetOf(run, request), request)) {
-          const next = applyTransition(current, step.to, at, step.message);
+        for (const step of planChanges(run, request.to, request)) {
+          const next = applyTransition(current, step, at);
           changes.push({
             runId: run.id,
             project: run.project,
@@ -165,6 +166,7 @@ export async function runTransitionBatch(
             version: next.version,
             reason: step.reason,
             message: step.message,
+            outcome: step.outcome ?? null,
             at,
             forced: request.force === true,
             actor: actor.name,

@@ -76,6 +76,50 @@ describe('event triggers', () => {
     expect(state.blockedReason).toContain('RUN_STATUS_FAILED');
   });
 
+  // Issue 15, defect 1: FAILED and STOPPED are done but not final; RESUMING and RETRYING may
+  // still come, so a run watching for them waits instead of failing upstream.
+  it('a watcher of RESUMING or RETRYING waits while its ref is FAILED or STOPPED, and starts when it happens', async () => {
+    const project = uniqueProject();
+    const ref = await createRun(server, { project, name: 'job' });
+    const onResume = await createRun(server, {
+      project,
+      events: [{ ref: ref.id, kinds: ['RUN_STATUS_RESUMING'] }],
+    });
+    const onRetry = await createRun(server, {
+      project,
+      events: [{ ref: ref.id, kinds: ['RUN_STATUS_RETRYING'] }],
+    });
+    await transitionRun(server, { id: ref.id, to: 'RUNNING' });
+    await transitionRun(server, { id: ref.id, to: 'STOPPED' });
+    // STOPPED -> RESUMING, and later (RESUMING -> ... -> FAILED -> RETRYING) a retry, can still happen.
+    expect(await run(onResume.id)).toMatchObject({ status: 'CREATED', isReady: false });
+    expect(await run(onRetry.id)).toMatchObject({ status: 'CREATED', isReady: false });
+    await transitionRun(server, { id: ref.id, to: 'RESUMING' });
+    expect((await run(onResume.id)).status).toBe('QUEUED');
+    await transitionRun(server, { id: ref.id, to: 'RUNNING' });
+    await transitionRun(server, { id: ref.id, to: 'FAILED' });
+    expect((await run(onRetry.id)).status).toBe('CREATED');
+    await transitionRun(server, { id: ref.id, to: 'RETRYING' });
+    expect((await run(onRetry.id)).status).toBe('QUEUED');
+    expect((await getHistory(server, onRetry.id)).map((c) => c.to)).toEqual(['CREATED', 'QUEUED']);
+
+    // A final status ends the wait: SUCCEEDED can never be resumed or retried.
+    const other = await createRun(server, { project });
+    const never = await createRun(server, {
+      project,
+      events: [{ ref: other.id, kinds: ['RUN_STATUS_RETRYING'] }],
+    });
+    await transitionRun(server, { id: other.id, to: 'RUNNING' });
+    await transitionRun(server, { id: other.id, to: 'FAILED' });
+    expect((await run(never.id)).status).toBe('CREATED');
+    await transitionRun(server, { id: other.id, to: 'RESUMING' });
+    await transitionRun(server, { id: other.id, to: 'RUNNING' });
+    await transitionRun(server, { id: other.id, to: 'SUCCEEDED' });
+    const failed = await run(never.id);
+    expect(failed.status).toBe('UPSTREAM_FAILED');
+    expect(failed.blockedReason).toContain('RUN_STATUS_RETRYING');
+  });
+
   it('an event emitted before the run was created counts; an event inside the same batch too', async () => {
     const project = uniqueProject();
     const ref = await createRun(server, { project });

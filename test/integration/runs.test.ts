@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   createRun,
   dataOf,
+  getHistory,
   RUN_FIELDS,
   sleep,
   transitionRun,
@@ -664,6 +665,54 @@ describe('startedAt, finishedAt, stopMessage, duration', () => {
       startedAt,
       finishedAt: succeeded!.change!.at,
       duration: (Date.parse(succeeded!.change!.at) - Date.parse(startedAt)) / 1000,
+    });
+  });
+
+  // Issue 15, defect 2: the stop request's message is the stop message of the stop it caused.
+  it("stopRun's message is the stop message once the stop lands, unless the landing says its own", async () => {
+    for (const landing of [{}, { message: 'killed by the scheduler' }]) {
+      const run = await createRun(server, { project: uniqueProject() });
+      await walk(run.id, ['RUNNING']);
+      const stopping = dataOf(
+        await server.gql<{ stopRun: Result }>(
+          `mutation($id: ID!) { stopRun(id: $id, message: "budget exceeded") { ${RESULT} } }`,
+          { id: run.id },
+        ),
+      ).stopRun;
+      expect(stopping.run).toMatchObject({ status: 'STOPPING', stopMessage: 'budget exceeded' });
+      const stopped = await transition({ id: run.id, to: 'STOPPED', ...landing });
+      const expected = landing.message ?? 'budget exceeded';
+      expect(stopped.run).toMatchObject({ status: 'STOPPED', stopMessage: expected });
+      expect(await mustReadRun(run.id)).toMatchObject({ stopMessage: expected });
+      // Resumed, the run is no longer stopped: the message goes with the stop.
+      const [resuming] = await walk(run.id, ['RESUMING']);
+      expect(resuming!.run).toMatchObject({ stopMessage: null });
+    }
+  });
+
+  // Issue 15, defect 3: Perceval's RUNNING -> SUSPENDED -> RUNNING (a suspended job resumes).
+  it('a SUSPENDED run reported running again is resumed: RESUMING then the status, in one change', async () => {
+    const run = await createRun(server, { project: uniqueProject() });
+    await walk(run.id, ['RUNNING', 'SUSPENDED']);
+    const resumed = await transition({ id: run.id, to: 'RUNNING', message: 'back' });
+    expect(resumed).toMatchObject({
+      __typename: 'TransitionAccepted',
+      run: { status: 'RUNNING' },
+      change: { from: 'RESUMING', to: 'RUNNING' },
+    });
+    const history = await getHistory(server, run.id);
+    expect(history.slice(-3)).toMatchObject([
+      { from: 'RUNNING', to: 'SUSPENDED' },
+      { from: 'SUSPENDED', to: 'RESUMING', reason: 'RESUME' },
+      { from: 'RESUMING', to: 'RUNNING', message: 'back' },
+    ]);
+    const [succeeded] = await walk(run.id, ['SUCCEEDED']);
+    expect(succeeded!.run).toMatchObject({ status: 'SUCCEEDED' });
+    // Only statuses RESUMING leads to are implied: SUSPENDED -> SUCCEEDED stays illegal.
+    const other = await createRun(server, { project: uniqueProject() });
+    await walk(other.id, ['RUNNING', 'SUSPENDED']);
+    expect(await transition({ id: other.id, to: 'SUCCEEDED' })).toMatchObject({
+      __typename: 'IllegalTransition',
     });
   });
 

@@ -64,14 +64,28 @@ describe('evaluateEvents', () => {
     refName: null,
     refStatus,
     kinds: ['RUN_STATUS_RUNNING'],
+    statuses: ['RUNNING'] as RunStatus[],
     emitted,
   });
-  it('starts when emitted, waits while possible, fails once the ref finished without it', () => {
+  it('starts when emitted, waits while possible, fails once no legal path leads to it', () => {
     expect(evaluateEvents([ev(true, 'SUCCEEDED')]).kind).toBe('start');
     expect(evaluateEvents([ev(false, 'QUEUED')]).kind).toBe('wait');
-    expect(evaluateEvents([ev(false, 'STOPPED')])).toMatchObject({
-      kind: 'fail',
-      to: 'UPSTREAM_FAILED',
-    });
+    // STOPPED and FAILED may be resumed or retried, and run again.
+    expect(evaluateEvents([ev(false, 'STOPPED')]).kind).toBe('wait');
+    expect(evaluateEvents([ev(false, 'FAILED')]).kind).toBe('wait');
+    for (const final of ['SUCCEEDED', 'UPSTREAM_FAILED', 'SKIPPED'] as const) {
+      expect(evaluateEvents([ev(false, final)])).toMatchObject({
+        kind: 'fail',
+        to: 'UPSTREAM_FAILED',
+      });
+    }
+  });
+
+  it('a ref in FAILED may still be retried: a watcher of RETRYING waits, not fails', () => {
+    const retrying = { ...ev(false, 'FAILED'), statuses: ['RETRYING'] as RunStatus[] };
+    expect(evaluateEvents([retrying]).kind).toBe('wait');
+    expect(evaluateEvents([{ ...retrying, refStatus: 'STOPPED' }]).kind).toBe('wait');
+    // RUNNING can reach RETRYING; a ref that is CREATED can too.
+    expect(evaluateEvents([{ ...retrying, refStatus: 'CREATED' }]).kind).toBe('wait');
   });
 });

@@ -42,6 +42,9 @@ function run(status: RunStatus, overrides: Partial<RunRow> = {}): RunRow {
     progress: null,
     phase: null,
     stopMessage: null,
+    statusReason: 'CREATED',
+    outcome: null,
+    dialect: 'RUNSTATE',
     idempotencyKey: null,
     createdAt: t0,
     updatedAt: t0,
@@ -114,24 +117,28 @@ describe('decideTransition', () => {
   });
 });
 
+/** A planned change into `to`, with no reason. */
+function step(to: RunStatus, message: string | null = null) {
+  return { to, reason: null, message };
+}
+
 describe('applyTransition', () => {
   it('bumps the version and sets startedAt only on the first start', () => {
-    const started = applyTransition(run('QUEUED'), 'STARTING', t1, null);
+    const started = applyTransition(run('QUEUED'), step('STARTING'), t1);
     expect(started).toMatchObject({ status: 'STARTING', version: 4, startedAt: t1, updatedAt: t1 });
-    const running = applyTransition(started, 'RUNNING', t2, null);
+    const running = applyTransition(started, step('RUNNING'), t2);
     expect(running.startedAt).toEqual(t1);
-    expect(applyTransition(run('QUEUED'), 'SCHEDULED', t1, null).startedAt).toBeNull();
+    expect(applyTransition(run('QUEUED'), step('SCHEDULED'), t1).startedAt).toBeNull();
   });
 
   it('sets finishedAt and stopMessage on DONE and clears them when leaving DONE', () => {
     const failed = applyTransition(
       run('RUNNING', { startedAt: t0 }),
-      'FAILED',
+      step('FAILED', 'out of memory'),
       t1,
-      'out of memory',
     );
     expect(failed).toMatchObject({ finishedAt: t1, stopMessage: 'out of memory' });
-    const retrying = applyTransition(failed, 'RETRYING', t2, 'again');
+    const retrying = applyTransition(failed, step('RETRYING', 'again'), t2);
     expect(retrying).toMatchObject({
       finishedAt: null,
       stopMessage: null,
@@ -199,7 +206,7 @@ describe('planChanges (retries)', () => {
   });
 
   it('starts the next attempt on RETRYING', () => {
-    expect(applyTransition(failing(), 'RETRYING', t1, null).attempt).toBe(2);
+    expect(applyTransition(failing(), step('RETRYING'), t1).attempt).toBe(2);
   });
 });
 
@@ -312,6 +319,7 @@ describe('decideDownstream', () => {
       refName: null,
       refStatus: 'QUEUED' as RunStatus,
       kinds: ['RUN_STATUS_RUNNING'],
+      statuses: ['RUNNING'] as RunStatus[],
       emitted: false,
     };
     const decided = decideDownstream(waiting(), [upstream('SUCCEEDED')], [event], t1, null);

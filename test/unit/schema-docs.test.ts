@@ -37,3 +37,18 @@ it('documents every type, field, argument, input field and enum value of schema.
   }
   expect(missing).toEqual([]);
 });
+
+// Issue 15, defect 4: skipOnUpstreamSkip said "(Parsl's dep_fail)", but dep_fail is
+// UPSTREAM_FAILED, the very status the flag replaces; the flag is no seed system's status.
+it("describes skipOnUpstreamSkip by what it does, not as Parsl's dep_fail", () => {
+  const input = schema.getType('CreateRunInput');
+  const run = schema.getType('Run');
+  if (!isInputObjectType(input) || !isObjectType(run)) throw new Error('types missing');
+  for (const description of [
+    input.getFields()['skipOnUpstreamSkip']?.description,
+    run.getFields()['skipOnUpstreamSkip']?.description,
+  ]) {
+    expect(description).toMatch(/SKIPPED/);
+    expect(description).not.toMatch(/dep_fail/);
+  }
+});
