@@ -187,7 +187,7 @@ export async function listChangesAfter(
     ex,
     sql`
     /* tailChangeLog */
-    SELECT id, run_id, project, from_status, to_status, version, reason, message, at, forced, actor
+    SELECT id, run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor
     FROM status_changes WHERE id > ${afterId} ORDER BY id LIMIT ${limit}`,
   );
   return rows.map(mapStatusChangeRow);

@@ -3,7 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql, subscribe } from './api.js';
 import { SeriesChart, type Point } from './chart.js';
 import { ago } from './format.js';
-import { ProgressBar, StatusBadge } from './status-badge.js';
+import { NativeStatus, ProgressBar, StatusBadge } from './status-badge.js';
 
 interface RunDetail {
   id: string;
@@ -14,6 +14,10 @@ interface RunDetail {
   category: string;
   progress: number | null;
   phase: string | null;
+  /** The run's home dialect (RUNSTATE, PARSL, …). */
+  dialect: string;
+  /** Its current status in its dialect's names. */
+  nativeStatus: string;
   attempt: number;
   version: number;
   revision: number;
@@ -31,6 +35,8 @@ interface Change {
   version: number;
   from: string | null;
   to: string;
+  /** `to` in the run's dialect's names. */
+  nativeTo: string;
   reason: string | null;
   message: string | null;
   actor: string | null;
@@ -42,9 +48,9 @@ interface Measurement extends Point {
   name: string;
 }
 
-const DETAIL = `id project name status color category progress phase attempt version revision createdAt
-  updatedAt startedAt finishedAt heartbeatAt stopMessage tags`;
-const CHANGE = `cursor version from to reason message actor at`;
+const DETAIL = `id project name status color category progress phase dialect nativeStatus attempt version
+  revision createdAt updatedAt startedAt finishedAt heartbeatAt stopMessage tags`;
+const CHANGE = `cursor version from to nativeTo reason message actor at`;
 const POINT = `name value step at`;
 const MAX_PAGES = 10;
 /** Points drawn per series (the newest). */
@@ -202,6 +208,7 @@ export function RunPage({ token, client, id, colors, liveEpoch }: Props) {
       </p>
       <h1 id="run-title">
         {run.name ?? run.id} <StatusBadge status={run.status} color={run.color} />
+        <NativeStatus dialect={run.dialect} native={run.nativeStatus} />
       </h1>
       <dl class="facts">
         <div>
@@ -246,6 +253,7 @@ export function RunPage({ token, client, id, colors, liveEpoch }: Props) {
                 aria-hidden="true"
               />
               <StatusBadge status={change.to} color={colors.get(change.to) ?? '#888'} />
+              <NativeStatus dialect={run.dialect} native={change.nativeTo} />
               <time dateTime={change.at} title={change.at}>
                 {new Date(change.at).toLocaleString()}
               </time>

@@ -2,7 +2,7 @@ import type { Client } from 'graphql-ws';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql, subscribe } from './api.js';
 import { ago, shortId } from './format.js';
-import { ProgressBar, StatusBadge } from './status-badge.js';
+import { NativeStatus, ProgressBar, StatusBadge } from './status-badge.js';
 import { RUN_SUMMARY, type RunSummary, type StatusInfo } from './types.js';
 
 const PAGE = 50;
@@ -335,7 +335,8 @@ await run.start();`}</code>
                   {run.project}
                 </td>
                 <td role="cell" data-label="Status">
-                  <StatusBadge status={run.status} color={run.color} />
+                  <StatusBadge status={run.status} color={run.color} />{' '}
+                  <NativeStatus dialect={run.dialect} native={run.nativeStatus} />
                 </td>
                 <td role="cell" data-label="Progress">
                   <ProgressBar progress={run.progress} phase={run.phase} />

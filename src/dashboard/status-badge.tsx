@@ -1,4 +1,5 @@
 import { textColorOn } from './format.js';
+import { dialectName, RUNSTATE_DIALECT } from './types.js';
 
 /** A status in its lifecycle color. */
 export function StatusBadge({ status, color }: { status: string; color: string }) {
@@ -9,6 +10,24 @@ export function StatusBadge({ status, color }: { status: string; color: string }
       style={{ backgroundColor: color, color: textColorOn(color) }}
     >
       {status}
+    </span>
+  );
+}
+
+/**
+ * A status in the run's own dialect's names, quietly beside its badge: `· exec_done (Parsl)`,
+ * read out as "Parsl status exec_done". Nothing for a runstate run: the badge is its name.
+ */
+export function NativeStatus({ dialect, native }: { dialect: string; native: string }) {
+  if (dialect === RUNSTATE_DIALECT) return null;
+  const system = dialectName(dialect);
+  const label = `${system} status ${native}`;
+  return (
+    <span class="native" data-dialect={dialect} data-native={native} title={label}>
+      <span aria-hidden="true">
+        · <span class="native-name">{native}</span> ({system})
+      </span>
+      <span class="sr-only">{label}</span>
     </span>
   );
 }

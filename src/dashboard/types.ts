@@ -8,16 +8,36 @@ export interface RunSummary {
   progress: number | null;
   phase: string | null;
   isDone: boolean;
+  /** The run's home dialect (RUNSTATE, PARSL, …). */
+  dialect: string;
+  /** Its current status in its dialect's names (`exec_done` for a Parsl run that SUCCEEDED). */
+  nativeStatus: string;
   /** Grows with every change of the run: the larger of two snapshots is the newer. */
   revision: number;
   createdAt: string;
   updatedAt: string;
 }
 
-export const RUN_SUMMARY = `id project name status category color progress phase isDone revision createdAt updatedAt`;
+export const RUN_SUMMARY = `id project name status category color progress phase isDone dialect nativeStatus revision createdAt updatedAt`;
 
 export interface StatusInfo {
   status: string;
   category: string;
   color: string;
+}
+
+/** The dialect whose names are runstate's own: no native name is shown for its runs. */
+export const RUNSTATE_DIALECT = 'RUNSTATE';
+
+/** How the systems spell their own names. */
+const DIALECT_NAMES: Record<string, string> = {
+  POLYAXON: 'Polyaxon',
+  PERCEVAL: 'Perceval',
+  PARSL: 'Parsl',
+  CANARY: 'Canary',
+};
+
+/** "Parsl" for PARSL; a dialect the page does not know yet reads as the API spells it. */
+export function dialectName(dialect: string): string {
+  return DIALECT_NAMES[dialect] ?? dialect;
 }

@@ -280,6 +280,72 @@ describe('the dashboard in a real browser', () => {
     await page.context().close();
   });
 
+  it("shows a run's native status beside its own when its dialect is not runstate, kept current live", async () => {
+    const project = uniqueProject('dialect');
+    const plain = await createRun(server, { project, name: 'plain' });
+    const parsl = await createRun(server, { project, name: 'parsl-task', dialect: 'PARSL' });
+    const page = await openPage({ width: 1280, height: 800 }, `#/?project=${project}`);
+    await signIn(page);
+    // Set on the page once: still there at the end, so nothing below reloaded it.
+    await page.evaluate(() => ((window as unknown as { loaded: boolean }).loaded = true));
+    const native = (runId: string) => page.locator(`tr[data-run-id="${runId}"] .native`);
+    await expect.poll(() => badge(page, parsl.id).textContent()).toBe('CREATED');
+    expect(await native(parsl.id).getAttribute('data-native')).toBe('pending');
+    expect(await badge(page, plain.id).textContent()).toBe('CREATED');
+    expect(await native(plain.id).count()).toBe(0);
+
+    // Into the run's page; a native move there shows in its heading and its timeline live.
+    await page.locator(`tr[data-run-id="${parsl.id}"] a`).click();
+    const heading = page.locator('h1#run-title');
+    await expect.poll(() => heading.locator('.native').getAttribute('data-native')).toBe('pending');
+    await transitionRun(server, { id: parsl.id, native: 'launched' });
+    await expect.poll(() => heading.locator('.status').textContent()).toBe('SCHEDULED');
+    expect(await heading.locator('.native').getAttribute('data-native')).toBe('launched');
+    const timeline = page.locator('.timeline li');
+    const timelineNative = () =>
+      timeline.evaluateAll((li) =>
+        li.map((l) => [
+          l.dataset['status'],
+          l.querySelector<HTMLElement>('.native')?.dataset['native'],
+        ]),
+      );
+    await expect.poll(timelineNative).toEqual([
+      ['CREATED', 'pending'],
+      ['SCHEDULED', 'launched'],
+    ]);
+
+    // Back to the runs: exec_done appears beside SUCCEEDED live, quietly, and is read out whole.
+    await page.goBack();
+    await expect.poll(() => native(parsl.id).getAttribute('data-native')).toBe('launched');
+    await transitionRun(server, { id: parsl.id, native: 'exec_done' });
+    await expect.poll(() => badge(page, parsl.id).textContent()).toBe('SUCCEEDED');
+    expect(await native(parsl.id).getAttribute('data-native')).toBe('exec_done');
+    expect(await native(parsl.id).locator('[aria-hidden=true]').innerText()).toBe(
+      '· exec_done (Parsl)',
+    );
+    expect(await native(parsl.id).getAttribute('title')).toBe('Parsl status exec_done');
+    expect(
+      await page
+        .getByRole('cell', { name: 'SUCCEEDED Parsl status exec_done', exact: true })
+        .count(),
+    ).toBe(1);
+    expect(await native(plain.id).count()).toBe(0);
+    await page.screenshot({ path: `${SHOTS}dashboard-dialect.png` });
+
+    // The run's page again: the whole history in Parsl's names beside runstate's.
+    await page.locator(`tr[data-run-id="${parsl.id}"] a`).click();
+    await expect.poll(timelineNative).toEqual([
+      ['CREATED', 'pending'],
+      ['SCHEDULED', 'launched'],
+      ['SUCCEEDED', 'exec_done'],
+    ]);
+    expect(await page.evaluate(() => (window as unknown as { loaded?: boolean }).loaded)).toBe(
+      true,
+    );
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
   it('is usable on a phone-sized screen: no sideways scrolling, every run readable', async () => {
     const project = uniqueProject('phone');
     const run = await createRun(server, { project, name: 'on-the-go' });

@@ -793,10 +793,23 @@ describe('missing and unknown input fields', () => {
       expected: { field: 'input', status: 400 },
     },
     {
-      name: 'transitionRun without `to`',
-      message: 'Field "to" of required type "RunStatus!" was not provided',
+      // `to` is optional since dialects (exactly one of `to` and `native`): the service refuses.
+      name: 'transitionRun without `to` or `native`',
+      message: 'give `to` (a RunStatus) or `native` (a name)',
       request: (fx) => send(TRANSITION, { input: { id: fx.runId } }),
-      expected: { field: 'input.to', status: 400 },
+      expected: { field: 'input.to', status: 200 },
+    },
+    {
+      name: 'transitionRun with both `to` and `native`',
+      message: 'give either `to` or `native`, not both',
+      request: (fx) => send(TRANSITION, { input: { id: fx.runId, to: 'RUNNING', native: 'x' } }),
+      expected: { field: 'input.native', status: 200 },
+    },
+    {
+      name: 'transitionRun with an unknown native name',
+      message: 'is not a RUNSTATE status; expected one of CREATED, ON_SCHEDULE',
+      request: (fx) => send(TRANSITION, { input: { id: fx.runId, native: 'running' } }),
+      expected: { field: 'input.native', status: 200 },
     },
     {
       name: 'an unknown input field written in the query',

@@ -1149,7 +1149,9 @@ function ops(): Op[] {
       slots: [
         slot(['input'], 'Object', { nonNull: true }),
         slot(['input', 'id'], 'ID', { nonNull: true }),
-        slot(['input', 'to'], 'Enum', { nonNull: true }),
+        slot(['input', 'to'], 'Enum'),
+        slot(['input', 'native'], 'String', { max: 200 }),
+        slot(['input', 'dialect'], 'Enum'),
         slot(['input', 'reason'], 'String', { max: 200 }),
         slot(['input', 'message'], 'String', { max: 10_000 }),
         slot(['input', 'expectedStatus'], 'Enum'),
@@ -1174,7 +1176,7 @@ function ops(): Op[] {
         slot(['inputs'], 'ObjectList', { nonNull: true }),
         slot(['inputs', 0], 'Object', { nonNull: true }),
         slot(['inputs', 0, 'id'], 'ID', { nonNull: true }),
-        slot(['inputs', 1, 'to'], 'Enum', { nonNull: true }),
+        slot(['inputs', 1, 'to'], 'Enum'),
         slot(['inputs', 0, 'reason'], 'String', { max: 200 }),
         slot(['inputs', 1, 'message'], 'String', { max: 10_000 }),
         slot(['inputs', 0, 'expectedVersion'], 'Int'),
@@ -1590,10 +1592,16 @@ function shapeCases(scale: number): OpCase[] {
       `{ statusChanges { edges { node { ${'run { statusHistory { edges { node { '.repeat(d)}to${' } } } }'.repeat(d)} } } } }`,
   ];
   for (const [i, d] of draw(fc.integer({ min: 13, max: 60 }), 5 * scale).entries()) {
+    const template = i % depthTemplates.length;
     cases.push({
       label: `selection depth ${d}`,
-      query: depthTemplates[i % depthTemplates.length]!(d),
-      refusal: refused(400, 'LIMIT_EXCEEDED', { limit: 'depth' }),
+      query: depthTemplates[template]!(d),
+      // The third template nests 4 fields (8 AST levels) per level: from 49 levels on (AST
+      // depth 11 + 8d > 400) the parser's nesting limit (parser-limits.ts) refuses it first.
+      refusal:
+        template === 2 && 11 + 8 * d > 400
+          ? refused(400, 'BAD_USER_INPUT', { message: NESTED, one: true })
+          : refused(400, 'LIMIT_EXCEEDED', { limit: 'depth' }),
     });
   }
   // Thousands of nested inline fragments: refused for depth, or by the parser's own limit
