@@ -3,7 +3,8 @@
  * the root fields it adds with `extend type`). This script stitches them into schema.graphql, the
  * one file clients read and the service serves, and generates
  * src/graphql/generated/resolvers-types.ts from it, so resolvers are checked against the schema.
- * `--check` (npm run check) fails when either is out of date. Uses @graphql-codegen/core
+ * It also writes README's dialect tables from src/lifecycle/dialects.ts.
+ * `--check` (npm run check) fails when any of them is out of date. Uses @graphql-codegen/core
  * directly: the CLI's loader tree pulls packages that need Node 22.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,6 +22,8 @@ import {
   type FieldDefinitionNode,
 } from 'graphql';
 import { format } from 'prettier';
+import { getDialect, nativeNameOf, type Dialect } from '../src/lifecycle/dialects.js';
+import { RUN_STATUSES } from '../src/lifecycle/lifecycle.js';
 
 const root = new URL('..', import.meta.url);
 const check = process.argv.includes('--check');
@@ -112,3 +115,55 @@ function mergeExtensions(doc: DocumentNode): DocumentNode {
   });
   return { ...doc, definitions };
 }
+
+/**
+ * README's dialect tables, from the one table (src/lifecycle/dialects.ts), between the markers
+ * `<!-- dialect-table:NAME -->` and `<!-- /dialect-table -->`: the README cannot drift from it.
+ */
+function dialectTable(dialect: Dialect): string {
+  const { statuses, predicates } = getDialect(dialect);
+  const code = (s: string) => `\`${s}\``;
+  const rows = statuses.map((entry) => {
+    const recorded = [
+      entry.status,
+      entry.outcome ? `outcome ${entry.outcome}` : null,
+      entry.reason ? `reason ${entry.reason}` : null,
+    ]
+      .filter(Boolean)
+      .join(', ');
+    const answeredFor = RUN_STATUSES.filter(
+      (status) => nativeNameOf(dialect, { status }) === entry.name,
+    );
+    // A name its outcome or reason tells apart from its status's answer.
+    const refined =
+      (entry.outcome || entry.reason) && !answeredFor.includes(entry.status)
+        ? [
+            `${entry.status} with ${entry.outcome ? `outcome ${entry.outcome}` : `reason ${entry.reason}`}`,
+          ]
+        : [];
+    const answers = [...answeredFor, ...refined];
+    return `| ${[entry.name, ...entry.aliases].map(code).join(', ')} | ${recorded} | ${answers.join(', ') || '(input only)'} |`;
+  });
+  const predicateRows = predicates.map((p) => `| ${code(p.name)} | ${p.statuses.join(', ')} |`);
+  return [
+    '| name (aliases) | recorded as | answers for |',
+    '| --- | --- | --- |',
+    ...rows,
+    '',
+    '| predicate | holds for |',
+    '| --- | --- |',
+    ...predicateRows,
+  ].join('\n');
+}
+
+const readmeFile = new URL('README.md', root);
+const readme = readFileSync(readmeFile, 'utf8').replace(
+  /(<!-- dialect-table:([A-Z]+) -->\n)[\s\S]*?(\n<!-- \/dialect-table -->)/g,
+  (_, open: string, dialect: string, close: string) =>
+    `${open}\n${dialectTable(dialect as Dialect)}\n${close}`,
+);
+writeOrCheck(
+  readmeFile,
+  await format(readme, { parser: 'markdown', printWidth: 100, singleQuote: true }),
+  'README.md',
+);

@@ -2,7 +2,8 @@ import { getStatusInfo, isRunStatus } from '../lifecycle/lifecycle.js';
 
 /** Terminal output helpers: lifecycle colors, tables, progress bars. */
 export interface Style {
-  status(status: string): string;
+  /** `label` (default: the status itself) in the lifecycle color of `status`. */
+  status(status: string, label?: string): string;
   dim(text: string): string;
   bold(text: string): string;
 }
@@ -10,10 +11,10 @@ export interface Style {
 export function createStyle(colors: boolean): Style {
   const paint = (open: string, text: string) => (colors ? `\x1b[${open}m${text}\x1b[0m` : text);
   return {
-    status(status) {
-      if (!isRunStatus(status)) return status;
+    status(status, label = status) {
+      if (!isRunStatus(status)) return label;
       const [r, g, b] = hexToRgb(getStatusInfo(status).color);
-      return paint(`1;38;2;${r};${g};${b}`, status);
+      return paint(`1;38;2;${r};${g};${b}`, label);
     },
     dim: (text) => paint('2', text),
     bold: (text) => paint('1', text),

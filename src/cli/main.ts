@@ -1,9 +1,16 @@
 import { parseArgs } from 'node:util';
 import { createRunstateClient, type RunstateClient } from '../client/index.js';
-import type { Run } from '../client/types.js';
+import type { PredicateFilter, Run, StatusChange, StatusChangeFilter } from '../client/types.js';
 import { createDatabase } from '../db/create-database.js';
 import { listPendingMigrations } from '../db/migrations.js';
 import { readCliEnv, readEnv } from '../env.js';
+import {
+  DIALECTS,
+  findPredicate,
+  getDialect,
+  isDialect,
+  type Dialect,
+} from '../lifecycle/dialects.js';
 import { isRunStatus, RUN_STATUSES } from '../lifecycle/lifecycle.js';
 import { serve } from '../serve.js';
 import { createStyle, formatTable, printable, progressBar, type Style } from './format.js';
@@ -15,10 +22,16 @@ Usage:
   runstate migrate                    apply pending database migrations and exit
   runstate runs [options]             list runs as a table
       --project P  --status S[,S]  --first N (default 20)  --all (every page, N per page)
+      --dialect D                     statuses in a system's own names (perceval: SUCCESS)
+      --predicate P                   only runs in the dialect's status set P (with --dialect)
   runstate watch [options]            print status changes as they happen
       --project P  --run ID  --status S[,S]  --after CURSOR
+      --dialect D  --predicate P      each new status in D's names; only changes into P
   runstate token create --name N --role READ|WRITE|ADMIN [--project P ...]
                                       create an API token (ADMIN); prints its secret once
+
+Dialects (--dialect D, any case): ${DIALECTS.map((d) => d.toLowerCase()).join(', ')}.
+A dialect's status names and predicates: the GraphQL query \`dialect(name: PARSL)\`.
 
 Client commands reach the service at --url (RUNSTATE_URL, default
 http://localhost:4000/graphql) with --token (RUNSTATE_TOKEN).
@@ -64,22 +77,30 @@ async function main(argv: string[]): Promise<number> {
       after: { type: 'string' },
       name: { type: 'string' },
       role: { type: 'string' },
+      dialect: { type: 'string' },
+      predicate: { type: 'string' },
     },
   });
   const client = createRunstateClient({ url: values.url!, token: values.token });
   const statuses = values.status ? parseStatuses(values.status) : undefined;
+  const dialect = values.dialect != null ? parseDialect(values.dialect) : undefined;
+  const predicate =
+    values.predicate != null ? parsePredicate(dialect, values.predicate) : undefined;
   switch (command) {
     case 'runs':
       return listRuns(client, io, {
         project: values.project?.[0],
         statuses,
+        predicate,
+        dialect,
         first: values.first ? parsePageSize(values.first) : values.all ? 500 : 20,
         all: values.all!,
       });
     case 'watch':
       return watch(client, io, {
-        filter: { projects: values.project, runIds: values.run, statuses },
+        filter: { projects: values.project, runIds: values.run, statuses, predicate },
         after: values.after,
+        dialect,
       });
     case 'token':
       if (positionals[0] !== 'create') throw new UsageError('usage: runstate token create …');
@@ -111,6 +132,23 @@ function parseStatuses(text: string): string[] {
   return statuses;
 }
 
+/** A dialect by its name in any case (`perceval`, `Parsl`). */
+function parseDialect(text: string): Dialect {
+  const dialect = text.trim().toUpperCase();
+  if (isDialect(dialect)) return dialect;
+  throw new UsageError(
+    `unknown dialect "${text}" (one of ${DIALECTS.map((d) => d.toLowerCase()).join(', ')})`,
+  );
+}
+
+/** A predicate of the --dialect given (Perceval's `completed`, Parsl's `final`). */
+function parsePredicate(dialect: Dialect | undefined, name: string): PredicateFilter {
+  if (!dialect) throw new UsageError('--predicate needs --dialect (the dialect it is named in)');
+  if (findPredicate(dialect, name)) return { dialect, name };
+  const names = getDialect(dialect).predicates.map((p) => p.name);
+  throw new UsageError(`unknown ${dialect} predicate "${name}" (one of ${names.join(', ')})`);
+}
+
 async function migrate(): Promise<number> {
   const env = readEnv();
   const where = env.DATABASE_URL ? 'PostgreSQL' : `embedded PGlite in ${env.RUNSTATE_DATA_DIR}`;
@@ -138,16 +176,31 @@ async function migrate(): Promise<number> {
 async function listRuns(
   client: RunstateClient,
   io: Io,
-  /** `first`: the page size; with `all`, every page is fetched. */
-  options: { project?: string; statuses?: string[]; first: number; all: boolean },
+  /**
+   * `first`: the page size; with `all`, every page is fetched. With `dialect`, statuses are
+   * shown in its names.
+   */
+  options: {
+    project?: string;
+    statuses?: string[];
+    predicate?: PredicateFilter;
+    dialect?: Dialect;
+    first: number;
+    all: boolean;
+  },
 ): Promise<number> {
-  const filter = { project: options.project, statuses: options.statuses };
+  const filter = {
+    project: options.project,
+    statuses: options.statuses,
+    predicate: options.predicate,
+  };
   const runs: Run[] = [];
   let after: string | null = null;
   for (;;) {
     const page = await client.listRuns(filter, {
       first: options.first,
       after,
+      dialect: options.dialect,
     });
     runs.push(...page.runs);
     if (!options.all || !page.hasNextPage) break;
@@ -165,7 +218,8 @@ async function listRuns(
         run.id,
         printable(run.project),
         printable(run.name ?? ''),
-        io.style.status(run.status),
+        // A native name takes the color of the runstate status it stands for.
+        io.style.status(run.status, options.dialect ? printable(run.nativeStatus) : undefined),
         progressBar(run.progress),
         io.style.dim(run.updatedAt),
       ]),
@@ -178,12 +232,15 @@ async function watch(
   client: RunstateClient,
   io: Io,
   options: {
-    filter: { projects?: string[]; runIds?: string[]; statuses?: string[] };
+    filter: StatusChangeFilter;
     after?: string;
+    /** Each change's new status in this dialect's names, its runstate change after it. */
+    dialect?: Dialect;
   },
 ): Promise<number> {
   const changes = client.watch(options.filter, {
     after: options.after ?? null,
+    dialect: options.dialect,
     onReconnect: ({ reason, cursor }) =>
       io.err(io.style.dim(`connection lost (${reason}); resuming after ${cursor ?? 'now'}…`)),
   });
@@ -192,16 +249,27 @@ async function watch(
   process.once('SIGTERM', stop);
   io.err(io.style.dim('watching; Ctrl-C to stop'));
   for await (const change of changes) {
-    const from = change.from ? `${io.style.status(change.from)} → ` : '';
+    const what = options.dialect
+      ? nativeChange(io.style, change)
+      : `${change.from ? `${io.style.status(change.from)} → ` : ''}${io.style.status(change.to)}`;
     const who = printable(`${change.run.project}/${change.run.name ?? change.runId.slice(0, 8)}`);
     const why = printable([change.reason, change.message].filter(Boolean).join(': '));
     io.out(
-      `${io.style.dim(change.at)}  ${who}  ${from}${io.style.status(change.to)}` +
+      `${io.style.dim(change.at)}  ${who}  ${what}` +
         `${why ? `  ${io.style.dim(why)}` : ''}  ${io.style.dim(`v${change.version} ${change.runId}`)}`,
     );
   }
   io.err(io.style.dim(`stopped; resume with --after ${changes.cursor ?? ''}`));
   return 0;
+}
+
+/**
+ * A change in a dialect: its new status in the dialect's names, then the runstate change
+ * (`exec_done  (RUNNING → SUCCEEDED)`): the change log keeps no native name for `from`.
+ */
+function nativeChange(style: Style, change: StatusChange): string {
+  const runstate = `${change.from ? `${change.from} → ` : ''}${change.to}`;
+  return `${style.status(change.to, printable(change.nativeTo))}  ${style.dim(`(${runstate})`)}`;
 }
 
 async function createToken(

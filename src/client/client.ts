@@ -2,7 +2,9 @@ import { RunstateError, TransitionRefusedError } from './errors.js';
 import { createTransport, type RetryOptions, type Transport } from './transport.js';
 import {
   RUN_FIELDS,
+  RUN_FIELDS_IN_DIALECT,
   type CreateRunInput,
+  type Dialect,
   type Run,
   type RunFilter,
   type StatusChangeFilter,
@@ -33,14 +35,37 @@ export interface RunPage {
   hasNextPage: boolean;
 }
 
+/** Which page of runs, and in which dialect's names. */
+export interface ListRunsOptions {
+  /** Page size (default 50). */
+  first?: number;
+  /** The previous page's endCursor. */
+  after?: string | null;
+  /** The dialect of each run's `nativeStatus` (default: each run's own). */
+  dialect?: Dialect | null;
+}
+
+/** Options of RunHandle.transition(). */
+export interface NativeTransitionOptions {
+  /** The dialect `native` is a name of (default: the run's own). */
+  dialect?: Dialect;
+  /** A human-readable message recorded with the change. */
+  message?: string;
+  /** A short, machine-readable cause (instead of the one the native name records, if any). */
+  reason?: string;
+}
+
 export interface RunstateClient {
   /** Create a run (retried safely: an idempotency key is made up when none is given). */
   createRun(input: CreateRunInput): Promise<RunHandle>;
   /** A handle on an existing run, e.g. one a scheduler created for this worker. */
   run(id: string): Promise<RunHandle>;
-  /** One page of runs, newest first. */
-  listRuns(filter?: RunFilter, page?: { first?: number; after?: string | null }): Promise<RunPage>;
-  /** Live status changes that resume by themselves after a dropped connection. */
+  /** One page of runs, newest first (`nativeStatus` in `options.dialect`, else each run's). */
+  listRuns(filter?: RunFilter, options?: ListRunsOptions): Promise<RunPage>;
+  /**
+   * Live status changes that resume by themselves after a dropped connection (`nativeTo` in
+   * `options.dialect`, else each run's own).
+   */
   watch(filter?: StatusChangeFilter, options?: WatchOptions): StatusChangeWatch;
   /**
    * Any operation. It is retried only where the server surely did not run it, unless
@@ -59,6 +84,7 @@ export interface RunstateClient {
  * A worker's view of one run. Each method sends one request and updates `current`; a change
  * the lifecycle refuses throws TransitionRefusedError. While the run is running, heartbeats go
  * out by themselves; when someone else asks the run to stop, `stopRequested` turns true.
+ * `current.nativeStatus` is the status in the run's dialect (`exec_done` for a Parsl run).
  */
 export interface RunHandle {
   readonly id: string;
@@ -80,6 +106,13 @@ export interface RunHandle {
   fail(message: string): Promise<Run>;
   /** STOPPED, or STOPPING when the run was handed to an executor (heartbeats stop). */
   stop(message?: string): Promise<Run>;
+  /**
+   * A status by its native name (`launched`, `exec_done` for Parsl), in the run's dialect or
+   * `options.dialect`; fenced by attempt and retried safely, as the methods above. A name the
+   * dialect does not know throws RunstateError BAD_USER_INPUT (its `field`, and the names
+   * `allowed`), and nothing changes.
+   */
+  transition(native: string, options?: NativeTransitionOptions): Promise<Run>;
 }
 
 /** The run as the server has it now, or null. */
@@ -132,10 +165,15 @@ export function createRunstateClient(options: RunstateClientOptions): RunstateCl
           pageInfo: { endCursor: string | null; hasNextPage: boolean };
         };
       }>(
-        `query Runs($filter: RunFilter, $first: Int, $after: String) {
+        `query Runs($filter: RunFilter, $first: Int, $after: String, $dialect: Dialect) {
           runs(filter: $filter, first: $first, after: $after) {
-            edges { node { ${RUN_FIELDS} } } pageInfo { endCursor hasNextPage } } }`,
-        { filter, first: page.first ?? 50, after: page.after ?? null },
+            edges { node { ${RUN_FIELDS_IN_DIALECT} } } pageInfo { endCursor hasNextPage } } }`,
+        {
+          filter,
+          first: page.first ?? 50,
+          after: page.after ?? null,
+          dialect: page.dialect ?? null,
+        },
       );
       return { runs: data.runs.edges.map((e) => e.node), ...data.runs.pageInfo };
     },
@@ -181,7 +219,7 @@ class Handle implements RunHandle {
   }
 
   start(): Promise<Run> {
-    return this.transition('RUNNING', {});
+    return this.send({ to: 'RUNNING' });
   }
 
   async progress(progress: number, phase?: string): Promise<Run> {
@@ -232,17 +270,17 @@ class Handle implements RunHandle {
 
   async succeed(message?: string): Promise<Run> {
     await this.flush();
-    return this.transition('SUCCEEDED', { message });
+    return this.send({ to: 'SUCCEEDED', message });
   }
 
   async fail(message: string): Promise<Run> {
     await this.flush().catch(() => {}); // the failure matters more than the last points
-    return this.transition('FAILED', { message });
+    return this.send({ to: 'FAILED', message });
   }
 
   async stop(message?: string): Promise<Run> {
     await this.flush().catch(() => {});
-    if (this.current.status === 'STOPPING') return this.transition('STOPPED', { message });
+    if (this.current.status === 'STOPPING') return this.send({ to: 'STOPPED', message });
     const data = await this.transport.request<{ stopRun: Record<string, unknown> }>(
       `mutation Stop($id: ID!, $message: String) { stopRun(id: $id, message: $message) { ${RESULT_FIELDS} } }`,
       { id: this.id, message },
@@ -266,14 +304,32 @@ class Handle implements RunHandle {
     this.forget();
   }
 
-  private async transition(to: string, extra: { message?: string }): Promise<Run> {
+  async transition(native: string, options: NativeTransitionOptions = {}): Promise<Run> {
+    // As succeed() and fail(): the points gathered so far land before a status that may end
+    // the run; a failed flush rejects its points' promises, and the status still goes out.
+    await this.flush().catch(() => {});
+    return this.send({
+      native,
+      dialect: options.dialect,
+      message: options.message,
+      reason: options.reason,
+    });
+  }
+
+  /** transitionRun to a runstate status (`to`) or a native name (`native`, maybe `dialect`). */
+  private async send(target: {
+    to?: string;
+    native?: string;
+    dialect?: Dialect;
+    message?: string;
+    reason?: string;
+  }): Promise<Run> {
     const data = await this.transport.request<{ transitionRun: Record<string, unknown> }>(
       `mutation Transition($input: TransitionRunInput!) { transitionRun(input: $input) { ${RESULT_FIELDS} } }`,
       {
         input: {
           id: this.id,
-          to,
-          message: extra.message,
+          ...target,
           attempt: this.current.attempt,
           // The same key on every retry: a change that committed but whose answer was lost
           // is answered again, not made twice.

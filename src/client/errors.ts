@@ -9,6 +9,18 @@ export class RunstateError extends Error {
     super(message);
     this.name = 'RunstateError';
   }
+
+  /** For BAD_USER_INPUT: the input field at fault (`extensions.field`, e.g. `input.native`). */
+  get field(): string | undefined {
+    const field = this.extensions['field'];
+    return typeof field === 'string' ? field : undefined;
+  }
+
+  /** For BAD_USER_INPUT: what the field accepts (`extensions.allowed`: a dialect's names). */
+  get allowed(): string[] | undefined {
+    const allowed = this.extensions['allowed'];
+    return Array.isArray(allowed) ? allowed.map(String) : undefined;
+  }
 }
 
 /** A status change the server refused (IllegalTransition, TransitionConflict or RunNotFound). */

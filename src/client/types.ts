@@ -2,6 +2,15 @@
 
 export type RunStatus = string;
 
+/** A status vocabulary: runstate's own, or that of a system runstate serves (dialects.md). */
+export type Dialect = 'RUNSTATE' | 'POLYAXON' | 'PERCEVAL' | 'PARSL' | 'CANARY';
+
+/** A dialect's named set of statuses (Parsl's `final`, Perceval's `maybe_completed`). */
+export interface PredicateFilter {
+  dialect: Dialect;
+  name: string;
+}
+
 export interface Run {
   id: string;
   project: string;
@@ -21,16 +30,30 @@ export interface Run {
   updatedAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** The run's home dialect (CreateRunInput.dialect, default RUNSTATE). */
+  dialect: Dialect;
+  /**
+   * The current status in the run's own dialect's names (`exec_done` for a Parsl run), or in
+   * the dialect a listing asked for (listRuns' `dialect`).
+   */
+  nativeStatus: string;
 }
 
-export const RUN_FIELDS = `id project name status category color version attempt progress phase
-  heartbeatTimeout isRunning isDone tags createdAt updatedAt startedAt finishedAt`;
+const RUN_BASE_FIELDS = `id project name status category color version attempt progress phase
+  heartbeatTimeout isRunning isDone tags createdAt updatedAt startedAt finishedAt dialect`;
+
+export const RUN_FIELDS = `${RUN_BASE_FIELDS} nativeStatus`;
+
+/** RUN_FIELDS with `nativeStatus` in the operation's `$dialect: Dialect` (null: the run's own). */
+export const RUN_FIELDS_IN_DIALECT = `${RUN_BASE_FIELDS} nativeStatus(dialect: $dialect)`;
 
 export interface StatusChange {
   cursor: string;
   runId: string;
   from: RunStatus | null;
   to: RunStatus;
+  /** `to` in the run's dialect's names, or in the dialect the watch asked for. */
+  nativeTo: string;
   version: number;
   reason: string | null;
   message: string | null;
@@ -45,6 +68,8 @@ export interface StatusChangeFilter {
   projects?: string[];
   statuses?: RunStatus[];
   categories?: string[];
+  /** Changes whose `to` is in this dialect's predicate. */
+  predicate?: PredicateFilter;
 }
 
 export interface RunFilter {
@@ -53,11 +78,15 @@ export interface RunFilter {
   categories?: string[];
   tags?: string[];
   nameContains?: string;
+  /** Runs whose status is in this dialect's predicate (`{ dialect: 'PARSL', name: 'final' }`). */
+  predicate?: PredicateFilter;
 }
 
 export interface CreateRunInput {
   project: string;
   name?: string;
+  /** The run's home dialect: its nativeStatus and transition() names are in it (default RUNSTATE). */
+  dialect?: Dialect;
   tags?: string[];
   meta?: Record<string, unknown>;
   /** Made up by the client when absent, so a retried create makes one run. */

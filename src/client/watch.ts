@@ -1,9 +1,11 @@
 import { createClient, type Client } from 'graphql-ws';
 import { RunstateError } from './errors.js';
 import { backoff, sleep, type RetryOptions } from './transport.js';
-import type { StatusChange, StatusChangeFilter } from './types.js';
+import type { Dialect, StatusChange, StatusChangeFilter } from './types.js';
 
-export const STATUS_CHANGE_FIELDS = `cursor runId from to version reason message forced actor at run { project name }`;
+/** A change's fields; `nativeTo` is in the operation's `$dialect: Dialect` (null: the run's). */
+export const STATUS_CHANGE_FIELDS = `cursor runId from to nativeTo(dialect: $dialect) version reason
+  message forced actor at run { project name }`;
 
 /** Subscription endings after which resuming from the last cursor loses nothing. */
 const RESUMABLE = new Set(['SERVER_STOPPING', 'SUBSCRIPTION_OVERFLOW', 'SERVICE_UNAVAILABLE']);
@@ -20,6 +22,8 @@ export interface StatusChangeWatch extends AsyncIterableIterator<StatusChange> {
 export interface WatchOptions {
   /** Replay every matching change after this cursor first. */
   after?: string | null;
+  /** The dialect of each change's `nativeTo` (default: its run's own). */
+  dialect?: Dialect | null;
   /** Told each time the connection dropped and the watch is about to resume. */
   onReconnect?: (info: { attempt: number; cursor: string | null; reason: string }) => void;
 }
@@ -59,9 +63,9 @@ export function watchStatusChanges(
       });
       try {
         const results = current.iterate<{ statusChanged: StatusChange }>({
-          query: `subscription Watch($filter: StatusChangeFilter, $after: String) {
+          query: `subscription Watch($filter: StatusChangeFilter, $after: String, $dialect: Dialect) {
             statusChanged(filter: $filter, after: $after) { ${STATUS_CHANGE_FIELDS} } }`,
-          variables: { filter, after: cursor },
+          variables: { filter, after: cursor, dialect: watchOptions.dialect ?? null },
         });
         for await (const result of results) {
           const error = result.errors?.[0];
