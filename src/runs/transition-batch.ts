@@ -105,8 +105,19 @@ export async function runTransitionBatch(
       return;
     }
     const request = resolveRequest(run, asked);
-    // A stale attempt is refused before any replay: an idempotency key reused by the next
-    // attempt must not return the previous attempt's answer.
+    // A replay first: the request that started the next attempt (a failure turned into
+    // RETRYING) is stale now, yet its sender must get its answer. Keys are scoped by attempt
+    // (run-service.ts), so the next attempt reusing a key is never answered the previous one's.
+    const key = request.idempotencyKey == null ? null : keyOf(run.id, request.idempotencyKey);
+    const seen = key == null ? undefined : seenKeys.get(key);
+    if (seen) {
+      pending.push(
+        'index' in seen
+          ? { kind: 'replayIndex', index: seen.index }
+          : { kind: 'replayStored', stored: seen.stored },
+      );
+      return;
+    }
     const stale = refuseStaleAttempt(run, request);
     if (stale) {
       const { kind: _kind, ...rest } = stale;
@@ -116,19 +127,9 @@ export async function runTransitionBatch(
       });
       return;
     }
-    if (request.idempotencyKey != null) {
-      const key = keyOf(run.id, request.idempotencyKey);
-      const seen = seenKeys.get(key);
-      if (seen) {
-        pending.push(
-          'index' in seen
-            ? { kind: 'replayIndex', index: seen.index }
-            : { kind: 'replayStored', stored: seen.stored },
-        );
-        return;
-      }
+    if (key != null) {
       seenKeys.set(key, { index });
-      newKeys.push({ runId: run.id, key: request.idempotencyKey, index });
+      newKeys.push({ runId: run.id, key: request.idempotencyKey!, index });
     }
     const decision = decideTransition(run, request);
     switch (decision.kind) {

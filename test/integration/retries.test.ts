@@ -143,6 +143,37 @@ describe('attempt fencing', () => {
     ]);
   });
 
+  it('a failure that started the next attempt, sent again with its key, gets its first answer', async () => {
+    // A worker whose answer to FAILED (which became RETRYING, attempt 2) was lost retries the
+    // same request: the replay, not a stale-attempt refusal, for a worker told the truth.
+    const run = await createRun(server, { project: uniqueProject(), maxRetries: 1 });
+    await transition({ id: run.id, to: 'RUNNING', attempt: 1 });
+    const request = { id: run.id, to: 'FAILED', attempt: 1, idempotencyKey: 'fail-1' };
+    const first = await transition(request);
+    expect(first).toMatchObject({ run: { status: 'RETRYING', attempt: 2 } });
+    const again = await transition(request);
+    expect(again).toMatchObject({
+      __typename: 'TransitionAccepted',
+      change: { to: 'RETRYING', version: 3 },
+      run: { status: 'RETRYING', attempt: 2 },
+    });
+    // Without that key, attempt 1 is stale; attempt 2 reusing the key is a new request.
+    expect(await transition({ ...request, idempotencyKey: 'other' })).toMatchObject({
+      __typename: 'TransitionConflict',
+      actualAttempt: 2,
+    });
+    expect(await transition({ ...request, to: 'RUNNING', attempt: 2 })).toMatchObject({
+      __typename: 'TransitionAccepted',
+      run: { status: 'RUNNING', attempt: 2 },
+    });
+    expect((await getHistory(server, run.id)).map((h) => h.to)).toEqual([
+      'CREATED',
+      'RUNNING',
+      'RETRYING',
+      'RUNNING',
+    ]);
+  });
+
   it('a late SUCCEEDED after UNKNOWN is accepted', async () => {
     const run = await createRun(server, { project: uniqueProject() });
     await transition({ id: run.id, to: 'RUNNING' });
