@@ -108,9 +108,17 @@ describe('retries and attempts', () => {
       __typename: 'TransitionAccepted',
       change: { from: 'RETRYING', to: 'RUNNING', version: 4 },
     });
-    // The stale attempt's replay is a conflict, not its old answer.
+    // The old attempt's own request, sent again, is answered as it was the first time (the
+    // key's contract; its worker learns from the answer that attempt 2 began), and changes
+    // nothing; the same attempt with another key is stale.
     expect(
       await transitionRun(server, { id: run.id, to: 'FAILED', attempt: 1, idempotencyKey: 'fail' }),
+    ).toMatchObject({
+      __typename: 'TransitionAccepted',
+      change: { from: 'RUNNING', to: 'RETRYING', version: 3 },
+    });
+    expect(
+      await transitionRun(server, { id: run.id, to: 'FAILED', attempt: 1, idempotencyKey: 'x' }),
     ).toMatchObject({
       __typename: 'TransitionConflict',
     });
