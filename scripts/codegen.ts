@@ -29,7 +29,16 @@ const root = new URL('..', import.meta.url);
 const check = process.argv.includes('--check');
 
 /** The modules, in the order their types appear in schema.graphql. */
-const MODULES = ['common', 'lifecycle', 'runs', 'changelog', 'dialects', 'measurements', 'auth'];
+const MODULES = [
+  'common',
+  'lifecycle',
+  'runs',
+  'pipelines',
+  'changelog',
+  'dialects',
+  'measurements',
+  'auth',
+];
 const stitched = MODULES.map((name) =>
   readFileSync(new URL(`src/graphql/modules/${name}.graphql`, root), 'utf8'),
 ).join('\n');
@@ -68,6 +77,7 @@ const output = await codegen({
       StatusPredicate: '../mappers.js#StatusPredicateParent',
       TransitionAccepted: '../mappers.js#TransitionAcceptedParent',
       RunConnection: '../mappers.js#RunConnectionParent',
+      Dependency: '../mappers.js#DependencyParent',
       StatusChangeConnection: '../mappers.js#ConnectionParent<StatusChangeRow>',
       MeasurementConnection: '../mappers.js#ConnectionParent<MeasurementRow>',
     },

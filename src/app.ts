@@ -21,6 +21,7 @@ import {
 import { createInflight } from './ops/inflight.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReaper } from './runs/reaper.js';
+import { foldCountsLog } from './runs/run-counts.js';
 import { createRunService } from './runs/run-service.js';
 import { getRunsByIds } from './runs/run-queries.js';
 import { createHealthEndpoints, tailWaitSeconds } from './server/health.js';
@@ -122,7 +123,9 @@ export function buildApp(options: AppOptions): App {
       events.publish('statusChanged', change.runId, change);
     },
     // A status change is also a runUpdated event for those watching its run.
-    afterBatch: (changes) => runUpdates.refresh(changes.map((c) => c.runId)),
+    // A step's change changes its parent's childCounts too.
+    afterBatch: (changes) =>
+      runUpdates.refresh(changes.flatMap((c) => (c.parentId ? [c.runId, c.parentId] : [c.runId]))),
   });
   const commitSignal = createCommitSignal({ database, tail, logger });
   const runSignal = createRunSignal({
@@ -160,6 +163,8 @@ export function buildApp(options: AppOptions): App {
   };
   const reaper = createReaper({
     runs: services.runs,
+    // Up to this instance's tail: below it no change can still commit (run-counts.ts).
+    foldCounts: () => foldCountsLog(database.db, tail.position()),
     logger,
     intervalMs: options.reaperIntervalMs ?? 1000,
     stopTimeoutSeconds: options.stopTimeoutSeconds ?? 300,

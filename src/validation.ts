@@ -25,6 +25,10 @@ export const LIMITS = {
   maxRetries: 100,
   dependencies: 100,
   eventTriggers: 20,
+  /** A step's name among its parent's children. */
+  opLength: 200,
+  /** Levels of parents above a run. */
+  pipelineDepth: 8,
   /** 30 days. */
   timeoutSeconds: 2_592_000,
   pageSize: 500,

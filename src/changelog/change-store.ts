@@ -19,6 +19,8 @@ export interface NewStatusChange {
   forced?: boolean;
   /** The acting token's name; null for the service's own moves (the reaper). */
   actor: string | null;
+  /** The run's parent (a pipeline's changes are read by it); null or absent: none. */
+  parentId?: string | null;
 }
 
 const changeColumns = (() => {
@@ -33,17 +35,22 @@ const changeColumns = (() => {
  */
 export function insertStatusChangesSql(changes: readonly NewStatusChange[]): SQL {
   return sql`
-    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor)
+    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor, parent_id)
     SELECT tx.xid, c.run_id, c.project, c.from_status::run_status, c.to_status::run_status,
-           c.version, c.reason, c.message, c.outcome, c.at, coalesce(c.forced, false), c.actor
+           c.version, c.reason, c.message, c.outcome, c.at, coalesce(c.forced, false), c.actor, c.parent_id
     FROM tx, ROWS FROM (
       jsonb_to_recordset(${JSON.stringify(changes)}::jsonb) AS ("runId" uuid, project text, "fromStatus" text,
         "toStatus" text, version int, reason text, message text, outcome text, at timestamptz,
-        forced boolean, actor text)
-    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor, n)
+        forced boolean, actor text, "parentId" uuid)
+    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor, parent_id, n)
     ORDER BY c.n
-    RETURNING id, run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor`;
+    RETURNING ${RETURNED}`;
 }
+
+/** The columns raw SQL reads of a status_changes row (mapStatusChangeRow maps them). */
+const RETURNED = sql.raw(
+  'id, run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor, parent_id',
+);
 
 /** A status_changes row as both drivers return it from raw SQL. */
 export interface RawStatusChange {
@@ -59,6 +66,7 @@ export interface RawStatusChange {
   at: string | Date;
   forced?: boolean | null;
   actor?: string | null;
+  parent_id?: string | null;
 }
 
 export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
@@ -74,6 +82,7 @@ export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
     outcome: row.outcome ?? null,
     forced: row.forced === true,
     actor: row.actor ?? null,
+    parentId: row.parent_id ?? null,
     at: row.at instanceof Date ? row.at : new Date(row.at),
   };
 }
@@ -110,6 +119,8 @@ export interface StatusChangeQuery {
   projects?: readonly string[] | null;
   /** null: any status; an empty list matches nothing. */
   statuses: readonly RunStatus[] | null;
+  /** Changes of this run's children. */
+  parentId?: string | null;
   afterId: number | null;
   /** Only changes with id <= throughId (the part of the log known to have no gaps left). */
   throughId: number | null;
@@ -127,6 +138,7 @@ export async function listStatusChanges(
   if (q.runIds != null) conditions.push(inArray(statusChanges.runId, [...q.runIds]));
   if (q.projects != null) conditions.push(inArray(statusChanges.project, [...q.projects]));
   if (q.statuses != null) conditions.push(inArray(statusChanges.toStatus, [...q.statuses]));
+  if (q.parentId != null) conditions.push(eq(statusChanges.parentId, q.parentId));
   if (q.afterId != null) conditions.push(gt(statusChanges.id, q.afterId));
   if (q.throughId != null) conditions.push(lte(statusChanges.id, q.throughId));
   return ex
@@ -187,7 +199,7 @@ export async function listChangesAfter(
     ex,
     sql`
     /* tailChangeLog */
-    SELECT id, run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor
+    SELECT ${RETURNED}
     FROM status_changes WHERE id > ${afterId} ORDER BY id LIMIT ${limit}`,
   );
   return rows.map(mapStatusChangeRow);

@@ -10,6 +10,8 @@ export interface CheckedStatusChangeFilter {
   runIds: readonly string[] | null;
   projects: readonly string[] | null;
   statuses: readonly RunStatus[] | null;
+  /** Changes of this run's children. */
+  parentId?: string | null;
 }
 
 export function matchesStatusChangeFilter(
@@ -19,7 +21,8 @@ export function matchesStatusChangeFilter(
   return (
     (filter.runIds == null || filter.runIds.includes(change.runId)) &&
     (filter.projects == null || filter.projects.includes(change.project)) &&
-    (filter.statuses == null || filter.statuses.includes(change.toStatus))
+    (filter.statuses == null || filter.statuses.includes(change.toStatus)) &&
+    (filter.parentId == null || filter.parentId === change.parentId)
   );
 }
 

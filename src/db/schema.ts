@@ -103,6 +103,16 @@ export const runs = pgTable(
     outcome: text('outcome'),
     /** The vocabulary the run was created in: its status is answered in it by default. */
     dialect: dialectEnum('dialect').notNull().default('RUNSTATE'),
+    /** The run this one is a step of (same project); its children go with it. */
+    parentId: uuid('parent_id').references((): AnyPgColumn => runs.id, { onDelete: 'cascade' }),
+    /** 0 for a run without a parent, else the parent's depth + 1 (at most 8). */
+    depth: integer('depth').notNull().default(0),
+    /** Its name among its parent's children (unique there). */
+    op: text('op'),
+    /** The server moves it after its children (RUNNING, then SUCCEEDED or FAILED). */
+    rollup: boolean('rollup').notNull().default(false),
+    /** Created ON_SCHEDULE; the reaper queues it at this time. */
+    scheduledAt: ts('scheduled_at'),
     idempotencyKey: text('idempotency_key'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
@@ -139,6 +149,20 @@ export const runs = pgTable(
     index('runs_stopping_idx')
       .on(t.updatedAt)
       .where(sql`${t.status} = 'STOPPING'`),
+    // Steps: unique names among a parent's children; the children page; counts per status.
+    uniqueIndex('runs_parent_op_uq')
+      .on(t.parentId, t.op)
+      .where(sql`${t.op} IS NOT NULL`),
+    index('runs_parent_created_at_id_idx')
+      .on(t.parentId, t.createdAt, t.id)
+      .where(sql`${t.parentId} IS NOT NULL`),
+    index('runs_parent_status_idx')
+      .on(t.parentId, t.status)
+      .where(sql`${t.parentId} IS NOT NULL`),
+    // The reaper's schedule watch: runs waiting ON_SCHEDULE for their time.
+    index('runs_schedule_watch_idx')
+      .on(t.scheduledAt)
+      .where(sql`${t.scheduledAt} IS NOT NULL AND ${t.status} = 'ON_SCHEDULE'`),
     // Memoization looks up a SUCCEEDED run by (project, cacheKey).
     index('runs_project_cache_key_idx')
       .on(t.project, t.cacheKey)
@@ -156,6 +180,11 @@ export const runDependencies = pgTable(
     upstreamId: uuid('upstream_id')
       .notNull()
       .references(() => runs.id, { onDelete: 'cascade' }),
+    /**
+     * A condition of its own (CreateRunInput.dependencies): the upstream statuses that satisfy
+     * it, as text (both drivers read text arrays alike). Null: under the run's trigger policy.
+     */
+    when: text('when_statuses').array(),
   },
   (t) => [
     primaryKey({ columns: [t.runId, t.upstreamId] }),
@@ -216,6 +245,8 @@ export const statusChanges = pgTable(
     forced: boolean('forced').notNull().default(false),
     /** The name of the API token that made the change (or caused it); null: the service itself. */
     actor: text('actor'),
+    /** The run's parent (copied, as project is): a pipeline's changes are read by it. */
+    parentId: uuid('parent_id'),
     at: ts('at').notNull().defaultNow(),
   },
   (t) => [
@@ -223,8 +254,35 @@ export const statusChanges = pgTable(
     uniqueIndex('status_changes_run_version_uq').on(t.runId, t.version),
     index('status_changes_project_id_idx').on(t.project, t.id),
     index('status_changes_to_status_id_idx').on(t.toStatus, t.id),
+    // A pipeline's changes (statusChanges with filter.parentId).
+    index('status_changes_parent_id_idx')
+      .on(t.parentId, t.id)
+      .where(sql`${t.parentId} IS NOT NULL`),
   ],
 );
+
+/**
+ * Runs per (project, root or step, status), as of the change log's id `throughId`
+ * (run_counts_position). Counting is this plus the change-log rows after it (each row is +1 for
+ * its `to` and -1 for its `from`), in one statement: exact, and cheap while the reaper folds the
+ * log in (runs/run-counts.ts). Nothing is written per change.
+ */
+export const runCounts = pgTable(
+  'run_counts',
+  {
+    project: text('project').notNull(),
+    isRoot: boolean('is_root').notNull(),
+    status: runStatusEnum('status').notNull(),
+    n: bigint('n', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.project, t.isRoot, t.status] })],
+);
+
+/** The one row saying up to which change-log id run_counts has folded the log in. */
+export const runCountsPosition = pgTable('run_counts_position', {
+  id: integer('id').primaryKey().default(1),
+  throughId: bigint('through_id', { mode: 'number' }).notNull(),
+});
 
 /**
  * The first answer to each (run, idempotencyKey) of transitionRun, so a replay returns it again.

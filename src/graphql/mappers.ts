@@ -1,7 +1,7 @@
 import type { ApiTokenRow, RunRow, StatusChangeRow } from '../db/schema.js';
 import type { Principal } from '../auth/principal.js';
 import type { DialectInfo, NativeStatus, StatusPredicate } from '../lifecycle/dialects.js';
-import type { StatusInfo } from '../lifecycle/lifecycle.js';
+import type { RunStatus, StatusInfo } from '../lifecycle/lifecycle.js';
 
 /**
  * Parent types the generated resolver types use for objects that are not table rows.
@@ -25,8 +25,19 @@ export interface TransitionAcceptedParent {
   change: StatusChangeRow | null;
 }
 
-/** A page of runs, with the log position read before it. */
-export type RunConnectionParent = ConnectionParent<RunRow> & { logCursor: string };
+/** A page of runs, with the log position read before it, and its filter's count on demand. */
+export type RunConnectionParent = ConnectionParent<RunRow> & {
+  logCursor: string;
+  totalCount: () => Promise<number>;
+};
+
+/** An upstream of a run with its condition (run-queries.ts listDependencies). */
+export interface DependencyParent {
+  upstreamId: string;
+  when: RunStatus[];
+  satisfied: boolean;
+  possible: boolean;
+}
 
 /** A page of any keyset-paginated list. */
 export interface ConnectionParent<T> {

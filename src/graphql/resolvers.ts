@@ -5,6 +5,7 @@ import { commonResolvers } from './modules/common.js';
 import { dialectResolvers } from './modules/dialects.js';
 import { lifecycleResolvers } from './modules/lifecycle.js';
 import { measurementResolvers } from './modules/measurements.js';
+import { pipelineResolvers } from './modules/pipelines.js';
 import { runResolvers } from './modules/runs.js';
 
 /**
@@ -15,6 +16,7 @@ export const resolvers: Resolvers = mergeResolvers([
   commonResolvers,
   lifecycleResolvers,
   runResolvers,
+  pipelineResolvers,
   changelogResolvers,
   dialectResolvers,
   measurementResolvers,

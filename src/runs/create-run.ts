@@ -1,7 +1,9 @@
-import type { Db } from '../db/client.js';
+import type { Db, Tx } from '../db/client.js';
+import type { RunStatus } from '../lifecycle/lifecycle.js';
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
 import { BadUserInputError, NotFoundError } from '../errors.js';
 import {
+  checkDate,
   checkIntInRange,
   checkJsonObject,
   checkListLength,
@@ -13,8 +15,10 @@ import {
 import { canSeeProject } from '../auth/principal.js';
 import * as changeStore from '../changelog/change-store.js';
 import * as dependencyStore from './dependency-store.js';
-import { checkEventTriggers } from './orchestration.js';
-import { decideDownstream, decideMemoized } from './policy.js';
+import { checkEventTriggers, mergeEventTriggers } from './orchestration.js';
+import { conditionState } from './dependency-rules.js';
+import { changeOf, decideDownstream, decideMemoized, decideScheduled } from './policy.js';
+import { parseRunRef, resolveRunRefs } from './run-refs.js';
 import * as store from './run-store.js';
 import { retryOnDeadlock } from '../db/deadlock.js';
 import type { CreateRunInput } from './run-service.js';
@@ -83,43 +87,124 @@ export async function createRun(
     dialect: input.dialect ?? 'RUNSTATE',
     statusReason: 'CREATED',
   };
-  const dependsOn = [
-    ...new Set(
-      checkListLength('input.dependsOn', input.dependsOn ?? [], LIMITS.dependencies).map((id, i) =>
-        checkUuid(`input.dependsOn[${i}]`, id),
-      ),
+  const parentId = input.parentId == null ? null : checkUuid('input.parentId', input.parentId);
+  values.op = checkOptionalString('input.op', input.op, { min: 1, max: LIMITS.opLength });
+  values.parentId = parentId;
+  values.rollup = input.rollup === true;
+  if (values.op != null && parentId == null) {
+    throw new BadUserInputError(
+      'input.op',
+      "names a step among its parent's children: give parentId",
+    );
+  }
+  const edges = [
+    ...checkListLength('input.dependsOn', input.dependsOn ?? [], LIMITS.dependencies).map(
+      (ref, i) => {
+        const field = `input.dependsOn[${i}]`;
+        return { ref: parseRunRef(field, ref), field, when: null as RunStatus[] | null };
+      },
+    ),
+    ...checkListLength('input.dependencies', input.dependencies ?? [], LIMITS.dependencies).map(
+      (dependency, i) => {
+        const field = `input.dependencies[${i}]`;
+        const when: readonly RunStatus[] = checkListLength(
+          `${field}.when`,
+          dependency.when ?? ['SUCCEEDED'],
+          21,
+          1,
+        );
+        return {
+          ref: parseRunRef(`${field}.ref`, dependency.ref),
+          field: `${field}.ref`,
+          when: [...new Set(when)],
+        };
+      },
     ),
   ];
-  if (dependsOn.length > 0) values.trigger = input.trigger ?? 'ALL_SUCCEEDED';
+  checkListLength('input.dependencies', edges, LIMITS.dependencies);
+  if (input.dependsOn?.length) values.trigger = input.trigger ?? 'ALL_SUCCEEDED';
   else if (input.trigger != null) throw new BadUserInputError('input.trigger', 'needs dependsOn');
   const events = checkEventTriggers(input.events);
+  let scheduledAt: Date | null = null;
+  if (input.scheduledAt != null) {
+    scheduledAt = checkDate('input.scheduledAt', input.scheduledAt);
+    // A second of leeway for the clocks of client and server.
+    if (scheduledAt.getTime() < Date.now() - 1000) {
+      throw new BadUserInputError('input.scheduledAt', 'is in the past');
+    }
+    if (edges.length > 0 || events.length > 0) {
+      throw new BadUserInputError(
+        'input.scheduledAt',
+        'a scheduled run starts at its time: it cannot also wait for upstreams or events',
+      );
+    }
+    values.scheduledAt = scheduledAt;
+  }
 
   // Locking upstreams can lose a deadlock against a cascade locking downstream runs
   // (a DAG with a transitive edge); run again then (an idempotent replay stays one run).
   const created = await retryOnDeadlock(() =>
     db.transaction(async (tx) => {
+      const parent = parentId == null ? null : await checkParent(tx, parentId, project, actor);
+      if (parent) values.depth = parent.depth + 1;
+      // References by op are resolved among the parent's children, at creation.
+      const edgeIds = await resolveRunRefs(tx, parentId, values.op ?? null, edges);
+      const refIds = await resolveRunRefs(tx, parentId, values.op ?? null, events);
+      const seen = new Map<string, string>();
+      edgeIds.forEach((id, i) => {
+        const twice = seen.get(id);
+        if (twice) throw new BadUserInputError(edges[i]!.field, `names the same run as ${twice}`);
+        seen.set(id, edges[i]!.field);
+      });
+      // A step that waits for its own parent or an ancestor waits for itself: a rollup parent
+      // waits for its children.
+      if (parent) {
+        const ancestors = new Set(await store.listAncestorIds(tx, parent.id));
+        const cycle = [...edgeIds, ...refIds].findIndex((id) => ancestors.has(id));
+        if (cycle >= 0) {
+          const field = [...edges, ...events][cycle]!.field;
+          throw new BadUserInputError(field, 'is an ancestor of this run: a cycle');
+        }
+      }
       // Upstreams first (locked): their state decides this run's, and none may finish
       // unseen between our read and our commit.
       const locked = await dependencyStore.lockUpstreamsForCreate(tx, [
-        ...new Set([...dependsOn, ...events.map((e) => e.refId)]),
+        ...new Set([...edgeIds, ...refIds]),
       ]);
-      const found = new Set(locked.filter((u) => canSeeProject(actor, u.project)).map((u) => u.id));
-      const missing = dependsOn.findIndex((id) => !found.has(id));
-      if (missing >= 0) throw new BadUserInputError(`input.dependsOn[${missing}]`, 'no such run');
-      const missingRef = events.findIndex((e) => !found.has(e.refId));
-      if (missingRef >= 0) {
-        throw new BadUserInputError(`input.events[${missingRef}].ref`, 'no such run');
-      }
-      const upstreams = locked.filter((u) => dependsOn.includes(u.id));
+      const found = new Map(
+        locked.filter((u) => canSeeProject(actor, u.project)).map((u) => [u.id, u]),
+      );
+      const missing = [...edgeIds, ...refIds].findIndex((id) => !found.has(id));
+      if (missing >= 0)
+        throw new BadUserInputError([...edges, ...events][missing]!.field, 'no such run');
+      const upstreams = edgeIds.map((id, i) => ({ ...found.get(id)!, when: edges[i]!.when }));
+      // A condition that can never hold would fail the run at once: refused instead.
+      upstreams.forEach((u, i) => {
+        if (u.when && !conditionState(u, u.when).possible) {
+          throw new BadUserInputError(
+            edges[i]!.field.replace(/\.ref$/, '.when'),
+            `can never be met: run ${u.id} is ${u.status}`,
+          );
+        }
+      });
 
       const inserted = await store.insertRun(tx, values);
       if (!inserted) return null;
-      await dependencyStore.insertDependencies(tx, inserted.id, dependsOn);
-      await dependencyStore.insertEventTriggers(tx, inserted.id, events);
+      await dependencyStore.insertDependencies(
+        tx,
+        inserted.id,
+        upstreams.map((u) => ({ upstreamId: u.id, when: u.when })),
+      );
+      await dependencyStore.insertEventTriggers(
+        tx,
+        inserted.id,
+        mergeEventTriggers(events, refIds),
+      );
       const changes: changeStore.NewStatusChange[] = [
         {
           runId: inserted.id,
           project: inserted.project,
+          parentId: inserted.parentId,
           fromStatus: null,
           toStatus: inserted.status,
           version: inserted.version,
@@ -138,6 +223,7 @@ export async function createRun(
         changes.push({
           runId: run.id,
           project: run.project,
+          parentId: run.parentId,
           fromStatus: run.status,
           toStatus: memoized.change.to,
           version: memoized.run.version,
@@ -149,7 +235,13 @@ export async function createRun(
         run = memoized.run;
         await store.updateRunStates(tx, [run]);
         await store.setMemoizedFrom(tx, run.id, memoized.run.memoizedFrom!);
-      } else if (values.trigger || events.length > 0) {
+      } else if (scheduledAt) {
+        // Waits for its time; the reaper queues it (SCHEDULE_DUE).
+        const waiting = decideScheduled(run, scheduledAt);
+        changes.push({ ...changeOf(run, waiting.run, waiting.change), actor: actor.name });
+        run = waiting.run;
+        await store.updateRunStates(tx, [run]);
+      } else if (upstreams.length > 0 || events.length > 0) {
         const eventStates =
           events.length > 0 ? await dependencyStore.listEventTriggerStates(tx, [run.id]) : [];
         const decided = decideDownstream(run, upstreams, eventStates, run.createdAt, actor.name);
@@ -168,4 +260,25 @@ export async function createRun(
   const existing = await store.getRunByIdempotencyKey(db, values.project, values.idempotencyKey!);
   if (!existing) throw new Error('idempotent createRun found no run for its key');
   return existing;
+}
+
+/** The parent of a new step: visible, of the same project, not too deep. */
+async function checkParent(tx: Tx, parentId: string, project: string, actor: Actor) {
+  const parent = await store.getRunById(tx, parentId);
+  if (!parent || !canSeeProject(actor, parent.project)) {
+    throw new BadUserInputError('input.parentId', 'no such run');
+  }
+  if (parent.project !== project) {
+    throw new BadUserInputError(
+      'input.parentId',
+      `is a run of project ${parent.project}: a step belongs to its parent's project`,
+    );
+  }
+  if (parent.depth + 1 > LIMITS.pipelineDepth) {
+    throw new BadUserInputError(
+      'input.parentId',
+      `is ${parent.depth + 1} levels deep: steps nest at most ${LIMITS.pipelineDepth} levels`,
+    );
+  }
+  return parent;
 }

@@ -3,6 +3,7 @@ import {
   canStillEnter,
   getCategory,
   getStatusesInCategories,
+  isTransitionAllowed,
   type RunStatus,
 } from '../lifecycle/lifecycle.js';
 
@@ -17,6 +18,8 @@ export interface UpstreamState {
   status: RunStatus;
   /** Set for a run memoized from a SUCCEEDED one: its SKIPPED counts as SUCCEEDED. */
   memoizedFrom?: string | null;
+  /** A condition of its own (the statuses that satisfy it); absent: under the trigger policy. */
+  when?: readonly RunStatus[] | null;
 }
 
 /** A memoized run (Parsl's memo_done) is a success for its downstreams. */
@@ -155,17 +158,58 @@ export function evaluateEvents(events: readonly EventTriggerState[]): TriggerDec
   };
 }
 
-/** Dependencies and event triggers together: fail if either fails, start when both are met. */
-export function combineDecisions(
-  dependencies: TriggerDecision | null,
-  events: TriggerDecision | null,
-): TriggerDecision {
-  const parts = [dependencies, events].filter((d): d is TriggerDecision => d != null);
+/**
+ * One condition (Canary's `when`) against its upstream's status now: satisfied when the status
+ * is one of `when`; it can still be while the upstream is not done and a legal path leads it
+ * there, or, once done, when a move it may still make is one of them (FAILED -> RETRYING).
+ * A done upstream otherwise decides: a pipeline whose step failed does not wait for ever.
+ */
+export function conditionState(
+  upstream: Pick<UpstreamState, 'status' | 'memoizedFrom'>,
+  when: readonly RunStatus[],
+): { satisfied: boolean; possible: boolean } {
+  const status = effectiveStatus(upstream as UpstreamState);
+  if (when.includes(status)) return { satisfied: true, possible: true };
+  const possible = isDone(status)
+    ? when.some((w) => isTransitionAllowed(status, w))
+    : canStillEnter(status, when);
+  return { satisfied: false, possible };
+}
+
+/** Per-dependency conditions, all required: start when every one holds, fail once one cannot. */
+export function evaluateConditions(conditions: readonly UpstreamState[]): TriggerDecision {
+  const states = conditions.map((u) => ({ u, ...conditionState(u, u.when ?? ['SUCCEEDED']) }));
+  const impossible = states.filter((s) => !s.possible);
+  if (impossible.length > 0) {
+    return {
+      kind: 'fail',
+      to: 'UPSTREAM_FAILED',
+      reason: 'UPSTREAM_FAILED',
+      message: impossible
+        .slice(0, 5)
+        .map(({ u }) => `upstream ${label(u)} is ${u.status}, never ${(u.when ?? []).join(' or ')}`)
+        .join(', '),
+    };
+  }
+  const waiting = states.filter((s) => !s.satisfied);
+  if (waiting.length === 0) return { kind: 'start', reason: 'UPSTREAM_SATISFIED' };
+  return {
+    kind: 'wait',
+    reason: `waiting for ${waiting
+      .slice(0, 5)
+      .map(({ u }) => `${label(u)} to be ${(u.when ?? []).join(' or ')} (it is ${u.status})`)
+      .join(', ')}${waiting.length > 5 ? ', …' : ''}`,
+  };
+}
+
+/** Dependencies, conditions and event triggers together: fail if any fails, start when all are met. */
+export function combineDecisions(...decisions: (TriggerDecision | null)[]): TriggerDecision {
+  const parts = decisions.filter((d): d is TriggerDecision => d != null);
   const failed = parts.find((d) => d.kind === 'fail');
   if (failed) return failed;
   const waiting = parts.filter(
     (d): d is Extract<TriggerDecision, { kind: 'wait' }> => d.kind === 'wait',
   );
   if (waiting.length > 0) return { kind: 'wait', reason: waiting.map((w) => w.reason).join('; ') };
-  return dependencies ?? events ?? { kind: 'start', reason: 'UPSTREAM_SATISFIED' };
+  return parts[0] ?? { kind: 'start', reason: 'UPSTREAM_SATISFIED' };
 }

@@ -1,4 +1,4 @@
-import { asc, eq, inArray, or, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, or, sql } from 'drizzle-orm';
 import { union } from 'drizzle-orm/pg-core';
 import { queryRows, type Executor, type Tx } from '../db/client.js';
 import { runDependencies, runEventTriggers, runs } from '../db/schema.js';
@@ -6,13 +6,16 @@ import type { RunStatus } from '../lifecycle/lifecycle.js';
 
 /** SQL of run_dependencies and run_event_triggers (orchestration's edges) only. */
 
+/** A run's upstream edges: under its trigger policy (`when` null), or each with a condition. */
 export async function insertDependencies(
   tx: Executor,
   runId: string,
-  upstreamIds: readonly string[],
+  edges: readonly { upstreamId: string; when: readonly RunStatus[] | null }[],
 ): Promise<void> {
-  if (upstreamIds.length === 0) return;
-  await tx.insert(runDependencies).values(upstreamIds.map((upstreamId) => ({ runId, upstreamId })));
+  if (edges.length === 0) return;
+  await tx
+    .insert(runDependencies)
+    .values(edges.map(({ upstreamId, when }) => ({ runId, upstreamId, when: when && [...when] })));
 }
 
 /**
@@ -63,7 +66,8 @@ export async function lockUpstreamsForCreate(
 }
 
 /**
- * Runs a change may decide, in one round trip: those depending on a run that finished, and those
+ * Runs a change may decide, in one round trip: those depending on a run that finished, those
+ * with a condition of their own on a run that changed (a `when` may name any status), and those
  * with an event trigger on a run that changed.
  */
 export async function findDependentIds(
@@ -75,7 +79,12 @@ export async function findDependentIds(
   const dependents = ex
     .select({ runId: runDependencies.runId })
     .from(runDependencies)
-    .where(inArray(runDependencies.upstreamId, [...finishedIds]));
+    .where(
+      or(
+        inArray(runDependencies.upstreamId, [...finishedIds]),
+        and(inArray(runDependencies.upstreamId, [...changedIds]), isNotNull(runDependencies.when)),
+      ),
+    );
   const watchers = ex
     .select({ runId: runEventTriggers.runId })
     .from(runEventTriggers)
@@ -95,6 +104,7 @@ export async function listUpstreamStates(
     name: string | null;
     status: RunStatus;
     memoizedFrom: string | null;
+    when: RunStatus[] | null;
   }[]
 > {
   if (runIds.length === 0) return [];
@@ -105,6 +115,8 @@ export async function listUpstreamStates(
       name: runs.name,
       status: runs.status,
       memoizedFrom: runs.memoizedFrom,
+      // Written from RunStatus values only (createRun checks them).
+      when: sql<RunStatus[] | null>`${runDependencies.when}`,
     })
     .from(runDependencies)
     .innerJoin(runs, eq(runs.id, runDependencies.upstreamId))

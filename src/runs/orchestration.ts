@@ -1,13 +1,18 @@
 import type { Tx } from '../db/client.js';
 import type { RunRow } from '../db/schema.js';
-import { isDone } from '../lifecycle/lifecycle.js';
-import { checkListLength, checkUuid, LIMITS } from '../validation.js';
+import { isDone, isTransitionAllowed, type RunStatus } from '../lifecycle/lifecycle.js';
+import { checkListLength, LIMITS } from '../validation.js';
+import { parseRunRef, type RunRef } from './run-refs.js';
 import { statusesOfEventKind, type RunEventKind } from './dependency-rules.js';
 import {
+  applyTransition,
+  changeOf,
   changeTimeFor,
   decideDownstream,
+  decideRollup,
   keepsSchedulersDecision,
   NOT_HANDED_ON,
+  stopTarget,
 } from './policy.js';
 import * as store from './run-store.js';
 import type * as changeStore from '../changelog/change-store.js';
@@ -18,17 +23,28 @@ import * as dependencyStore from './dependency-store.js';
  * in the transaction of the change that caused them. The decisions are policy.ts's.
  */
 
-/** Event triggers, checked; several entries for one ref are merged. */
+/** Event triggers, checked; their refs are resolved in the transaction (run-refs.ts). */
 export function checkEventTriggers(
   input: readonly { ref: string; kinds: readonly RunEventKind[] }[] | null | undefined,
+): { ref: RunRef; field: string; kinds: readonly RunEventKind[] }[] {
+  return checkListLength('input.events', input ?? [], LIMITS.eventTriggers).map((trigger, i) => {
+    const field = `input.events[${i}].ref`;
+    const ref = parseRunRef(field, trigger.ref);
+    checkListLength(`input.events[${i}].kinds`, trigger.kinds, 22, 1);
+    return { ref, field, kinds: trigger.kinds };
+  });
+}
+
+/** Event triggers by resolved ref id: several entries for one ref are merged. */
+export function mergeEventTriggers(
+  triggers: readonly { kinds: readonly RunEventKind[] }[],
+  refIds: readonly string[],
 ): { refId: string; kinds: string[]; statuses: string[] }[] {
   const byRef = new Map<string, Set<RunEventKind>>();
-  checkListLength('input.events', input ?? [], LIMITS.eventTriggers).forEach((trigger, i) => {
-    const refId = checkUuid(`input.events[${i}].ref`, trigger.ref);
-    checkListLength(`input.events[${i}].kinds`, trigger.kinds, 22, 1);
-    const kinds = byRef.get(refId) ?? new Set<RunEventKind>();
+  triggers.forEach((trigger, i) => {
+    const kinds = byRef.get(refIds[i]!) ?? new Set<RunEventKind>();
     for (const kind of trigger.kinds) kinds.add(kind);
-    byRef.set(refId, kinds);
+    byRef.set(refIds[i]!, kinds);
   });
   return [...byRef].map(([refId, kinds]) => ({
     refId,
@@ -64,24 +80,33 @@ export async function cascadeToDownstreams(
     entered.set(c.runId, set);
   };
   batchChanges.forEach(noteEntered);
-
-  let moved = [...entered.keys()];
-  while (moved.length > 0) {
-    // Only a run something follows (read with its lock) can decide others: most changes need
-    // no query here.
-    const followed = moved.filter((id) => state.get(id)!.followers > 0);
-    if (followed.length === 0) break;
-    const finished = followed.filter((id) => isDone(state.get(id)!.status));
-    const candidates = await dependencyStore.findDependentIds(tx, finished, followed);
-    if (candidates.length === 0) break;
+  const record = (run: RunRow, decided: RunRow, made: changeStore.NewStatusChange[]) => {
+    state.set(run.id, decided);
+    changedIds.add(run.id);
+    changes.push(...made);
+    made.forEach(noteEntered);
+  };
+  const lock = async (ids: readonly string[]) => {
     const locked = await store.lockRunsForTransition(
       tx,
-      candidates.filter((id) => !state.has(id)),
+      ids.filter((id) => !state.has(id)),
     );
     for (const run of locked.rows) {
       state.set(run.id, run);
       lockedRevision.set(run.id, run.revision);
     }
+  };
+
+  /** Runs waiting on `moved` runs, decided: the ids of those that changed status. */
+  async function decideDependents(moved: readonly string[]): Promise<string[]> {
+    // Only a run something follows (read with its lock) can decide others: most changes need
+    // no query here.
+    const followed = moved.filter((id) => state.get(id)!.followers > 0);
+    if (followed.length === 0) return [];
+    const finished = followed.filter((id) => isDone(state.get(id)!.status));
+    const candidates = await dependencyStore.findDependentIds(tx, finished, followed);
+    if (candidates.length === 0) return [];
+    await lock(candidates);
     // Every run not handed on yet is decided: one a scheduler moved on, stopped and resumed,
     // or retried by the reaper still fails upstream when its conditions can never be met.
     const created = candidates
@@ -90,7 +115,7 @@ export async function cascadeToDownstreams(
     const ids = created.map((r) => r.id);
     const upstreamRows = await dependencyStore.listUpstreamStates(tx, ids);
     const eventRows = await dependencyStore.listEventTriggerStates(tx, ids);
-    moved = [];
+    const next: string[] = [];
     for (const run of created) {
       // Our own, not yet written, changes count: read from the batch's state first.
       const upstreams = upstreamRows
@@ -103,7 +128,7 @@ export async function cascadeToDownstreams(
           refStatus: state.get(e.refId)?.status ?? e.refStatus,
           emitted: e.emitted || e.statuses.some((s) => entered.get(e.refId)?.has(s)),
         }));
-      if (run.trigger == null && events.length === 0) continue;
+      if (upstreams.length === 0 && events.length === 0) continue;
       const at = changeTimeFor(run, now);
       let decided = decideDownstream(run, upstreams, events, at, actor);
       const queues = decided.changes.some((c) => c.toStatus === 'QUEUED');
@@ -111,12 +136,108 @@ export async function cascadeToDownstreams(
         decided = { run: { ...run, blockedReason: null }, changes: [] };
       }
       if (decided.changes.length === 0 && decided.run.blockedReason === run.blockedReason) continue;
-      state.set(run.id, decided.run);
-      changedIds.add(run.id);
-      changes.push(...decided.changes);
-      decided.changes.forEach(noteEntered);
-      if (decided.changes.length > 0) moved.push(run.id);
+      record(run, decided.run, decided.changes);
+      if (decided.changes.length > 0) next.push(run.id);
     }
+    return next;
+  }
+
+  /** Rollup parents of `moved` runs, moved after their children: the ids of those that moved. */
+  async function rollUpParents(moved: readonly string[]): Promise<string[]> {
+    const parentIds = [
+      ...new Set(
+        moved.flatMap((id) => (state.get(id)?.parentId ? [state.get(id)!.parentId!] : [])),
+      ),
+    ];
+    if (parentIds.length === 0) return [];
+    // The parent's lock orders the children's transactions: the second one to take it counts
+    // the first one's committed change, so two children finishing at once move it once.
+    await lock(parentIds);
+    const rollups = parentIds.map((id) => state.get(id)).filter((p): p is RunRow => !!p?.rollup);
+    if (rollups.length === 0) return [];
+    const counted = await store.countChildrenByStatus(
+      tx,
+      rollups.map((p) => p.id),
+    );
+    const next: string[] = [];
+    for (const parent of rollups) {
+      // The log of this batch (not written yet) moves the committed counts of its children.
+      const counts = new Map(counted.get(parent.id) ?? []);
+      const mine = [...batchChanges, ...changes].filter((c) => c.parentId === parent.id);
+      for (const c of mine) {
+        if (c.fromStatus) counts.set(c.fromStatus, (counts.get(c.fromStatus) ?? 0) - 1);
+        counts.set(c.toStatus, (counts.get(c.toStatus) ?? 0) + 1);
+      }
+      const failedChild = mine.findLast((c) => FAILURES.has(c.toStatus))?.runId ?? null;
+      const plan = decideRollup(parent, counts, failedChild);
+      if (plan.length === 0) continue;
+      let current = parent;
+      const made: changeStore.NewStatusChange[] = [];
+      const at = changeTimeFor(parent, now);
+      for (const step of plan) {
+        const after = applyTransition(current, step, at);
+        made.push({ ...changeOf(current, after, step), actor });
+        current = after;
+      }
+      record(parent, current, made);
+      next.push(parent.id);
+    }
+    return next;
+  }
+
+  let moved = [...entered.keys()];
+  while (moved.length > 0) {
+    const dependents = await decideDependents(moved);
+    const parents = await rollUpParents(moved);
+    moved = [...new Set([...dependents, ...parents])];
+  }
+  return changes;
+}
+
+const FAILURES: ReadonlySet<RunStatus> = new Set(['FAILED', 'UPSTREAM_FAILED']);
+
+/**
+ * stopRun on a parent stops its children that are not done, and theirs, in the same
+ * transaction: STOPPED where no executor holds them yet, else STOPPING (policy's stopTarget).
+ */
+export async function stopDescendants(
+  tx: Tx,
+  state: Map<string, RunRow>,
+  changedIds: Set<string>,
+  lockedRevision: Map<string, number>,
+  now: Date,
+  parentIds: readonly string[],
+  actor: string | null,
+): Promise<changeStore.NewStatusChange[]> {
+  const changes: changeStore.NewStatusChange[] = [];
+  let level = [...parentIds];
+  while (level.length > 0) {
+    const childIds = await store.listUnfinishedChildIds(tx, level);
+    const locked = await store.lockRunsForTransition(
+      tx,
+      childIds.filter((id) => !state.has(id)),
+    );
+    for (const run of locked.rows) {
+      state.set(run.id, run);
+      lockedRevision.set(run.id, run.revision);
+    }
+    const next: string[] = [];
+    for (const id of childIds) {
+      const run = state.get(id);
+      if (!run || isDone(run.status) || run.status === 'STOPPING') continue;
+      const step = {
+        to: stopTarget(run),
+        reason: 'PARENT_STOPPED',
+        message: `parent ${run.parentId} was stopped`,
+      };
+      if (!isTransitionAllowed(run.status, step.to)) continue;
+      const after = applyTransition(run, step, changeTimeFor(run, now));
+      changes.push({ ...changeOf(run, after, step), actor });
+      state.set(id, after);
+      changedIds.add(id);
+      next.push(id);
+    }
+    level = next;
   }
   return changes;
 }

@@ -13,6 +13,7 @@ import {
 } from '../lifecycle/lifecycle.js';
 import {
   combineDecisions,
+  evaluateConditions,
   evaluateEvents,
   evaluateTrigger,
   type EventTriggerState,
@@ -43,8 +44,8 @@ import {
  *                               waiting run: QUEUED, UPSTREAM_FAILED or SKIPPED, or still waiting
  *  11. keepsSchedulersDecision  a run a scheduler already moved on is not queued again
  * What time decides (the reaper, once across instances):
- *  12. deadlineFor              silent running -> UNKNOWN, queued too long -> FAILED,
- *                               STOPPING too long -> STOPPED
+ *  12. deadlineFor              a schedule due -> QUEUED, silent running -> UNKNOWN,
+ *                               queued too long -> FAILED, STOPPING too long -> STOPPED
  */
 
 export interface TransitionRequest {
@@ -57,6 +58,8 @@ export interface TransitionRequest {
   native?: { spelling: string; dialect: Dialect | null; field: string };
   /** Recorded with the change (a native name's outcome). */
   outcome?: string | null;
+  /** stopRun: the run's steps that are not done stop with it. */
+  stopsChildren?: boolean;
   /** The worker's attempt (fencing); null: not checked. */
   attempt: number | null;
   /** Internal (the reaper): refuse unless the row is still at this revision. */
@@ -325,6 +328,39 @@ export function decideMemoized(
   };
 }
 
+/** The change-log row of a planned change from `run` to `next`. */
+export function changeOf(
+  run: RunRow,
+  next: RunRow,
+  change: PlannedChange,
+): Omit<NewStatusChange, 'actor'> {
+  return {
+    runId: run.id,
+    project: run.project,
+    parentId: run.parentId,
+    fromStatus: run.status,
+    toStatus: next.status,
+    version: next.version,
+    reason: change.reason,
+    message: change.message,
+    outcome: change.outcome ?? null,
+    at: next.updatedAt,
+  };
+}
+
+/** A run created with `scheduledAt` waits ON_SCHEDULE for it (the reaper queues it then). */
+export function decideScheduled(
+  run: RunRow,
+  scheduledAt: Date,
+): { run: RunRow; change: PlannedChange } {
+  const change: PlannedChange = {
+    to: 'ON_SCHEDULE',
+    reason: 'SCHEDULED',
+    message: `queued at ${scheduledAt.toISOString()}`,
+  };
+  return { run: applyTransition(run, change, run.createdAt), change };
+}
+
 /**
  * Apply a waiting run's trigger policy to its upstreams' states, and its event triggers to their
  * refs: QUEUED when met, UPSTREAM_FAILED (or SKIPPED) when they never can be, else only its
@@ -337,8 +373,13 @@ export function decideDownstream(
   at: Date,
   actor: string | null,
 ): { run: RunRow; changes: NewStatusChange[] } {
+  const byPolicy = upstreams.filter((u) => u.when == null);
+  const conditions = upstreams.filter((u) => u.when != null);
   const decision = combineDecisions(
-    run.trigger ? evaluateTrigger(run.trigger, upstreams, run.skipOnUpstreamSkip) : null,
+    run.trigger && byPolicy.length > 0
+      ? evaluateTrigger(run.trigger, byPolicy, run.skipOnUpstreamSkip)
+      : null,
+    conditions.length > 0 ? evaluateConditions(conditions) : null,
     events.length > 0 ? evaluateEvents(events) : null,
   );
   if (decision.kind === 'wait') {
@@ -356,6 +397,7 @@ export function decideDownstream(
       {
         runId: run.id,
         project: run.project,
+        parentId: run.parentId,
         fromStatus: run.status,
         toStatus: to,
         version: next.version,
@@ -369,6 +411,54 @@ export function decideDownstream(
 }
 
 /**
+ * A rollup parent after its children (counts per status, this batch's changes included): RUNNING
+ * when a child runs and the parent has not started; once every child is DONE, FAILED if one
+ * failed (naming `failedChild` when known), else SUCCEEDED, or STOPPED for a parent whose stop
+ * was asked for. Through RUNNING where the table has no direct move (CREATED -> SUCCEEDED).
+ */
+export function decideRollup(
+  parent: RunRow,
+  counts: ReadonlyMap<RunStatus, number>,
+  failedChild: string | null,
+): PlannedChange[] {
+  if (!parent.rollup || isDone(parent.status)) return [];
+  let total = 0;
+  let done = 0;
+  let failed = 0;
+  let running = 0;
+  for (const [status, n] of counts) {
+    if (n <= 0) continue;
+    total += n;
+    if (isDone(status)) done += n;
+    if (status === 'FAILED' || status === 'UPSTREAM_FAILED') failed += n;
+    if (getStatusInfo(status).category === 'RUNNING') running += n;
+  }
+  let target: PlannedChange;
+  if (total > 0 && done === total) {
+    if (parent.status === 'STOPPING') {
+      target = { to: 'STOPPED', reason: 'CHILDREN_STOPPED', message: 'every child is done' };
+    } else if (failed > 0) {
+      target = {
+        to: 'FAILED',
+        reason: 'CHILD_FAILED',
+        message: `${failedChild ? `child ${failedChild} failed` : 'a child failed'} (${failed} of ${total} failed)`,
+      };
+    } else {
+      target = { to: 'SUCCEEDED', reason: 'CHILDREN_SUCCEEDED', message: `${total} children done` };
+    }
+  } else if (running > 0 && ['PENDING', 'QUEUED'].includes(getStatusInfo(parent.status).category)) {
+    target = { to: 'RUNNING', reason: 'CHILD_RUNNING', message: null };
+  } else {
+    return [];
+  }
+  if (isTransitionAllowed(parent.status, target.to)) return [target];
+  const through: PlannedChange = { to: 'RUNNING', reason: 'CHILD_RUNNING', message: null };
+  if (isTransitionAllowed(parent.status, 'RUNNING') && isTransitionAllowed('RUNNING', target.to))
+    return [through, target];
+  return [];
+}
+
+/**
  * Queue only a run that was waiting for its conditions: not one already QUEUED, nor one that a
  * scheduler took over after its conditions were met (it left CREATED with no blockedReason).
  * Answers whether a decision to queue `run` stands.
@@ -379,8 +469,8 @@ export function keepsSchedulersDecision(run: RunRow): boolean {
 
 /** What a deadline decides: the status and the reason recorded. */
 export interface Deadline {
-  to: 'UNKNOWN' | 'FAILED' | 'STOPPED';
-  reason: 'HEARTBEAT_TIMEOUT' | 'QUEUE_TIMEOUT' | 'STOP_TIMEOUT';
+  to: 'UNKNOWN' | 'FAILED' | 'STOPPED' | 'QUEUED';
+  reason: 'HEARTBEAT_TIMEOUT' | 'QUEUE_TIMEOUT' | 'STOP_TIMEOUT' | 'SCHEDULE_DUE';
 }
 
 /** Statuses in which a run must beat (heartbeatTimeout), and in which it waits (queueTimeout). */
@@ -394,11 +484,17 @@ export const WAITING_STATUSES = getStatusesInCategories(['PENDING', 'QUEUED']);
  * than stopTimeoutSeconds becomes STOPPED (nobody confirmed the stop).
  */
 export function deadlineFor(
-  run: Pick<RunRow, 'status' | 'heartbeatTimeout' | 'queueTimeout' | 'heartbeatAt' | 'updatedAt'>,
+  run: Pick<
+    RunRow,
+    'status' | 'heartbeatTimeout' | 'queueTimeout' | 'heartbeatAt' | 'updatedAt' | 'scheduledAt'
+  >,
   now: Date,
   stopTimeoutSeconds: number,
 ): Deadline | null {
   const since = (from: Date) => (now.getTime() - from.getTime()) / 1000;
+  // A scheduled run's time came: queued (before its queueTimeout could count against it).
+  if (run.status === 'ON_SCHEDULE' && run.scheduledAt != null && run.scheduledAt <= now)
+    return { to: 'QUEUED', reason: 'SCHEDULE_DUE' };
   if (run.heartbeatTimeout != null && RUNNING_STATUSES.includes(run.status)) {
     const last = Math.max(run.updatedAt.getTime(), run.heartbeatAt?.getTime() ?? 0);
     if (since(new Date(last)) > run.heartbeatTimeout)

@@ -3,7 +3,7 @@ import type { RunService } from './run-service.js';
 
 /**
  * The reaper inside every instance: every `intervalMs` it moves runs past a deadline
- * (RunService.reapOverdueRuns). Several instances may reap at once; each decision is a
+ * (RunService.reapOverdueRuns), then folds the change log into the run counts. Several instances may reap at once; each decision is a
  * compare-and-set, so it is taken exactly once.
  */
 export interface Reaper {
@@ -13,6 +13,8 @@ export interface Reaper {
 
 export function createReaper(deps: {
   runs: RunService;
+  /** Folds the change log into the run counts (run-counts.ts); after each pass. */
+  foldCounts?: () => Promise<number>;
   logger: Logger;
   intervalMs: number;
   stopTimeoutSeconds: number;
@@ -27,8 +29,9 @@ export function createReaper(deps: {
     timer = setTimeout(() => {
       pass = runs
         .reapOverdueRuns({ stopTimeoutSeconds })
-        .then((moved) => {
+        .then(async (moved) => {
           if (moved > 0) logger.info({ moved }, 'reaper moved overdue runs');
+          await deps.foldCounts?.();
         })
         .catch((error: unknown) => logger.warn({ err: error }, 'reaper pass failed'))
         .finally(schedule);

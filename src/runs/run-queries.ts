@@ -19,6 +19,8 @@ import {
   checkUuid,
   LIMITS,
 } from '../validation.js';
+import { conditionState } from './dependency-rules.js';
+import { countRunsByStatus } from './run-counts.js';
 import * as store from './run-store.js';
 import * as changeStore from '../changelog/change-store.js';
 import * as dependencyStore from './dependency-store.js';
@@ -36,6 +38,8 @@ export interface RunFilterInput {
   statuses?: readonly RunStatus[] | null;
   categories?: readonly StatusCategory[] | null;
   predicate?: PredicateFilterInput | null;
+  parentId?: string | null;
+  roots?: boolean | null;
   tags?: readonly string[] | null;
   nameContains?: string | null;
   createdAfter?: Date | null;
@@ -43,6 +47,7 @@ export interface RunFilterInput {
 }
 
 export interface StatusChangeFilterInput {
+  parentId?: string | null;
   runIds?: readonly string[] | null;
   projects?: readonly string[] | null;
   statuses?: readonly RunStatus[] | null;
@@ -101,6 +106,34 @@ export function decodeStatusChangeCursor(field: string, cursor: string): number 
   return Number(id);
 }
 
+/** A checked RunFilter, in the shape run-store's queries take, within the token's projects. */
+export function checkRunFilter(
+  field: string,
+  filter: RunFilterInput | null | undefined,
+  scope: readonly string[] | null,
+): store.RunQuery {
+  const f = filter ?? {};
+  checkListLength(`${field}.tags`, f.tags ?? [], LIMITS.tags);
+  checkListLength(`${field}.statuses`, f.statuses ?? [], LIMITS.filterValues);
+  return {
+    project: checkOptionalString(`${field}.project`, f.project, { max: LIMITS.projectLength }),
+    projects: scope,
+    statuses: resolveStatusFilter(field, f),
+    tags: f.tags?.map((t, i) =>
+      checkOptionalString(`${field}.tags[${i}]`, t, { max: LIMITS.tagLength })!,
+    ),
+    nameContains: checkOptionalString(`${field}.nameContains`, f.nameContains, {
+      max: LIMITS.nameLength,
+    }),
+    createdAfter:
+      f.createdAfter == null ? null : checkDate(`${field}.createdAfter`, f.createdAfter),
+    createdBefore:
+      f.createdBefore == null ? null : checkDate(`${field}.createdBefore`, f.createdBefore),
+    parentId: f.parentId == null ? null : checkUuid(`${field}.parentId`, f.parentId),
+    roots: f.roots ?? null,
+  };
+}
+
 export async function listRuns(
   ex: Executor,
   args: {
@@ -111,33 +144,21 @@ export async function listRuns(
   },
   /** The token's projects (null: all). */
   scope: readonly string[] | null,
+  /** Narrows the filter (a run's children). */
+  within: Partial<store.RunQuery> = {},
 ) {
   const first = checkFirst('first', args.first, 50);
-  const filter = args.filter ?? {};
   const orderField = args.orderBy?.field ?? 'CREATED_AT';
   const direction = args.orderBy?.direction ?? 'DESC';
   const kind = `${RUN_CURSOR}:${orderField}:${direction}`;
-  let after: store.RunQuery['after'] = null;
+  let after: store.RunPageQuery['after'] = null;
   if (args.after != null) {
     const [at, id] = decodeCursor('after', args.after, kind, ['time', 'uuid']);
     after = { at: new Date(Number(at)), id: String(id) };
   }
-  checkListLength('filter.tags', filter.tags ?? [], LIMITS.tags);
-  checkListLength('filter.statuses', filter.statuses ?? [], LIMITS.filterValues);
+  const query = { ...checkRunFilter('filter', args.filter, scope), ...within };
   const rows = await store.listRuns(ex, {
-    project: checkOptionalString('filter.project', filter.project, { max: LIMITS.projectLength }),
-    projects: scope,
-    statuses: resolveStatusFilter('filter', filter),
-    tags: filter.tags?.map((t, i) =>
-      checkOptionalString(`filter.tags[${i}]`, t, { max: LIMITS.tagLength })!,
-    ),
-    nameContains: checkOptionalString('filter.nameContains', filter.nameContains, {
-      max: LIMITS.nameLength,
-    }),
-    createdAfter:
-      filter.createdAfter == null ? null : checkDate('filter.createdAfter', filter.createdAfter),
-    createdBefore:
-      filter.createdBefore == null ? null : checkDate('filter.createdBefore', filter.createdBefore),
+    ...query,
     orderField,
     direction,
     after,
@@ -145,7 +166,42 @@ export async function listRuns(
   });
   const keyOf = (run: RunRow) =>
     (orderField === 'UPDATED_AT' ? run.updatedAt : run.createdAt).getTime();
-  return toConnection(rows, first, (run) => encodeCursor(kind, [keyOf(run), run.id]));
+  return {
+    ...toConnection(rows, first, (run) => encodeCursor(kind, [keyOf(run), run.id])),
+    /** Counted only when asked for (RunConnection.totalCount). */
+    totalCount: async () => sum(await countRuns(ex, query)),
+  };
+}
+
+function sum(counts: ReadonlyMap<RunStatus, number>): number {
+  let total = 0;
+  for (const n of counts.values()) total += n;
+  return total;
+}
+
+/**
+ * Runs per status for a checked filter: from the counts table (run-counts.ts) when it can answer
+ * (projects, statuses, roots), else counted from runs (a parent's children use their index).
+ */
+export async function countRuns(
+  ex: Executor,
+  query: store.RunQuery,
+): Promise<Map<RunStatus, number>> {
+  const byTable =
+    !query.tags?.length &&
+    query.nameContains == null &&
+    query.createdAfter == null &&
+    query.createdBefore == null &&
+    query.parentId == null;
+  if (!byTable) return store.countRunsMatching(ex, query);
+  let projects = query.projects ?? null;
+  if (query.project != null) {
+    projects = projects == null || projects.includes(query.project) ? [query.project] : [];
+  }
+  const counts = await countRunsByStatus(ex, { projects, roots: query.roots ?? null });
+  if (query.statuses == null) return counts;
+  const wanted = new Set(query.statuses);
+  return new Map([...counts].filter(([status]) => wanted.has(status)));
 }
 
 /**
@@ -193,6 +249,7 @@ export function checkStatusChangeFilter(
           ),
     projects: visibleProjects({ projects: scope }, projects),
     statuses: resolveStatusFilter(field, f),
+    parentId: f.parentId == null ? null : checkUuid(`${field}.parentId`, f.parentId),
   };
 }
 
@@ -232,4 +289,36 @@ export async function getDependencyIds(ex: Executor, runIds: readonly string[]) 
 /** Runs by id (those that exist), for the live fan-out's readers. */
 export function getRunsByIds(ex: Executor, ids: readonly string[]): Promise<RunRow[]> {
   return store.getRunsByIds(ex, ids);
+}
+
+/** A step by its op among a parent's children. */
+export async function getRunByOp(ex: Executor, parentId: string, op: string) {
+  return store.getRunByOp(
+    ex,
+    checkUuid('parentId', parentId),
+    checkOptionalString('op', op, { min: 1, max: LIMITS.opLength })!,
+  );
+}
+
+/** Each upstream of a run with its condition: its own `when`, or what its trigger counts. */
+export async function listDependencies(ex: Executor, run: RunRow) {
+  const rows = await dependencyStore.listUpstreamStates(ex, [run.id]);
+  return rows.map((u) => {
+    const when = u.when ?? policyStatuses(run.trigger);
+    return { upstreamId: u.id, when, ...conditionState(u, when) };
+  });
+}
+
+/** The statuses a trigger policy counts an upstream in: its `when`, for dependsOn. */
+function policyStatuses(trigger: RunRow['trigger']): RunStatus[] {
+  switch (trigger) {
+    case 'ALL_FAILED':
+    case 'ONE_FAILED':
+      return ['FAILED', 'UPSTREAM_FAILED'];
+    case 'ALL_DONE':
+    case 'ONE_DONE':
+      return getStatusesInCategories(['DONE']);
+    default:
+      return ['SUCCEEDED'];
+  }
 }

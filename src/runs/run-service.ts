@@ -45,6 +45,11 @@ export interface CreateRunInput {
   queueTimeout?: number | null;
   events?: readonly { ref: string; kinds: readonly RunEventKind[] }[] | null;
   dialect?: Dialect | null;
+  parentId?: string | null;
+  op?: string | null;
+  dependencies?: readonly { ref: string; when?: readonly RunStatus[] | null }[] | null;
+  rollup?: boolean | null;
+  scheduledAt?: Date | null;
 }
 
 export interface TransitionInput {
@@ -217,6 +222,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
           message: checkOptionalString('message', message, { max: LIMITS.messageLength }),
           reason: 'STOP_REQUESTED',
           resolveTo: stopTarget,
+          stopsChildren: true,
         },
         actor,
       );

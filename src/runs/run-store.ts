@@ -8,6 +8,8 @@ import {
   gte,
   ilike,
   inArray,
+  isNotNull,
+  isNull,
   lt,
   notInArray,
   sql,
@@ -41,6 +43,11 @@ export interface NewRun {
   dialect: Dialect;
   /** The creation's reason, as the change-log row has it. */
   statusReason: string;
+  parentId?: string | null;
+  depth?: number;
+  op?: string | null;
+  rollup?: boolean;
+  scheduledAt?: Date | null;
 }
 
 /** Insert a run; null when a run with the same (project, idempotencyKey) already exists. */
@@ -73,12 +80,74 @@ export async function getRunById(ex: Executor, id: string): Promise<RunRow | nul
   return rows[0] ?? null;
 }
 
+export async function getRunByOp(
+  ex: Executor,
+  parentId: string,
+  op: string,
+): Promise<RunRow | null> {
+  const rows = await ex
+    .select()
+    .from(runs)
+    .where(and(eq(runs.parentId, parentId), eq(runs.op, op)));
+  return rows[0] ?? null;
+}
+
 export async function getRunsByIds(ex: Executor, ids: readonly string[]): Promise<RunRow[]> {
   if (ids.length === 0) return [];
   return ex
     .select()
     .from(runs)
     .where(inArray(runs.id, [...ids]));
+}
+
+/** Each parent's children per status (committed), for rollups. */
+export async function countChildrenByStatus(
+  ex: Executor,
+  parentIds: readonly string[],
+): Promise<Map<string, Map<RunStatus, number>>> {
+  const result = new Map<string, Map<RunStatus, number>>();
+  if (parentIds.length === 0) return result;
+  const rows = await ex
+    .select({ parentId: runs.parentId, status: runs.status, n: sql<number>`count(*)::int` })
+    .from(runs)
+    .where(inArray(runs.parentId, [...parentIds]))
+    .groupBy(runs.parentId, runs.status);
+  for (const row of rows) {
+    const counts = result.get(row.parentId!) ?? new Map<RunStatus, number>();
+    counts.set(row.status, Number(row.n));
+    result.set(row.parentId!, counts);
+  }
+  return result;
+}
+
+/** The children of `parentIds` that are not done (committed), in id order. */
+export async function listUnfinishedChildIds(
+  ex: Executor,
+  parentIds: readonly string[],
+): Promise<string[]> {
+  if (parentIds.length === 0) return [];
+  const rows = await ex
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(inArray(runs.parentId, [...parentIds]), notInArray(runs.status, DONE_STATUSES)))
+    .orderBy(asc(runs.id));
+  return rows.map((r) => r.id);
+}
+
+/** The ids of a run and of every run above it (parent, its parent, ...). */
+export async function listAncestorIds(ex: Executor, id: string): Promise<string[]> {
+  const rows = await queryRows<{ id: string }>(
+    ex,
+    sql`
+    /* listAncestorIds */
+    WITH RECURSIVE up(id, parent_id) AS (
+      SELECT id, parent_id FROM runs WHERE id = ${id}::uuid
+      UNION ALL
+      SELECT r.id, r.parent_id FROM runs r JOIN up ON r.id = up.parent_id
+    )
+    SELECT id FROM up`,
+  );
+  return rows.map((r) => r.id);
 }
 
 /**
@@ -234,29 +303,46 @@ export interface RunQuery {
   nameContains?: string | null;
   createdAfter?: Date | null;
   createdBefore?: Date | null;
+  /** Children of this run. */
+  parentId?: string | null;
+  /** true: runs without a parent; false: steps. */
+  roots?: boolean | null;
+}
+
+export interface RunPageQuery extends RunQuery {
   orderField: RunOrderField;
   direction: OrderDirection;
   after: { at: Date; id: string } | null;
   limit: number;
 }
 
-/** Keyset-paginated runs; every filter and order is backed by an index (see schema.ts). */
-export async function listRuns(ex: Executor, q: RunQuery): Promise<RunRow[]> {
-  const orderColumn = q.orderField === 'UPDATED_AT' ? runs.updatedAt : runs.createdAt;
+/** The WHERE of a run query; null when it matches nothing (an empty list). */
+function runConditions(q: RunQuery): SQL | undefined | null {
   const conditions: (SQL | undefined)[] = [];
   if (q.project != null) conditions.push(eq(runs.project, q.project));
   if (q.projects != null) {
-    if (q.projects.length === 0) return [];
+    if (q.projects.length === 0) return null;
     conditions.push(inArray(runs.project, [...q.projects]));
   }
   if (q.statuses != null) {
-    if (q.statuses.length === 0) return [];
+    if (q.statuses.length === 0) return null;
     conditions.push(inArray(runs.status, [...q.statuses]));
   }
   if (q.tags != null && q.tags.length > 0) conditions.push(arrayContains(runs.tags, [...q.tags]));
   if (q.nameContains != null) conditions.push(ilike(runs.name, `%${escapeLike(q.nameContains)}%`));
   if (q.createdAfter != null) conditions.push(gte(runs.createdAt, q.createdAfter));
   if (q.createdBefore != null) conditions.push(lt(runs.createdAt, q.createdBefore));
+  if (q.parentId != null) conditions.push(eq(runs.parentId, q.parentId));
+  if (q.roots != null) conditions.push(q.roots ? isNull(runs.parentId) : isNotNull(runs.parentId));
+  return and(...conditions);
+}
+
+/** Keyset-paginated runs; every filter and order is backed by an index (see schema.ts). */
+export async function listRuns(ex: Executor, q: RunPageQuery): Promise<RunRow[]> {
+  const where = runConditions(q);
+  if (where === null) return [];
+  const orderColumn = q.orderField === 'UPDATED_AT' ? runs.updatedAt : runs.createdAt;
+  const conditions: (SQL | undefined)[] = [where];
   if (q.after) {
     // Row comparison: one index range scan on (column, id).
     conditions.push(
@@ -272,6 +358,24 @@ export async function listRuns(ex: Executor, q: RunQuery): Promise<RunRow[]> {
     .where(and(...conditions))
     .orderBy(dir(orderColumn), dir(runs.id))
     .limit(q.limit);
+}
+
+/**
+ * Runs per status matching `q`, counted from the runs table (run-counts.ts answers the filters
+ * its table can; a parent's children are counted through runs_parent_status_idx).
+ */
+export async function countRunsMatching(
+  ex: Executor,
+  q: RunQuery,
+): Promise<Map<RunStatus, number>> {
+  const where = runConditions(q);
+  if (where === null) return new Map();
+  const rows = await ex
+    .select({ status: runs.status, n: sql<number>`count(*)::int` })
+    .from(runs)
+    .where(where)
+    .groupBy(runs.status);
+  return new Map(rows.map((r) => [r.status, Number(r.n)]));
 }
 
 function escapeLike(value: string): string {
@@ -303,7 +407,14 @@ export async function setMemoizedFrom(ex: Executor, id: string, from: string): P
 /** What the deadline rules (policy.ts deadlineFor) read of a run. */
 export type DeadlineCandidate = Pick<
   RunRow,
-  'id' | 'revision' | 'status' | 'heartbeatTimeout' | 'queueTimeout' | 'heartbeatAt' | 'updatedAt'
+  | 'id'
+  | 'revision'
+  | 'status'
+  | 'heartbeatTimeout'
+  | 'queueTimeout'
+  | 'heartbeatAt'
+  | 'updatedAt'
+  | 'scheduledAt'
 >;
 
 /**
@@ -329,13 +440,15 @@ export async function findDeadlineCandidates(
     queue_timeout: number | null;
     heartbeat_at: string | Date | null;
     updated_at: string | Date;
+    scheduled_at: string | Date | null;
   }>(
     ex,
     sql`
     /* findDeadlineCandidates */
     SELECT clock.now, r.* FROM (SELECT now() AS now) AS clock
     LEFT JOIN LATERAL (
-      SELECT id, revision, status, heartbeat_timeout, queue_timeout, heartbeat_at, updated_at
+      SELECT id, revision, status, heartbeat_timeout, queue_timeout, heartbeat_at, updated_at,
+             scheduled_at
       FROM runs
       WHERE (heartbeat_timeout IS NOT NULL
               AND status = ANY(${sql.raw(`'{${options.running.join(',')}}'`)}::run_status[])
@@ -344,6 +457,7 @@ export async function findDeadlineCandidates(
               AND status = ANY(${sql.raw(`'{${options.waiting.join(',')}}'`)}::run_status[])
               AND updated_at < clock.now - make_interval(secs => queue_timeout))
          OR (status = 'STOPPING' AND updated_at < clock.now - make_interval(secs => ${options.stopTimeoutSeconds}))
+         OR (status = 'ON_SCHEDULE' AND scheduled_at IS NOT NULL AND scheduled_at <= clock.now)
       LIMIT ${options.limit}
     ) AS r ON true`,
   );
@@ -362,6 +476,7 @@ export async function findDeadlineCandidates(
               queueTimeout: r.queue_timeout,
               heartbeatAt: r.heartbeat_at == null ? null : date(r.heartbeat_at),
               updatedAt: date(r.updated_at),
+              scheduledAt: r.scheduled_at == null ? null : date(r.scheduled_at),
             },
           ],
     ),

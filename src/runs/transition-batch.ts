@@ -2,7 +2,7 @@ import type { RunRow, StatusChangeRow } from '../db/schema.js';
 import { commitWithNextStatement, type Tx } from '../db/client.js';
 import type { RunStatus } from '../lifecycle/lifecycle.js';
 import { canSeeProject, type Principal } from '../auth/principal.js';
-import { cascadeToDownstreams } from './orchestration.js';
+import { cascadeToDownstreams, stopDescendants } from './orchestration.js';
 import {
   applyTransition,
   changeTimeFor,
@@ -88,6 +88,8 @@ export async function runTransitionBatch(
     | { kind: 'replayStored'; stored: keyStore.StoredTransitionKey };
   const pending: Pending[] = [];
   const newKeys: { runId: string; key: string; index: number }[] = [];
+  /** Runs a stopRun moved: their steps stop too. */
+  const stopped: string[] = [];
 
   requests.forEach((asked, index) => {
     const found = state.get(asked.id);
@@ -162,6 +164,7 @@ export async function runTransitionBatch(
           changes.push({
             runId: run.id,
             project: run.project,
+            parentId: run.parentId,
             fromStatus: current.status,
             toStatus: next.status,
             version: next.version,
@@ -176,21 +179,35 @@ export async function runTransitionBatch(
         }
         state.set(run.id, current);
         changedIds.add(run.id);
+        if (request.stopsChildren) stopped.push(run.id);
         pending.push({ kind: 'change', run: current, changes });
       }
     }
   });
 
   const lockedRevision = new Map(locked.rows.map((r) => [r.id, r.revision]));
-  const cascaded = await cascadeToDownstreams(
+  // A stopped parent's steps stop with it; what their stop causes is decided with the rest.
+  const stopChanges = await stopDescendants(
     tx,
     state,
     changedIds,
     lockedRevision,
     locked.now,
-    pending.flatMap((p) => (p.kind === 'change' ? p.changes : [])),
+    stopped,
     actor.name,
   );
+  const cascaded = [
+    ...stopChanges,
+    ...(await cascadeToDownstreams(
+      tx,
+      state,
+      changedIds,
+      lockedRevision,
+      locked.now,
+      [...pending.flatMap((p) => (p.kind === 'change' ? p.changes : [])), ...stopChanges],
+      actor.name,
+    )),
+  ];
 
   // One write per changed run, whatever the number of its changes in the batch.
   for (const id of changedIds) {

@@ -1,0 +1,59 @@
+import type { RunRow } from '../../db/schema.js';
+import { NotFoundError } from '../../errors.js';
+import { getStatusInfo, RUN_STATUSES, type RunStatus } from '../../lifecycle/lifecycle.js';
+import {
+  checkRunFilter,
+  countRuns,
+  getRunByOp,
+  listDependencies,
+  listRuns,
+  statusChangeCursor,
+} from '../../runs/run-queries.js';
+import type { Resolvers } from '../generated/resolvers-types.js';
+import { visible } from '../access.js';
+
+/** Counts per status in lifecycle order, without zeros. */
+function statusCounts(counts: ReadonlyMap<RunStatus, number>) {
+  return RUN_STATUSES.flatMap((status) => {
+    const count = counts.get(status) ?? 0;
+    return count > 0 ? [{ status, category: getStatusInfo(status).category, count }] : [];
+  });
+}
+
+/** pipelines.graphql: steps, conditions, schedules and counts. */
+export const pipelineResolvers: Resolvers = {
+  Query: {
+    runCounts: async (_, { filter }, { db, principal }) =>
+      statusCounts(await countRuns(db, checkRunFilter('filter', filter, principal.projects))),
+    runByOp: async (_, { parentId, op }, { db, principal }) =>
+      visible(principal, [await getRunByOp(db, parentId, op)])[0] ?? null,
+  },
+  Run: {
+    parent: async (run, _, { loaders, principal }) =>
+      run.parentId == null
+        ? null
+        : (visible(principal, [await loaders.runById.load(run.parentId)])[0] ?? null),
+    children: async (run, args, { db, tail, principal }) => {
+      const logCursor = statusChangeCursor({ id: tail.position() });
+      return { ...(await listRuns(db, args, principal.projects, { parentId: run.id })), logCursor };
+    },
+    childCounts: async (run: RunRow, _, { db, principal }) =>
+      statusCounts(
+        await countRuns(db, { statuses: null, projects: principal.projects, parentId: run.id }),
+      ),
+    dependencies: (run, _, { db }) => listDependencies(db, run),
+  },
+  RunConnection: {
+    totalCount: (connection) => connection.totalCount(),
+  },
+  Dependency: {
+    run: async (dependency, _, { loaders }) => {
+      const run = await loaders.runById.load(dependency.upstreamId);
+      if (!run) throw new NotFoundError('run', dependency.upstreamId);
+      return run;
+    },
+    when: (dependency) => dependency.when,
+    isSatisfied: (dependency) => dependency.satisfied,
+    canStillBeSatisfied: (dependency) => dependency.possible,
+  },
+};

@@ -1,0 +1,100 @@
+import { sql, type SQL } from 'drizzle-orm';
+import { queryRows, type Db, type Executor } from '../db/client.js';
+import type { RunStatus } from '../lifecycle/lifecycle.js';
+
+/**
+ * Runs per status, exact and cheap: run_counts holds the counts as of a change-log id
+ * (run_counts_position), and the change-log rows after it are added in the same statement (each
+ * row is +1 for its `to`, -1 for its `from`). One snapshot, so the answer is exact; nothing is
+ * written per change. The reaper folds the log into run_counts about once a second, up to its
+ * tail's position (below which no change can still commit), so the rows added at read time stay
+ * few. What the table cannot answer (tags, names, dates, a parent) is counted from runs.
+ */
+
+export interface CountScope {
+  /** The projects counted (the filter's and the token's); null: every project. */
+  projects: readonly string[] | null;
+  /** true: runs without a parent; false: steps; null: both. */
+  roots: boolean | null;
+}
+
+export async function countRunsByStatus(
+  ex: Executor,
+  scope: CountScope,
+): Promise<Map<RunStatus, number>> {
+  if (scope.projects != null && scope.projects.length === 0) return new Map();
+  const projects = (column: SQL) =>
+    scope.projects == null
+      ? sql`true`
+      : sql`${column} = ANY(${`{${scope.projects.map(quoteArrayItem).join(',')}}`}::text[])`;
+  const roots = (isRoot: SQL) =>
+    scope.roots == null ? sql`true` : sql`${isRoot} = ${scope.roots}`;
+  const rows = await queryRows<{ status: RunStatus; n: string | number }>(
+    ex,
+    sql`
+    /* countRunsByStatus */
+    WITH pos AS (SELECT through_id FROM run_counts_position WHERE id = 1),
+    recent AS (
+      SELECT c.from_status, c.to_status FROM status_changes c, pos
+      WHERE c.id > pos.through_id AND ${projects(sql`c.project`)}
+        AND ${roots(sql`(c.parent_id IS NULL)`)}
+    )
+    SELECT status, sum(n) AS n FROM (
+      SELECT status, n FROM run_counts
+      WHERE ${projects(sql`project`)} AND ${roots(sql`is_root`)}
+      UNION ALL SELECT to_status, 1 FROM recent
+      UNION ALL SELECT from_status, -1 FROM recent WHERE from_status IS NOT NULL
+    ) AS t
+    GROUP BY status HAVING sum(n) <> 0`,
+  );
+  return new Map(rows.map((r) => [r.status, Number(r.n)]));
+}
+
+/** An element of a text[] literal, quoted (project names may hold commas, quotes, braces). */
+function quoteArrayItem(value: string): string {
+  return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * Fold the change log up to `head` (this instance's tail position: every change at or below it
+ * has committed or never will) into run_counts. Instances fold one at a time (the position row's
+ * lock); a fold behind the position does nothing. Answers how many log rows were folded.
+ */
+export async function foldCountsLog(db: Db, head: number): Promise<number> {
+  return db.transaction(async (tx) => {
+    const [pos] = await queryRows<{ through_id: string | number }>(
+      tx,
+      sql`SELECT through_id FROM run_counts_position WHERE id = 1 FOR UPDATE`,
+    );
+    const from = Number(pos?.through_id ?? 0);
+    if (head <= from) return 0;
+    const [folded] = await queryRows<{ n: string | number }>(
+      tx,
+      sql`
+      /* foldCountsLog */
+      WITH moved AS (
+        SELECT project, parent_id IS NULL AS is_root, to_status AS status, 1 AS d
+        FROM status_changes WHERE id > ${from} AND id <= ${head}
+        UNION ALL
+        SELECT project, parent_id IS NULL, from_status, -1
+        FROM status_changes WHERE id > ${from} AND id <= ${head} AND from_status IS NOT NULL
+      ),
+      summed AS (
+        SELECT project, is_root, status, sum(d) AS n FROM moved GROUP BY project, is_root, status
+      ),
+      upserted AS (
+        INSERT INTO run_counts (project, is_root, status, n)
+        SELECT project, is_root, status, n FROM summed WHERE n <> 0
+        ON CONFLICT (project, is_root, status) DO UPDATE SET n = run_counts.n + excluded.n
+        RETURNING 1
+      ),
+      advanced AS (
+        UPDATE run_counts_position SET through_id = ${head} WHERE id = 1 RETURNING 1
+      )
+      SELECT (SELECT count(*) FROM moved WHERE d = 1) AS n
+      FROM (SELECT count(*) FROM upserted) AS u, (SELECT count(*) FROM advanced) AS a`,
+    );
+    await tx.execute(sql`DELETE FROM run_counts WHERE n = 0`);
+    return Number(folded?.n ?? 0);
+  });
+}
