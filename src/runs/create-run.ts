@@ -1,7 +1,7 @@
 import type { Db, Tx } from '../db/client.js';
 import type { RunStatus } from '../lifecycle/lifecycle.js';
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
-import { BadUserInputError, NotFoundError } from '../errors.js';
+import { BadUserInputError, getPgErrorCode, NotFoundError } from '../errors.js';
 import {
   checkDate,
   checkIntInRange,
@@ -188,7 +188,22 @@ export async function createRun(
         }
       });
 
-      const inserted = await store.insertRun(tx, values);
+      if (values.op != null) {
+        // A replay (the same idempotency key) answers the first run; another run may not
+        // take the name.
+        const named = await store.getRunByOp(tx, parentId!, values.op);
+        if (
+          named &&
+          (values.idempotencyKey == null || named.idempotencyKey !== values.idempotencyKey)
+        )
+          throw opTaken(values.op, parentId!);
+      }
+      const inserted = await store.insertRun(tx, values).catch((error: unknown) => {
+        // Two creates of one name at once: the index decides.
+        if (getPgErrorCode(error) === '23505' && values.op != null)
+          throw opTaken(values.op, parentId!);
+        throw error;
+      });
       if (!inserted) return null;
       await dependencyStore.insertDependencies(
         tx,
@@ -260,6 +275,10 @@ export async function createRun(
   const existing = await store.getRunByIdempotencyKey(db, values.project, values.idempotencyKey!);
   if (!existing) throw new Error('idempotent createRun found no run for its key');
   return existing;
+}
+
+function opTaken(op: string, parentId: string) {
+  return new BadUserInputError('input.op', `run ${parentId} already has a step ${op}`);
 }
 
 /** The parent of a new step: visible, of the same project, not too deep. */

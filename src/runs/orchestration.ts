@@ -91,10 +91,7 @@ export async function cascadeToDownstreams(
       tx,
       ids.filter((id) => !state.has(id)),
     );
-    for (const run of locked.rows) {
-      state.set(run.id, run);
-      lockedRevision.set(run.id, run.revision);
-    }
+    adoptLocked(state, lockedRevision, locked.rows);
   };
 
   /** Runs waiting on `moved` runs, decided: the ids of those that changed status. */
@@ -151,8 +148,14 @@ export async function cascadeToDownstreams(
     ];
     if (parentIds.length === 0) return [];
     // The parent's lock orders the children's transactions: the second one to take it counts
-    // the first one's committed change, so two children finishing at once move it once.
-    await lock(parentIds);
+    // the first one's committed change, so two children finishing at once move it once. A
+    // batch's own runs came with their rollup ancestors locked (lockRunsForTransition).
+    await lock(
+      await store.filterRollupIds(
+        tx,
+        parentIds.filter((id) => !state.has(id)),
+      ),
+    );
     const rollups = parentIds.map((id) => state.get(id)).filter((p): p is RunRow => !!p?.rollup);
     if (rollups.length === 0) return [];
     const counted = await store.countChildrenByStatus(
@@ -194,6 +197,23 @@ export async function cascadeToDownstreams(
   return changes;
 }
 
+/**
+ * Runs just locked join the batch's state; one the batch holds already (a rollup ancestor
+ * locked again with a step) keeps its state: the row read from the table lacks the batch's
+ * unwritten changes.
+ */
+function adoptLocked(
+  state: Map<string, RunRow>,
+  lockedRevision: Map<string, number>,
+  rows: readonly RunRow[],
+): void {
+  for (const run of rows) {
+    if (state.has(run.id)) continue;
+    state.set(run.id, run);
+    lockedRevision.set(run.id, run.revision);
+  }
+}
+
 const FAILURES: ReadonlySet<RunStatus> = new Set(['FAILED', 'UPSTREAM_FAILED']);
 
 /**
@@ -217,10 +237,7 @@ export async function stopDescendants(
       tx,
       childIds.filter((id) => !state.has(id)),
     );
-    for (const run of locked.rows) {
-      state.set(run.id, run);
-      lockedRevision.set(run.id, run.revision);
-    }
+    adoptLocked(state, lockedRevision, locked.rows);
     const next: string[] = [];
     for (const id of childIds) {
       const run = state.get(id);

@@ -151,27 +151,52 @@ export async function listAncestorIds(ex: Executor, id: string): Promise<string[
 }
 
 /**
- * Lock the runs a transition batch touches, in id order so that concurrent batches cannot
- * deadlock, and read the transaction's clock (truncated to the columns' millisecond precision).
- * FOR NO KEY UPDATE: measurement inserts (FOR KEY SHARE through their foreign key) do not wait.
+ * Lock the runs a transition batch touches, with their rollup ancestors (a step's change may
+ * move them), and read the transaction's clock (truncated to the columns' millisecond
+ * precision). Locks are taken parents first, then by id (ORDER BY depth, id): a stop going down
+ * a pipeline and a step's change rolling up take them in the same order, so they cannot
+ * deadlock. FOR NO KEY UPDATE: measurement inserts (FOR KEY SHARE through their foreign key) do
+ * not wait.
  */
 export async function lockRunsForTransition(
   tx: Tx,
   ids: readonly string[],
 ): Promise<{ rows: RunRow[]; now: Date }> {
   if (ids.length === 0) return { rows: [], now: new Date() };
+  const list = sql.join(
+    ids.map((id) => sql`${id}::uuid`),
+    sql`, `,
+  );
   const rows = await tx
     .select({
       ...getTableColumns(runs),
       now: sql<Date>`date_trunc('milliseconds', now())`.mapWith((v: string) => new Date(v)),
     })
     .from(runs)
-    .where(inArray(runs.id, [...ids]))
-    .orderBy(asc(runs.id))
+    .where(
+      sql`${runs.id} IN (
+        WITH RECURSIVE up(id, parent_id) AS (
+          SELECT id, parent_id FROM runs WHERE id IN (${list})
+          UNION
+          SELECT p.id, p.parent_id FROM runs p JOIN up ON p.id = up.parent_id WHERE p.rollup
+        )
+        SELECT id FROM up)`,
+    )
+    .orderBy(asc(runs.depth), asc(runs.id))
     .for('no key update');
   if (rows.length === 0) return { rows: [], now: new Date() };
   const now = rows[0]!.now;
   return { rows: rows.map(({ now: _now, ...run }) => run), now };
+}
+
+/** Of `ids`, the runs with rollup (a fact fixed at creation: read without a lock). */
+export async function filterRollupIds(ex: Executor, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await ex
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(inArray(runs.id, [...ids]), eq(runs.rollup, true)));
+  return rows.map((r) => r.id);
 }
 
 /** UPDATE of each run to its new state (computed by the service), from one JSON parameter. */
