@@ -393,7 +393,7 @@ export type RunEventKind =
 
 /** Start a run when another one emitted an event. */
 export type EventTriggerInput = {
-  /** The run to watch. */
+  /** The run to watch: a run id, `runs.<uuid>`, or `ops.<name>` (a sibling step). */
   ref: Scalars['ID']['input'];
   /** Any of these events starts the run (1–22). */
   kinds: Array<RunEventKind>;
@@ -634,7 +634,8 @@ export type CreateRunInput = {
   /** Failures to retry automatically (0–100, default 0): while attempt <= maxRetries, FAILED becomes RETRYING. */
   maxRetries?: InputMaybe<Scalars['Int']['input']>;
   /**
-   * Upstream runs (up to 100, existing). The run stays CREATED until its trigger is met, then the
+   * Upstream runs (up to 100, existing): run ids, `runs.<uuid>`, or `ops.<name>` (sibling steps
+   * under the same parent). The run stays CREATED until its trigger is met, then the
    * server moves it to QUEUED (reason UPSTREAM_SATISFIED); when the trigger can never be met, to
    * UPSTREAM_FAILED (or SKIPPED, see skipOnUpstreamSkip), cascading to its own downstreams.
    */
