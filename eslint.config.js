@@ -3,7 +3,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'src/graphql/generated/', 'drizzle/', '.runstate/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'src/graphql/generated/',
+      'drizzle/',
+      '.runstate/',
+      '.test-build/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

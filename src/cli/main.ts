@@ -1,8 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createRunstateClient, type RunstateClient } from '../client/index.js';
 import type { PredicateFilter, Run, StatusChange, StatusChangeFilter } from '../client/types.js';
-import { createDatabase } from '../db/create-database.js';
-import { listPendingMigrations } from '../db/migrations.js';
 import { readCliEnv, readEnv } from '../env.js';
 import {
   DIALECTS,
@@ -12,7 +10,6 @@ import {
   type Dialect,
 } from '../lifecycle/dialects.js';
 import { isRunStatus, RUN_STATUSES } from '../lifecycle/lifecycle.js';
-import { serve } from '../serve.js';
 import { createStyle, formatTable, printable, progressBar, type Style } from './format.js';
 
 const USAGE = `runstate: the run-status service and its command line
@@ -51,6 +48,9 @@ async function main(argv: string[]): Promise<number> {
     return command ? 0 : 2;
   }
   if (command === 'serve') {
+    // The server's and the database's modules load only for the commands that use them: a
+    // client command starts without them.
+    const { serve } = await import('../serve.js');
     await serve(readEnv());
     return -1; // keeps running until a signal
   }
@@ -153,6 +153,10 @@ async function migrate(): Promise<number> {
   const env = readEnv();
   const where = env.DATABASE_URL ? 'PostgreSQL' : `embedded PGlite in ${env.RUNSTATE_DATA_DIR}`;
   process.stderr.write(`opening ${where}…\n`);
+  const [{ createDatabase }, { listPendingMigrations }] = await Promise.all([
+    import('../db/create-database.js'),
+    import('../db/migrations.js'),
+  ]);
   const database = await createDatabase(env);
   try {
     const pending = await listPendingMigrations(database.db);

@@ -1,49 +1,13 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getStatusInfo } from '../../src/lifecycle/lifecycle.js';
+import { finished, runCli } from '../support/cli.js';
 import { createRun, latestCursorOf, transitionRun, waitUntil } from '../support/operations.js';
-import { ROOT } from '../support/process.js';
 import {
   startServer,
   TEST_ADMIN_TOKEN,
   uniqueProject,
   type TestServer,
 } from '../support/server.js';
-
-interface Cli {
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-  signal: (signal: NodeJS.Signals) => void;
-}
-
-/** `runstate …` as its own process (the CLI's TypeScript entry point, through tsx). */
-function runCli(args: string[], env: Record<string, string>): Cli {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return {
-    stdout: () => stdout,
-    stderr: () => stderr,
-    // 'close', not 'exit': by then everything it wrote has been read.
-    exited: new Promise((resolve) => child.on('close', (code) => resolve(code))),
-    signal: (signal) => child.kill(signal),
-  };
-}
-
-/** A CLI process once it exited: its exit code and everything it wrote. */
-async function finished(
-  cli: Cli,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const code = await cli.exited;
-  return { code, stdout: cli.stdout(), stderr: cli.stderr() };
-}
 
 /** The STATUS cell of each run's row, by run name. */
 function statusByName(stdout: string): Record<string, string> {
@@ -71,7 +35,7 @@ describe('the runstate CLI speaks dialects', () => {
     await transitionRun(server, { id: broken.id, to: 'FAILED' });
     await createRun(server, { project, name: 'new' });
 
-    // Four CLI processes at once: each takes seconds to start.
+    // Four CLI processes at once.
     const [perceval, parsl, plain, colored] = await Promise.all([
       finished(runCli(['runs', '--project', project, '--dialect', 'perceval'], env)),
       finished(runCli(['runs', '--project', project, '--dialect', 'Parsl'], env)), // any case

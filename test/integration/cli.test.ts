@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { runCli } from '../support/cli.js';
 import { withEmptyDatabase } from '../support/empty-database.js';
 import {
   createRun,
@@ -8,7 +8,6 @@ import {
   transitionRun,
   waitUntil,
 } from '../support/operations.js';
-import { ROOT } from '../support/process.js';
 import {
   postGraphQL,
   startServer,
@@ -16,32 +15,6 @@ import {
   uniqueProject,
   type TestServer,
 } from '../support/server.js';
-
-interface Cli {
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-  signal: (signal: NodeJS.Signals) => void;
-}
-
-/** `runstate …` as its own process (the CLI's TypeScript entry point, through tsx). */
-function runCli(args: string[], env: Record<string, string>): Cli {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return {
-    stdout: () => stdout,
-    stderr: () => stderr,
-    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
-    signal: (signal) => child.kill(signal),
-  };
-}
 
 describe('the runstate CLI', () => {
   let server: TestServer;

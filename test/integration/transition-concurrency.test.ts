@@ -52,7 +52,9 @@ function expectLegalPath(history: { from: string | null; to: string; version: nu
  * Rows written before an accepted request's own: the RESUMING of a SUSPENDED run sent a status
  * RESUMING leads to (policy.ts planChanges), version one below the accepted change.
  */
-function impliedRows(history: { from: string | null; to: string; reason: string | null }[]) {
+function impliedRows<T extends { from: string | null; to: string; reason: string | null }>(
+  history: T[],
+): T[] {
   return history.filter(
     (h) => h.from === 'SUSPENDED' && h.to === 'RESUMING' && h.reason === 'RESUME',
   );
