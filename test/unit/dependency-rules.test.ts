@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  conditionState,
+  evaluateConditions,
   evaluateEvents,
   evaluateTrigger,
   type UpstreamState,
@@ -87,5 +89,44 @@ describe('evaluateEvents', () => {
     expect(evaluateEvents([{ ...retrying, refStatus: 'STOPPED' }]).kind).toBe('wait');
     // RUNNING can reach RETRYING; a ref that is CREATED can too.
     expect(evaluateEvents([{ ...retrying, refStatus: 'CREATED' }]).kind).toBe('wait');
+  });
+});
+
+describe('conditions (a `when` per dependency)', () => {
+  const up = (status: RunStatus, when: RunStatus[]) => ({ id: 'u', name: null, status, when });
+  it('holds in a listed status; waits while it may still get there', () => {
+    expect(conditionState(up('FAILED', ['FAILED']), ['FAILED'])).toEqual({
+      satisfied: true,
+      possible: true,
+    });
+    expect(conditionState(up('RUNNING', ['FAILED']), ['FAILED'])).toEqual({
+      satisfied: false,
+      possible: true,
+    });
+  });
+  it('a done upstream decides, unless a move it may make next is listed', () => {
+    expect(conditionState(up('SUCCEEDED', ['FAILED']), ['FAILED']).possible).toBe(false);
+    // A failed step may still be retried, but a condition on its success does not wait for it.
+    expect(conditionState(up('FAILED', ['SUCCEEDED']), ['SUCCEEDED']).possible).toBe(false);
+    expect(conditionState(up('FAILED', ['RETRYING']), ['RETRYING']).possible).toBe(true);
+  });
+  it('a memoized upstream counts as SUCCEEDED', () => {
+    expect(conditionState({ status: 'SKIPPED', memoizedFrom: 'm' }, ['SUCCEEDED']).satisfied).toBe(
+      true,
+    );
+  });
+  it('all are required: starts when every one holds, fails on the first that never can', () => {
+    expect(
+      evaluateConditions([up('FAILED', ['FAILED']), up('SUCCEEDED', ['SUCCEEDED'])]).kind,
+    ).toBe('start');
+    expect(evaluateConditions([up('FAILED', ['FAILED']), up('RUNNING', ['SUCCEEDED'])]).kind).toBe(
+      'wait',
+    );
+    expect(
+      evaluateConditions([up('SUCCEEDED', ['FAILED']), up('RUNNING', ['SUCCEEDED'])]),
+    ).toMatchObject({
+      kind: 'fail',
+      to: 'UPSTREAM_FAILED',
+    });
   });
 });

@@ -7,6 +7,8 @@ import {
   deadlineFor,
   decideDownstream,
   decideMemoized,
+  decideRollup,
+  decideScheduled,
   decideTransition,
   keepsSchedulersDecision,
   planChanges,
@@ -330,5 +332,88 @@ describe('decideDownstream', () => {
     const decided = decideDownstream(waiting(), [upstream('SUCCEEDED')], [event], t1, null);
     expect(decided.changes).toEqual([]);
     expect(decided.run.blockedReason).toContain('r2 to emit RUN_STATUS_RUNNING');
+  });
+});
+
+describe('decideRollup', () => {
+  const parent = (status: RunStatus) => run(status, { rollup: true });
+  const counts = (entries: [RunStatus, number][]) => new Map(entries);
+  it('starts with its first running child, and not twice', () => {
+    expect(
+      decideRollup(
+        parent('CREATED'),
+        counts([
+          ['RUNNING', 1],
+          ['CREATED', 2],
+        ]),
+        null,
+      ),
+    ).toEqual([{ to: 'RUNNING', reason: 'CHILD_RUNNING', message: null }]);
+    expect(decideRollup(parent('RUNNING'), counts([['RUNNING', 2]]), null)).toEqual([]);
+  });
+  it('ends SUCCEEDED when every child is done and none failed; FAILED naming the child', () => {
+    expect(
+      decideRollup(
+        parent('RUNNING'),
+        counts([
+          ['SUCCEEDED', 2],
+          ['SKIPPED', 1],
+          ['STOPPED', 1],
+        ]),
+        null,
+      ),
+    ).toMatchObject([{ to: 'SUCCEEDED', reason: 'CHILDREN_SUCCEEDED' }]);
+    const failed = decideRollup(
+      parent('RUNNING'),
+      counts([
+        ['SUCCEEDED', 2],
+        ['UPSTREAM_FAILED', 1],
+      ]),
+      'c7',
+    );
+    expect(failed).toMatchObject([{ to: 'FAILED', reason: 'CHILD_FAILED' }]);
+    expect(failed[0]!.message).toContain('c7');
+    // Not while a child is not done.
+    expect(
+      decideRollup(
+        parent('RUNNING'),
+        counts([
+          ['SUCCEEDED', 2],
+          ['QUEUED', 1],
+        ]),
+        null,
+      ),
+    ).toEqual([]);
+  });
+  it('goes through RUNNING where the table has no direct move, and stops a stopping parent', () => {
+    expect(
+      decideRollup(parent('CREATED'), counts([['SKIPPED', 3]]), null).map((c) => c.to),
+    ).toEqual(['RUNNING', 'SUCCEEDED']);
+    expect(
+      decideRollup(
+        parent('STOPPING'),
+        counts([
+          ['STOPPED', 2],
+          ['SUCCEEDED', 1],
+        ]),
+        null,
+      ),
+    ).toMatchObject([{ to: 'STOPPED', reason: 'CHILDREN_STOPPED' }]);
+  });
+  it('leaves a parent without rollup, a done parent, and a parent without children alone', () => {
+    expect(decideRollup(run('RUNNING'), counts([['SUCCEEDED', 1]]), null)).toEqual([]);
+    expect(decideRollup(parent('SUCCEEDED'), counts([['FAILED', 1]]), null)).toEqual([]);
+    expect(decideRollup(parent('RUNNING'), counts([]), null)).toEqual([]);
+  });
+});
+
+describe('deadlineFor and decideScheduled (schedules)', () => {
+  it('a scheduled run waits ON_SCHEDULE and is due at its time, before any queue timeout', () => {
+    const scheduled = decideScheduled(run('CREATED'), t1);
+    expect(scheduled.run).toMatchObject({ status: 'ON_SCHEDULE', version: 4 });
+    expect(scheduled.change).toMatchObject({ to: 'ON_SCHEDULE', reason: 'SCHEDULED' });
+    const waiting = { ...scheduled.run, scheduledAt: t1, queueTimeout: 1 };
+    expect(deadlineFor(waiting, t0, 300)).toBeNull();
+    expect(deadlineFor(waiting, t1, 300)).toEqual({ to: 'QUEUED', reason: 'SCHEDULE_DUE' });
   });
 });
