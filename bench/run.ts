@@ -4,6 +4,7 @@ import { describeEnvironment, openCluster } from './lib/environment.js';
 import { renderScenario, type ScenarioReport } from './lib/report.js';
 import type { Scenario } from './lib/scenario.js';
 import { batches } from './scenarios/batches.js';
+import { counts } from './scenarios/counts.js';
 import { allEvents, fanout } from './scenarios/fanout.js';
 import { measurements } from './scenarios/measurements.js';
 import { queries } from './scenarios/queries.js';
@@ -23,6 +24,7 @@ const SCENARIOS: Scenario[] = [
   measurements,
   queries,
   startup,
+  counts,
 ];
 
 function parseArgs(argv: string[]) {

@@ -29,3 +29,12 @@ export function cpuMeter(pid: number) {
     return { cpuSeconds: cpu, share: cpu / wall };
   };
 }
+
+/**
+ * A process's main thread (for Node: the one running JavaScript): seconds on a CPU and seconds
+ * runnable but waiting for one (the run queue), so far. From /proc/<pid>/schedstat (Linux).
+ */
+export function schedSeconds(pid: number): { running: number; waiting: number } {
+  const [running, waiting] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ').map(Number);
+  return { running: running! / 1e9, waiting: waiting! / 1e9 };
+}
