@@ -371,6 +371,35 @@ describe('reading a pipeline live', () => {
   });
 });
 
+describe('scope', () => {
+  it("a token sees no upstream of another project in a run's dependencies", async () => {
+    const theirs = await create({ project: uniqueProject('dep-theirs') });
+    const project = uniqueProject('dep-mine');
+    const mine = await create({ project });
+    const step = await create({
+      project,
+      dependencies: [{ ref: theirs.id }, { ref: mine.id, when: ['SUCCEEDED', 'FAILED'] }],
+    });
+    const token = dataOf(
+      await a.gql<{ createApiToken: { token: string } }>(
+        `mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { token } }`,
+        { input: { name: uniqueProject('dep-reader'), role: 'READ', projects: [project] } },
+      ),
+    ).createApiToken.token;
+    const query = `query($id: ID!) { run(id: $id) { dependencies { run { id } when } } }`;
+    const asAdmin = dataOf(
+      await a.gql<{ run: { dependencies: unknown[] } }>(query, { id: step.id }),
+    );
+    expect(asAdmin.run.dependencies).toHaveLength(2);
+    const scoped = dataOf(
+      await a.gql<{ run: { dependencies: unknown[] } }>(query, { id: step.id }, { token }),
+    );
+    expect(scoped.run.dependencies).toEqual([
+      { run: { id: mine.id }, when: ['SUCCEEDED', 'FAILED'] },
+    ]);
+  });
+});
+
 describe('bad input: BAD_USER_INPUT naming the field, nothing written', () => {
   async function expectRefused(input: Record<string, unknown>, field: string, project: string) {
     const before = await totalOf(project);

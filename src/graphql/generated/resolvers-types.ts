@@ -106,7 +106,7 @@ export type Mutation = {
   heartbeat: Run;
   /** Stop a run: STOPPED if it was not handed to an executor yet, else STOPPING (a stop request). */
   stopRun: TransitionResult;
-  /** Retry a run: RETRYING with the next attempt (from FAILED or UNKNOWN, as the lifecycle allows). */
+  /** Retry a run: RETRYING with the next attempt, where the lifecycle allows it (from FAILED, UNKNOWN, WARNING or a running status). */
   retryRun: TransitionResult;
   /** Resume a run: RESUMING (from STOPPED, FAILED or SUSPENDED, as the lifecycle allows). */
   resumeRun: TransitionResult;

@@ -41,7 +41,13 @@ export const pipelineResolvers: Resolvers = {
       statusCounts(
         await countRuns(db, { statuses: null, projects: principal.projects, parentId: run.id }),
       ),
-    dependencies: (run, _, { db }) => listDependencies(db, run),
+    // An upstream outside the token's projects is left out, as Run.upstreams leaves it out.
+    dependencies: async (run, _, { db, loaders, principal }) => {
+      const dependencies = await listDependencies(db, run);
+      const runs = await loaders.runById.loadMany(dependencies.map((d) => d.upstreamId));
+      const shown = new Set(visible(principal, runs).map((r) => r.id));
+      return dependencies.filter((d) => shown.has(d.upstreamId));
+    },
   },
   RunConnection: {
     totalCount: (connection) => connection.totalCount(),
