@@ -6,7 +6,7 @@ import { ConnectionBadge } from './connection-badge.js';
 import { RunPage } from './run-page.js';
 import { RunsPage } from './runs-page.js';
 import { TokenForm } from './token-form.js';
-import type { StatusInfo } from './types.js';
+import { canWrite, type Role, type StatusInfo } from './types.js';
 
 const TOKEN_KEY = 'runstate.token';
 
@@ -28,6 +28,8 @@ function App() {
   /** +1 for each token submitted, so the same token pasted again is checked again. */
   const [submissions, setSubmissions] = useState(0);
   const [statuses, setStatuses] = useState<StatusInfo[]>([]);
+  /** What the token may do: the run page's buttons are for WRITE and ADMIN. */
+  const [role, setRole] = useState<Role | null>(null);
   const [route, setRoute] = useState(readRoute);
   const [live, setLive] = useState<LiveState>('connecting');
   const [client, setClient] = useState<Client | null>(null);
@@ -53,7 +55,7 @@ function App() {
   // Who am I? Without a working token (and with auth on), ask for one.
   useEffect(() => {
     let cancelled = false;
-    gql<{ lifecycle: { statuses: StatusInfo[] } }>(
+    gql<{ viewer: { role: Role }; lifecycle: { statuses: StatusInfo[] } }>(
       `{ viewer { role } lifecycle { statuses { status category color } } }`,
       {},
       token,
@@ -61,6 +63,7 @@ function App() {
       (data) => {
         if (cancelled) return;
         setStatuses(data.lifecycle.statuses);
+        setRole(data.viewer.role);
         setAuth('ok');
       },
       (error: unknown) => {
@@ -149,11 +152,13 @@ function App() {
         )}
         {auth === 'ok' && client && route.page === 'run' && (
           <RunPage
+            key={route.id}
             token={token}
             client={client}
             id={route.id}
             colors={colors}
             liveEpoch={liveEpoch}
+            mayWrite={canWrite(role)}
           />
         )}
       </main>

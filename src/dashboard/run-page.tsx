@@ -1,8 +1,12 @@
 import type { Client } from 'graphql-ws';
+import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql, subscribe } from './api.js';
 import { SeriesChart, type Point } from './chart.js';
 import { ago } from './format.js';
+import { PipelineGraph } from './pipeline-graph.js';
+import { RunActions } from './run-actions.js';
+import { labelOf, RunRelations, type RelatedRun } from './run-relations.js';
 import { NativeStatus, ProgressBar, StatusBadge } from './status-badge.js';
 
 interface RunDetail {
@@ -28,6 +32,16 @@ interface RunDetail {
   heartbeatAt: string | null;
   stopMessage: string | null;
   tags: string[];
+  /** Its name among its parent's children. */
+  op: string | null;
+  /** The run it is a step of (null also when the token cannot see it). */
+  parent: { id: string; name: string | null; op: string | null; project: string } | null;
+  /** When a scheduled run is queued (it waits ON_SCHEDULE until then). */
+  scheduledAt: string | null;
+  /** Why it is not ready, or why it failed upstream: names the runs and the rule. */
+  blockedReason: string | null;
+  isStoppable: boolean;
+  allowedTransitions: string[];
 }
 
 interface Change {
@@ -49,7 +63,14 @@ interface Measurement extends Point {
 }
 
 const DETAIL = `id project name status color category progress phase dialect nativeStatus attempt version
-  revision createdAt updatedAt startedAt finishedAt heartbeatAt stopMessage tags`;
+  revision createdAt updatedAt startedAt finishedAt heartbeatAt stopMessage tags op
+  parent { id name op project } scheduledAt blockedReason isStoppable allowedTransitions`;
+/**
+ * A run in a blocked reason: its id, and its name in parentheses when it has one (the server
+ * writes `<id> (<name>)`).
+ */
+const RUN_IN_REASON =
+  /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?: \(([^()]*)\))?/gi;
 const CHANGE = `cursor version from to nativeTo reason message actor at`;
 const POINT = `name value step at`;
 const MAX_PAGES = 10;
@@ -63,11 +84,19 @@ interface Props {
   colors: Map<string, string>;
   /** +1 each time the live connection is (back) up; null while it is down. */
   liveEpoch: number | null;
+  /** The token may stop, retry and resume runs: the page shows those buttons. */
+  mayWrite: boolean;
 }
 
-/** One run: its state, its status timeline and a chart per measurement series, all live. */
-export function RunPage({ token, client, id, colors, liveEpoch }: Props) {
+/**
+ * One run: its state, why it waits, its upstreams and downstreams, its steps as a graph, its
+ * status timeline and a chart per measurement series, all live; Stop, Retry and Resume for a
+ * token that may write.
+ */
+export function RunPage({ token, client, id, colors, liveEpoch, mayWrite }: Props) {
   const [run, setRun] = useState<RunDetail | null | undefined>(undefined);
+  /** Related runs as the relations list knows them: names for the ids in blockedReason. */
+  const [related, setRelated] = useState<ReadonlyMap<string, RelatedRun>>(new Map());
   const [history, setHistory] = useState<Change[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [reloads, setReloads] = useState(0);
@@ -183,6 +212,17 @@ export function RunPage({ token, client, id, colors, liveEpoch }: Props) {
     };
   }, [client, id, token, liveEpoch, reloads]);
 
+  /** The run read again (after an action: the page may have been behind it). */
+  const refresh = () =>
+    gql<{ run: RunDetail | null }>(
+      `query Run($id: ID!) { run(id: $id) { ${DETAIL} } }`,
+      { id },
+      token,
+    ).then(
+      (data) => data.run && setRun((current) => newer(current, data.run!)),
+      () => {},
+    );
+
   if (error)
     return (
       <p class="error" role="alert">
@@ -204,13 +244,52 @@ export function RunPage({ token, client, id, colors, liveEpoch }: Props) {
   return (
     <article class="run" aria-labelledby="run-title">
       <p class="crumbs">
-        <a href={`#/?project=${encodeURIComponent(run.project)}`}>{run.project}</a> /
+        <a href={`#/?project=${encodeURIComponent(run.project)}`}>{run.project}</a> /{' '}
+        {run.parent && (
+          <>
+            <a href={`#/runs/${run.parent.id}`} data-testid="parent">
+              {labelOf(run.parent)}
+            </a>{' '}
+            /
+          </>
+        )}
       </p>
       <h1 id="run-title">
-        {run.name ?? run.id} <StatusBadge status={run.status} color={run.color} />
+        {run.name ?? run.op ?? run.id} <StatusBadge status={run.status} color={run.color} />
         <NativeStatus dialect={run.dialect} native={run.nativeStatus} />
       </h1>
+      {mayWrite && <RunActions run={run} token={token} onSettled={() => void refresh()} />}
+      {run.blockedReason && (
+        <p class="blocked" data-testid="blocked-reason">
+          <strong>{run.category === 'DONE' ? 'Did not run: ' : 'Not ready: '}</strong>
+          {linkRuns(run.blockedReason, related)}
+        </p>
+      )}
       <dl class="facts">
+        {run.op != null && (
+          <div>
+            <dt>Step</dt>
+            <dd>
+              <code>{run.op}</code>
+              {run.parent && (
+                <>
+                  {' '}
+                  of <a href={`#/runs/${run.parent.id}`}>{labelOf(run.parent)}</a>
+                </>
+              )}
+            </dd>
+          </div>
+        )}
+        {run.scheduledAt && (
+          <div data-testid="scheduled-at">
+            <dt>Scheduled for</dt>
+            <dd>
+              <time dateTime={run.scheduledAt} title={run.scheduledAt}>
+                {new Date(run.scheduledAt).toLocaleString()} ({ago(run.scheduledAt)})
+              </time>
+            </dd>
+          </div>
+        )}
         <div>
           <dt>Progress</dt>
           <dd>
@@ -241,6 +320,24 @@ export function RunPage({ token, client, id, colors, liveEpoch }: Props) {
         </div>
       </dl>
       {run.stopMessage && <p class="stop-message">{run.stopMessage}</p>}
+
+      <RunRelations
+        token={token}
+        client={client}
+        id={run.id}
+        project={run.project}
+        liveEpoch={liveEpoch}
+        changeKey={`${run.version}|${run.blockedReason ?? ''}`}
+        onRuns={(runs) => setRelated(new Map(runs))}
+      />
+
+      <PipelineGraph
+        token={token}
+        client={client}
+        id={run.id}
+        colors={colors}
+        liveEpoch={liveEpoch}
+      />
 
       <section aria-labelledby="timeline-title">
         <h2 id="timeline-title">Status timeline</h2>
@@ -291,7 +388,30 @@ interface Page<T> {
 
 /** The later of two snapshots of the run (events and answers may cross). */
 function newer(current: RunDetail | null | undefined, next: RunDetail): RunDetail {
-  return current && current.revision > next.revision ? current : next;
+  return current && current.id === next.id && current.revision > next.revision ? current : next;
+}
+
+/**
+ * A blocked reason with each run in it as a link, named by its name (or op) rather than its id
+ * where the reason or the page knows it.
+ */
+function linkRuns(text: string, runs: ReadonlyMap<string, RelatedRun>) {
+  const parts: ComponentChildren[] = [];
+  let from = 0;
+  for (const match of text.matchAll(RUN_IN_REASON)) {
+    const [whole, id, name] = match as unknown as [string, string, string | undefined];
+    parts.push(text.slice(from, match.index));
+    from = match.index + whole.length;
+    const known = runs.get(id.toLowerCase());
+    const label = name ?? (known ? labelOf(known) : null);
+    parts.push(
+      <a key={from} href={`#/runs/${id}`} title={id}>
+        {label ?? <code>{id}</code>}
+      </a>,
+    );
+  }
+  parts.push(text.slice(from));
+  return parts;
 }
 
 function pointKey(p: Measurement): string {

@@ -1,9 +1,17 @@
 import type { Client } from 'graphql-ws';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql, subscribe } from './api.js';
+import { CountsBar } from './counts-bar.js';
 import { ago, shortId } from './format.js';
 import { NativeStatus, ProgressBar, StatusBadge } from './status-badge.js';
-import { RUN_SUMMARY, type RunSummary, type StatusInfo } from './types.js';
+import { sequence, throttle } from './throttle.js';
+import {
+  RUN_SUMMARY,
+  STATUS_COUNT,
+  type RunSummary,
+  type StatusCount,
+  type StatusInfo,
+} from './types.js';
 
 const PAGE = 50;
 /** The API's largest page: what a reload asks for at most, to show again what was shown. */
@@ -16,16 +24,37 @@ const FOLLOW_MAX = 100;
 /** The table's columns; each cell repeats its name as data-label for the phone layout. */
 const COLUMNS = ['Run', 'Project', 'Status', 'Progress', 'Updated'] as const;
 
-const RUNS_QUERY = `query Runs($filter: RunFilter, $first: Int, $after: String) {
+/** How often the counts per status are read again while changes stream in, at most. */
+const COUNTS_EVERY_MS = 500;
+
+/**
+ * A page of runs; with `$counts`, the counts per status for the whole filter too. `runs` comes
+ * first: its logCursor is read before the counts, so a change the counts miss streams after it.
+ */
+const RUNS_QUERY = `query Runs($filter: RunFilter, $first: Int, $after: String, $counts: Boolean!) {
   runs(filter: $filter, first: $first, after: $after) {
-    logCursor edges { node { ${RUN_SUMMARY} } } pageInfo { hasNextPage endCursor } } }`;
+    logCursor totalCount @include(if: $counts)
+    edges { node { ${RUN_SUMMARY} } } pageInfo { hasNextPage endCursor } }
+  runCounts(filter: $filter) @include(if: $counts) { ${STATUS_COUNT} } }`;
+
+const COUNTS_QUERY = `query Counts($filter: RunFilter) {
+  runs(filter: $filter, first: 1) { totalCount } runCounts(filter: $filter) { ${STATUS_COUNT} } }`;
 
 interface RunsPage {
   runs: {
     logCursor: string;
+    totalCount?: number;
     edges: { node: RunSummary }[];
     pageInfo: { hasNextPage: boolean; endCursor: string | null };
   };
+  runCounts?: StatusCount[];
+}
+
+interface Counts {
+  /** The filter they are for. */
+  key: string;
+  counts: StatusCount[];
+  total: number;
 }
 
 interface Props {
@@ -63,6 +92,8 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
   /** Where the next page starts, while there is one. */
   const [nextPage, setNextPage] = useState<string | null>(null);
   const [loadingMore, setLoadingMore] = useState(false);
+  /** Runs per status for the whole filter (not only the rows loaded), kept current. */
+  const [counts, setCounts] = useState<Counts | null>(null);
   const [, tick] = useState(0);
   const projectsSeen = useRef(new Set<string>());
   /** The newest snapshot seen of each run, shown or not: an older snapshot never wins. */
@@ -114,10 +145,29 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
     const loading = ++generation.current;
     setLoadingMore(false);
     const first = Math.min(MAX_PAGE, Math.max(PAGE * pages.current, again ? shown.current : 0));
-    gql<RunsPage>(RUNS_QUERY, { filter, first }, token).then(
+    // The counts are read again as changes arrive, at most every COUNTS_EVERY_MS; only the
+    // answer to the latest read is shown.
+    const reads = sequence();
+    const showCounts = (counts: StatusCount[], total: number) => setCounts({ key, counts, total });
+    const refreshCounts = throttle(() => {
+      const read = reads.next();
+      gql<{ runs: { totalCount: number }; runCounts: StatusCount[] }>(
+        COUNTS_QUERY,
+        { filter },
+        token,
+      ).then(
+        (data) =>
+          !cancelled && reads.isCurrent(read) && showCounts(data.runCounts, data.runs.totalCount),
+        // The rows stay live; the counts catch up with the next change.
+        () => {},
+      );
+    }, COUNTS_EVERY_MS);
+    const firstRead = reads.next();
+    gql<RunsPage>(RUNS_QUERY, { filter, first, counts: true }, token).then(
       (data) => {
         if (cancelled || loading !== generation.current) return;
         const page = data.runs.edges.map((e) => e.node);
+        if (reads.isCurrent(firstRead)) showCounts(data.runCounts ?? [], data.runs.totalCount ?? 0);
         loadedFor.current = key;
         latest.current = new Map(page.map((r) => [r.id, r]));
         const { hasNextPage, endCursor } = data.runs.pageInfo;
@@ -132,6 +182,7 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
             statusChanged(filter: $filter, after: $after) { run { ${RUN_SUMMARY} } } }`,
           { filter: project ? { projects: [project] } : {}, after: data.runs.logCursor },
           ({ statusChanged: { run } }) => {
+            refreshCounts();
             if (!apply(run)) return;
             // Highlight the changed row for a moment (rows keep their identity, and so focus).
             setFlashing((f) => new Set(f).add(run.id));
@@ -153,6 +204,7 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
     );
     return () => {
       cancelled = true;
+      refreshCounts.cancel();
       stop();
     };
   }, [client, token, project, status, liveEpoch, reloads]);
@@ -167,7 +219,7 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
     if (nextPage == null || loadingMore || loadedFor.current !== key) return;
     const loading = generation.current;
     setLoadingMore(true);
-    gql<RunsPage>(RUNS_QUERY, { filter, first: PAGE, after: nextPage }, token).then(
+    gql<RunsPage>(RUNS_QUERY, { filter, first: PAGE, after: nextPage, counts: false }, token).then(
       (data) => {
         if (loading !== generation.current) return;
         const page = data.runs.edges.map((e) => e.node);
@@ -239,10 +291,25 @@ export function RunsPage({ token, client, statuses, params, liveEpoch }: Props) 
   }, [client, status, liveEpoch]);
 
   for (const run of runs ?? []) projectsSeen.current.add(run.project);
+  const colors = new Map(statuses.map((s) => [s.status, s.color]));
+  const current = counts != null && counts.key === runFilter(project, status).key ? counts : null;
 
   return (
     <section aria-labelledby="runs-title">
       <h1 id="runs-title">Runs</h1>
+      {current != null && (current.total > 0 || status !== '') && (
+        <CountsBar
+          counts={current.counts}
+          total={current.total}
+          colors={colors}
+          label={project ? `Runs of ${project} by status` : 'Runs by status'}
+          hrefFor={(s) => {
+            const next = new URLSearchParams(params);
+            next.set('status', s);
+            return `#/?${next.toString()}`;
+          }}
+        />
+      )}
       <form
         class="filters"
         role="search"
@@ -329,7 +396,7 @@ await run.start();`}</code>
                 class={flashing.has(run.id) ? 'flash' : undefined}
               >
                 <td role="cell" data-label="Run">
-                  <a href={`#/runs/${run.id}`}>{run.name ?? shortId(run.id)}</a>
+                  <a href={`#/runs/${run.id}`}>{run.name ?? run.op ?? shortId(run.id)}</a>
                 </td>
                 <td role="cell" data-label="Project">
                   {run.project}

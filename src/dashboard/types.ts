@@ -2,6 +2,8 @@ export interface RunSummary {
   id: string;
   project: string;
   name: string | null;
+  /** Its name among its parent's children (a pipeline's step). */
+  op: string | null;
   status: string;
   category: string;
   color: string;
@@ -18,7 +20,7 @@ export interface RunSummary {
   updatedAt: string;
 }
 
-export const RUN_SUMMARY = `id project name status category color progress phase isDone dialect nativeStatus revision createdAt updatedAt`;
+export const RUN_SUMMARY = `id project name op status category color progress phase isDone dialect nativeStatus revision createdAt updatedAt`;
 
 export interface StatusInfo {
   status: string;
@@ -40,4 +42,21 @@ const DIALECT_NAMES: Record<string, string> = {
 /** "Parsl" for PARSL; a dialect the page does not know yet reads as the API spells it. */
 export function dialectName(dialect: string): string {
   return DIALECT_NAMES[dialect] ?? dialect;
+}
+
+/** How many runs are in one status (`runCounts`, `childCounts`: zero counts left out). */
+export interface StatusCount {
+  status: string;
+  category: string;
+  count: number;
+}
+
+export const STATUS_COUNT = `status category count`;
+
+/** What a token may do (`viewer { role }`): each role may do everything the ones before it may. */
+export type Role = 'READ' | 'WRITE' | 'ADMIN';
+
+/** Whether a role may stop, retry and resume runs (every run mutation needs WRITE). */
+export function canWrite(role: Role | null): boolean {
+  return role === 'WRITE' || role === 'ADMIN';
 }

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFlakyProxy } from '../support/flaky-proxy.js';
 import { createRun, transitionRun } from '../support/operations.js';
@@ -16,6 +16,9 @@ const SHOTS = new URL('../../test-results/', import.meta.url).pathname;
 /** The lifecycle's colors as the browser reports them. */
 const CREATED_COLOR = 'rgb(72, 85, 99)'; // #485563
 const RUNNING_COLOR = 'rgb(46, 119, 170)'; // #2e77aa
+const STOPPING_COLOR = 'rgb(170, 158, 74)'; // #aa9e4a
+const SUCCEEDED_COLOR = 'rgb(26, 170, 85)'; // #1aaa55
+const UPSTREAM_FAILED_COLOR = 'rgb(170, 49, 15)'; // #aa310f
 
 describe('the dashboard in a real browser', () => {
   let server: TestServer;
@@ -43,9 +46,12 @@ describe('the dashboard in a real browser', () => {
   async function openPage(
     viewport: { width: number; height: number },
     hash: string,
+    /** Set up the context before the page loads (routes, say). */
+    prepare: (context: BrowserContext) => Promise<void> = async () => {},
   ): Promise<Page> {
     problems.length = 0; // each test answers for its own page
     const context = await browser.newContext({ viewport });
+    await prepare(context);
     const page = await context.newPage();
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
@@ -60,13 +66,25 @@ describe('the dashboard in a real browser', () => {
     return page;
   }
 
-  async function signIn(page: Page): Promise<void> {
-    await page.getByLabel('API token').fill(TEST_ADMIN_TOKEN);
+  async function signIn(page: Page, token = TEST_ADMIN_TOKEN): Promise<void> {
+    await page.getByLabel('API token').fill(token);
     await page.getByRole('button', { name: 'Open the dashboard' }).click();
     await expect.poll(() => page.locator('.connection').getAttribute('data-state')).toBe('live');
   }
 
   const badge = (page: Page, runId: string) => page.locator(`tr[data-run-id="${runId}"] .status`);
+  const backgroundOf = (locator: ReturnType<Page['locator']>) =>
+    locator.evaluate((el) => getComputedStyle(el).backgroundColor);
+
+  /** A token with this role, for the dashboard to sign in with. */
+  async function tokenFor(role: 'READ' | 'WRITE'): Promise<string> {
+    const created = await server.gql<{ createApiToken: { token: string } }>(
+      `mutation($name: String!, $role: ApiRole!) {
+        createApiToken(input: { name: $name, role: $role }) { token } }`,
+      { name: uniqueProject(role.toLowerCase()), role },
+    );
+    return created.data!.createApiToken.token;
+  }
 
   it('asks for a token; a run created and moved through the API appears and changes color live; its page charts its measurements', async () => {
     const project = uniqueProject('e2e');
@@ -360,6 +378,244 @@ describe('the dashboard in a real browser', () => {
     const box = await badge(page, run.id).boundingBox();
     expect(box!.x + box!.width).toBeLessThanOrEqual(390);
     await page.screenshot({ path: `${SHOTS}dashboard-phone.png`, fullPage: true });
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
+  it("shows a pipeline's steps as a graph: a box per step in its status color, edges labelled with their condition, all live", async () => {
+    const project = uniqueProject('pipeline');
+    const parent = await createRun(server, { project, name: 'nightly', rollup: true });
+    const step = (op: string, dependencies?: unknown[]) =>
+      createRun(server, { project, parentId: parent.id, op, dependencies });
+    const a = await step('a');
+    const b = await step('b', [{ ref: 'ops.a', when: ['SUCCEEDED'] }]);
+    const c = await step('c', [{ ref: 'ops.a', when: ['FAILED', 'UPSTREAM_FAILED'] }]);
+    const page = await openPage({ width: 1280, height: 800 }, `#/runs/${parent.id}`);
+    await signIn(page);
+    const boxes = page.locator('.graph .step');
+    const box = (runId: string) => page.locator(`.graph .step[data-run-id="${runId}"]`);
+    const edge = (from: string, to: string) =>
+      page.locator(`.graph .edge[data-from="${from}"][data-to="${to}"]`);
+    const stepCount = (status: string) =>
+      page.locator(`.pipeline .counts li[data-status="${status}"] .counts-count`).textContent();
+    await expect.poll(() => boxes.count()).toBe(3);
+    expect(await edge('a', 'b').locator('.edge-label').textContent()).toBe('SUCCEEDED');
+    expect(await edge('a', 'c').locator('.edge-label').textContent()).toBe(
+      'FAILED | UPSTREAM_FAILED',
+    );
+    expect(await page.locator('.graph .edge').count()).toBe(2);
+    expect(await backgroundOf(box(a.id))).toBe(CREATED_COLOR);
+    expect(await stepCount('CREATED')).toBe('3');
+    // Each box is a link to its step, named by its op, status and what it waits for.
+    const link = page.getByRole('link', { name: 'b, CREATED, waits for a to be SUCCEEDED' });
+    expect(await link.getAttribute('href')).toBe(`#/runs/${b.id}`);
+    // Set on the page once: still there at the end, so nothing below reloaded it.
+    await page.evaluate(() => ((window as unknown as { loaded: boolean }).loaded = true));
+
+    // A step starts: its box turns blue live, the parent rolls up to RUNNING, the counts follow.
+    await transitionRun(server, { id: a.id, to: 'RUNNING' });
+    await expect.poll(() => box(a.id).getAttribute('data-status')).toBe('RUNNING');
+    await expect.poll(() => backgroundOf(box(a.id))).toBe(RUNNING_COLOR);
+    expect(await box(a.id).textContent()).toContain('RUNNING');
+    await expect.poll(() => page.locator('h1#run-title .status').textContent()).toBe('RUNNING');
+    await expect.poll(() => stepCount('RUNNING')).toBe('1');
+    expect(await stepCount('CREATED')).toBe('2');
+
+    // It succeeds: b's condition holds (b is queued), c's never will (c fails upstream).
+    await transitionRun(server, { id: a.id, to: 'SUCCEEDED' });
+    await expect.poll(() => box(b.id).getAttribute('data-status')).toBe('QUEUED');
+    await expect.poll(() => box(c.id).getAttribute('data-status')).toBe('UPSTREAM_FAILED');
+    await expect.poll(() => backgroundOf(box(a.id))).toBe(SUCCEEDED_COLOR);
+    await expect.poll(() => backgroundOf(box(c.id))).toBe(UPSTREAM_FAILED_COLOR);
+    expect(await edge('a', 'b').getAttribute('data-state')).toBe('met');
+    expect(await edge('a', 'c').getAttribute('data-state')).toBe('unmet');
+
+    // A step added while the page is open joins the graph, right of its upstream.
+    const d = await step('d', [{ ref: 'ops.b' }]);
+    await expect.poll(() => boxes.count()).toBe(4);
+    expect(await edge('b', 'd').locator('.edge-label').textContent()).toBe('SUCCEEDED');
+    const [bBox, dBox] = [await box(b.id).boundingBox(), await box(d.id).boundingBox()];
+    expect(dBox!.x).toBeGreaterThan(bBox!.x + bBox!.width);
+    await page.screenshot({ path: `${SHOTS}dashboard-pipeline.png`, fullPage: true });
+
+    // A box leads to its step's page, which names its parent and its op.
+    await box(b.id).click();
+    await expect.poll(() => page.locator('h1#run-title').textContent()).toContain('b');
+    expect(await page.getByTestId('parent').textContent()).toBe('nightly');
+    expect(await page.locator('.facts').textContent()).toContain('Stepb of nightly');
+    expect(await page.evaluate(() => (window as unknown as { loaded?: boolean }).loaded)).toBe(
+      true,
+    );
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
+  it('shows the runs per status of the current filter above the table, with their total, kept current', async () => {
+    const project = uniqueProject('counts');
+    const runs = [];
+    for (const name of ['one', 'two', 'three'])
+      runs.push(await createRun(server, { project, name }));
+    await transitionRun(server, { id: runs[1]!.id, to: 'RUNNING' });
+    await transitionRun(server, { id: runs[2]!.id, to: 'RUNNING' });
+    await transitionRun(server, { id: runs[2]!.id, to: 'SUCCEEDED' });
+    const page = await openPage({ width: 1280, height: 800 }, `#/?project=${project}`);
+    await signIn(page);
+    const counts = page.locator('.counts');
+    const count = (status: string) =>
+      counts.locator(`li[data-status="${status}"] .counts-count`).textContent();
+    const shown = () =>
+      counts
+        .locator('li[data-status]')
+        .evaluateAll((li) =>
+          li.map((l) => `${l.dataset['status']} ${l.querySelector('.counts-count')?.textContent}`),
+        );
+    await expect.poll(() => counts.getByTestId('total').textContent()).toBe('3');
+    expect(await shown()).toEqual(['CREATED 1', 'RUNNING 1', 'SUCCEEDED 1']);
+    expect(await counts.getAttribute('aria-label')).toBe(`Runs of ${project} by status`);
+    expect(await backgroundOf(counts.locator('.counts-segment[data-status="RUNNING"]'))).toBe(
+      RUNNING_COLOR,
+    );
+
+    // Live: a new run, and a run moving on.
+    await createRun(server, { project, name: 'four' });
+    await expect.poll(() => counts.getByTestId('total').textContent()).toBe('4');
+    await expect.poll(() => count('CREATED')).toBe('2');
+    await transitionRun(server, { id: runs[0]!.id, to: 'RUNNING' });
+    await expect.poll(shown).toEqual(['CREATED 1', 'RUNNING 2', 'SUCCEEDED 1']);
+
+    // A status's count leads to the runs in it: the counts are the filter's.
+    await counts.getByRole('link', { name: 'RUNNING 2' }).click();
+    await expect.poll(() => page.locator('table.runs tbody tr').count()).toBe(2);
+    await expect.poll(shown).toEqual(['RUNNING 2']);
+    expect(await counts.getByTestId('total').textContent()).toBe('2');
+    await transitionRun(server, { id: runs[0]!.id, to: 'SUCCEEDED' });
+    await expect.poll(shown).toEqual(['RUNNING 1']);
+    expect(await counts.getByTestId('total').textContent()).toBe('1');
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
+  it("shows what a waiting run waits for: its upstreams with their conditions and its blockedReason, live; a scheduled run's time", async () => {
+    const project = uniqueProject('waiting');
+    const upstream = await createRun(server, { project, name: 'prepare' });
+    const waiting = await createRun(server, {
+      project,
+      name: 'train',
+      dependencies: [{ ref: upstream.id }],
+    });
+    const page = await openPage({ width: 1280, height: 800 }, `#/runs/${waiting.id}`);
+    await signIn(page);
+    const upstreamItem = page.getByTestId('upstreams').locator(`li[data-run-id="${upstream.id}"]`);
+    const reason = page.getByTestId('blocked-reason');
+    await expect.poll(() => upstreamItem.textContent()).toBe('prepare CREATED needs SUCCEEDED');
+    expect(await upstreamItem.getByRole('link').getAttribute('href')).toBe(`#/runs/${upstream.id}`);
+    await expect
+      .poll(() => reason.textContent())
+      .toBe('Not ready: waiting for prepare to be SUCCEEDED (it is CREATED)');
+    expect(await reason.getByRole('link', { name: 'prepare' }).getAttribute('href')).toBe(
+      `#/runs/${upstream.id}`,
+    );
+    expect(await page.locator('h1#run-title .status').textContent()).toBe('CREATED');
+
+    // The upstream moves on: the list and the reason follow.
+    await transitionRun(server, { id: upstream.id, to: 'RUNNING' });
+    await expect.poll(() => upstreamItem.locator('.status').textContent()).toBe('RUNNING');
+    await expect.poll(() => reason.textContent()).toContain('(it is RUNNING)');
+    await transitionRun(server, { id: upstream.id, to: 'SUCCEEDED' });
+    await expect.poll(() => page.locator('h1#run-title .status').textContent()).toBe('QUEUED');
+    await expect.poll(() => reason.count()).toBe(0);
+    await expect
+      .poll(() => upstreamItem.locator('.condition').getAttribute('data-state'))
+      .toBe('met');
+
+    // The upstream's page lists the run waiting for it.
+    await upstreamItem.getByRole('link').click();
+    await expect.poll(() => page.locator('h1#run-title').textContent()).toContain('prepare');
+    const downstream = page.getByTestId('downstreams').locator(`li[data-run-id="${waiting.id}"]`);
+    await expect.poll(() => downstream.textContent()).toBe('train QUEUED');
+
+    // A scheduled run says when it starts.
+    const at = new Date(Date.now() + 2 * 3_600_000);
+    const scheduled = await createRun(server, {
+      project,
+      name: 'later',
+      scheduledAt: at.toISOString(),
+    });
+    await page.evaluate((id) => (location.hash = `#/runs/${id}`), scheduled.id);
+    await expect.poll(() => page.locator('h1#run-title .status').textContent()).toBe('ON_SCHEDULE');
+    const when = page.getByTestId('scheduled-at').locator('time');
+    expect(new Date((await when.getAttribute('datetime'))!).getTime()).toBe(at.getTime());
+    expect(await when.textContent()).toContain('in 2 hours');
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
+  it('offers Stop, Retry and Resume to a token that may write, as the lifecycle allows; a refusal is shown as the server typed it; a READ token sees no buttons', async () => {
+    const project = uniqueProject('actions');
+    const run = await createRun(server, { project, name: 'long-job' });
+    await transitionRun(server, { id: run.id, to: 'RUNNING' });
+    const buttons = (page: Page) => page.getByRole('button', { name: /^(Stop|Retry|Resume)$/ });
+    const heading = (page: Page) => page.locator('h1#run-title .status');
+
+    // A READ token may look, not act: no buttons at all.
+    const reader = await openPage({ width: 1280, height: 800 }, `#/runs/${run.id}`);
+    await signIn(reader, await tokenFor('READ'));
+    await expect.poll(() => heading(reader).textContent()).toBe('RUNNING');
+    expect(await buttons(reader).count()).toBe(0);
+    expect(problems).toEqual([]);
+    await reader.context().close();
+
+    // A WRITE token, through a socket the test can hold back (the page then lags the run).
+    let holding = false;
+    const held: (() => void)[] = [];
+    const page = await openPage({ width: 1280, height: 800 }, `#/runs/${run.id}`, (context) =>
+      context.routeWebSocket(/\/graphql$/, (socket) => {
+        const upstream = socket.connectToServer();
+        upstream.onMessage((message) => {
+          if (holding) held.push(() => socket.send(message));
+          else socket.send(message);
+        });
+      }),
+    );
+    await signIn(page, await tokenFor('WRITE'));
+    const button = (name: string) => page.getByRole('button', { name, exact: true });
+    const timeline = () =>
+      page.locator('.timeline li').evaluateAll((li) => li.map((l) => l.dataset['status']));
+    await expect.poll(() => heading(page).textContent()).toBe('RUNNING');
+    expect(await button('Stop').isEnabled()).toBe(true);
+    expect(await button('Resume').isEnabled()).toBe(false); // RUNNING cannot go to RESUMING
+
+    await button('Stop').click();
+    await expect.poll(() => heading(page).textContent()).toBe('STOPPING');
+    expect(await backgroundOf(heading(page))).toBe(STOPPING_COLOR);
+    await expect.poll(timeline).toEqual(['CREATED', 'RUNNING', 'STOPPING']);
+    await expect.poll(() => button('Stop').isEnabled()).toBe(false);
+    expect(await page.getByRole('alert').count()).toBe(0);
+
+    // The worker confirms the stop: the run may be resumed.
+    await transitionRun(server, { id: run.id, to: 'STOPPED' });
+    await expect.poll(() => button('Resume').isEnabled()).toBe(true);
+    expect(await button('Retry').isEnabled()).toBe(false); // STOPPED cannot go to RETRYING
+
+    // Someone else resumes it and it runs again, while the page does not hear of it yet: its
+    // Resume is refused by the server, and the refusal is shown as typed.
+    holding = true;
+    await server.gql(`mutation($id: ID!) { resumeRun(id: $id) { __typename } }`, { id: run.id });
+    await transitionRun(server, { id: run.id, to: 'RUNNING' });
+    expect(await heading(page).textContent()).toBe('STOPPED');
+    await button('Resume').click();
+    const alert = page.getByRole('alert');
+    await expect.poll(() => alert.textContent()).toContain('cannot go from RUNNING to RESUMING');
+    // The page reads the run again after the answer: it shows where the run really is.
+    await expect.poll(() => heading(page).textContent()).toBe('RUNNING');
+    expect(await button('Resume').isEnabled()).toBe(false);
+    holding = false;
+    for (const send of held.splice(0)) send();
+    await expect
+      .poll(timeline)
+      .toEqual(['CREATED', 'RUNNING', 'STOPPING', 'STOPPED', 'RESUMING', 'RUNNING']);
+    expect(await alert.textContent()).toContain('cannot go from RUNNING to RESUMING');
+    await page.screenshot({ path: `${SHOTS}dashboard-actions.png` });
     expect(problems).toEqual([]);
     await page.context().close();
   });
