@@ -62,3 +62,31 @@ export function progressBar(progress: number | null, width = 10): string {
   const filled = Math.round(Math.min(1, Math.max(0, progress)) * width);
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(Math.round(progress * 100)).padStart(3)}%`;
 }
+
+/** `label  value` lines, labels padded to the longest; rows without a value are left out. */
+export function formatFields(rows: [label: string, value: string | null | undefined][]): string {
+  const shown = rows.filter((row): row is [string, string] => row[1] != null && row[1] !== '');
+  const width = Math.max(0, ...shown.map(([label]) => label.length));
+  return shown.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
+}
+
+/** An upstream condition as `show` prints it. */
+export interface Condition {
+  /** The upstream: its op when it has one, else its id. */
+  upstream: string;
+  when: string[];
+  isSatisfied: boolean;
+  canStillBeSatisfied: boolean;
+}
+
+/**
+ * `train=SUCCEEDED (met)`, `heat=SUCCEEDED|FAILED (waiting)`, `train=FAILED (never)`: the
+ * upstream, the statuses that satisfy the condition, and whether it holds now, may still, or
+ * never will.
+ */
+export function formatCondition(style: Style, condition: Condition): string {
+  const state = condition.isSatisfied ? 'met' : condition.canStillBeSatisfied ? 'waiting' : 'never';
+  const when = condition.when.map((status) => style.status(status)).join('|');
+  const text = `(${state})`;
+  return `${printable(condition.upstream)}=${when} ${state === 'waiting' ? style.dim(text) : style.bold(text)}`;
+}

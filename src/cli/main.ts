@@ -10,7 +10,16 @@ import {
   type Dialect,
 } from '../lifecycle/dialects.js';
 import { isRunStatus, RUN_STATUSES } from '../lifecycle/lifecycle.js';
-import { createStyle, formatTable, printable, progressBar, type Style } from './format.js';
+import {
+  createStyle,
+  formatCondition,
+  formatFields,
+  formatTable,
+  printable,
+  progressBar,
+  type Condition,
+  type Style,
+} from './format.js';
 
 const USAGE = `runstate: the run-status service and its command line
 
@@ -19,10 +28,14 @@ Usage:
   runstate migrate                    apply pending database migrations and exit
   runstate runs [options]             list runs as a table
       --project P  --status S[,S]  --first N (default 20)  --all (every page, N per page)
+      --parent ID                     the steps of run ID (a pipeline's), oldest first, by op name
       --dialect D                     statuses in a system's own names (perceval: SUCCESS)
       --predicate P                   only runs in the dialect's status set P (with --dialect)
+  runstate show ID                    one run: its status, op, parent, progress, times, why it
+                                      waits; its steps with their upstream conditions and
+                                      counts per status; its status history
   runstate watch [options]            print status changes as they happen
-      --project P  --run ID  --status S[,S]  --after CURSOR
+      --project P  --run ID  --parent ID (its steps' changes)  --status S[,S]  --after CURSOR
       --dialect D  --predicate P      each new status in D's names; only changes into P
   runstate token create --name N --role READ|WRITE|ADMIN [--project P ...]
                                       create an API token (ADMIN); prints its secret once
@@ -79,6 +92,7 @@ async function main(argv: string[]): Promise<number> {
       role: { type: 'string' },
       dialect: { type: 'string' },
       predicate: { type: 'string' },
+      parent: { type: 'string' },
     },
   });
   const client = createRunstateClient({ url: values.url!, token: values.token });
@@ -86,6 +100,7 @@ async function main(argv: string[]): Promise<number> {
   const dialect = values.dialect != null ? parseDialect(values.dialect) : undefined;
   const predicate =
     values.predicate != null ? parsePredicate(dialect, values.predicate) : undefined;
+  const parentId = values.parent != null ? parseRunId('--parent', values.parent) : undefined;
   switch (command) {
     case 'runs':
       return listRuns(client, io, {
@@ -93,12 +108,17 @@ async function main(argv: string[]): Promise<number> {
         statuses,
         predicate,
         dialect,
+        parentId,
         first: values.first ? parsePageSize(values.first) : values.all ? 500 : 20,
         all: values.all!,
       });
+    case 'show':
+      if (positionals.length !== 1)
+        throw new UsageError('usage: runstate show ID (the id of one run)');
+      return showRun(client, io, parseRunId('show', positionals[0]!));
     case 'watch':
       return watch(client, io, {
-        filter: { projects: values.project, runIds: values.run, statuses, predicate },
+        filter: { projects: values.project, runIds: values.run, statuses, predicate, parentId },
         after: values.after,
         dialect,
       });
@@ -122,6 +142,15 @@ function parsePageSize(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 500) throw new UsageError('--first takes 1 to 500');
   return n;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A run id (a UUID, as `runstate runs` shows them; `runs.<uuid>` too). */
+function parseRunId(what: string, text: string): string {
+  const id = text.trim().replace(/^runs\./, '');
+  if (UUID.test(id)) return id.toLowerCase();
+  throw new UsageError(`${what}: "${printable(text)}" is not a run id (a UUID)`);
 }
 
 function parseStatuses(text: string): string[] {
@@ -189,6 +218,8 @@ async function listRuns(
     statuses?: string[];
     predicate?: PredicateFilter;
     dialect?: Dialect;
+    /** The steps of this run, in creation order, with an OP column instead of PROJECT. */
+    parentId?: string;
     first: number;
     all: boolean;
   },
@@ -197,30 +228,44 @@ async function listRuns(
     project: options.project,
     statuses: options.statuses,
     predicate: options.predicate,
+    parentId: options.parentId,
   };
+  const steps = options.parentId != null;
   const runs: Run[] = [];
   let after: string | null = null;
+  let total: number | undefined;
   for (;;) {
     const page = await client.listRuns(filter, {
       first: options.first,
       after,
       dialect: options.dialect,
+      // A pipeline's steps in the order they were made (each after the ops it refers to).
+      orderBy: steps ? { field: 'CREATED_AT', direction: 'ASC' } : null,
+      // How many there are in all, when a page shows only some (asked once).
+      totalCount: steps && after == null,
     });
     runs.push(...page.runs);
-    if (!options.all || !page.hasNextPage) break;
+    total ??= page.totalCount;
+    if (!page.hasNextPage) break;
+    if (!options.all) {
+      if (total != null) io.err(`showing ${runs.length} of ${total} steps (--all for every one)`);
+      break;
+    }
     after = page.endCursor;
     io.err(`fetched ${runs.length} runs…`);
   }
   if (runs.length === 0) {
-    io.err('no runs match');
+    if (options.parentId != null && !(await runExists(client, options.parentId)))
+      throw new Error(`no run ${options.parentId}`);
+    io.err(steps ? `run ${options.parentId} has no steps that match` : 'no runs match');
     return 0;
   }
   io.out(
     formatTable(
-      ['ID', 'PROJECT', 'NAME', 'STATUS', 'PROGRESS', 'UPDATED'],
+      ['ID', steps ? 'OP' : 'PROJECT', 'NAME', 'STATUS', 'PROGRESS', 'UPDATED'],
       runs.map((run) => [
         run.id,
-        printable(run.project),
+        printable((steps ? run.op : run.project) ?? ''),
         printable(run.name ?? ''),
         // A native name takes the color of the runstate status it stands for.
         io.style.status(run.status, options.dialect ? printable(run.nativeStatus) : undefined),
@@ -229,6 +274,208 @@ async function listRuns(
       ]),
     ),
   );
+  return 0;
+}
+
+async function runExists(client: RunstateClient, id: string): Promise<boolean> {
+  const data = await client.request<{ run: { id: string } | null }>(
+    `query Exists($id: ID!) { run(id: $id) { id } }`,
+    { id },
+    { repeatable: true },
+  );
+  return data.run != null;
+}
+
+interface DependencyView {
+  run: { id: string; op: string | null };
+  when: string[];
+  isSatisfied: boolean;
+  canStillBeSatisfied: boolean;
+}
+
+interface HistoryView {
+  at: string;
+  from: string | null;
+  to: string;
+  reason: string | null;
+  message: string | null;
+}
+
+interface HistoryPage {
+  edges: { node: HistoryView }[];
+  pageInfo: { endCursor: string | null; hasNextPage: boolean };
+}
+
+interface ShowView {
+  id: string;
+  project: string;
+  name: string | null;
+  status: string;
+  nativeStatus: string;
+  dialect: string;
+  op: string | null;
+  rollup: boolean;
+  attempt: number;
+  progress: number | null;
+  phase: string | null;
+  blockedReason: string | null;
+  stopMessage: string | null;
+  scheduledAt: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  parent: { id: string; op: string | null; name: string | null } | null;
+  dependencies: DependencyView[];
+  childCounts: { status: string; count: number }[];
+  children: {
+    totalCount: number;
+    edges: {
+      node: {
+        id: string;
+        op: string | null;
+        name: string | null;
+        status: string;
+        nativeStatus: string;
+        dialect: string;
+        progress: number | null;
+        dependencies: DependencyView[];
+      };
+    }[];
+  };
+  statusHistory: HistoryPage;
+}
+
+/** Steps `show` lists; more are counted, and `runs --parent ID --all` lists them all. */
+const SHOWN_STEPS = 100;
+/** History changes per request; `show` pages through at most HISTORY_PAGES of them. */
+const HISTORY_PAGE = 200;
+const HISTORY_PAGES = 10;
+
+const DEPENDENCY_FIELDS = 'dependencies { run { id op } when isSatisfied canStillBeSatisfied }';
+const HISTORY_FIELDS =
+  'edges { node { at from to reason message } } pageInfo { endCursor hasNextPage }';
+
+/** `runstate show ID`: the run, its steps with their conditions, its status history. */
+async function showRun(client: RunstateClient, io: Io, id: string): Promise<number> {
+  const data = await client.request<{ run: ShowView | null }>(
+    `query Show($id: ID!) { run(id: $id) {
+      id project name status nativeStatus dialect op rollup attempt progress phase blockedReason
+      stopMessage scheduledAt createdAt startedAt finishedAt
+      parent { id op name } ${DEPENDENCY_FIELDS} childCounts { status count }
+      children(first: ${SHOWN_STEPS}, orderBy: { field: CREATED_AT, direction: ASC }) {
+        totalCount edges { node { id op name status nativeStatus dialect progress
+          ${DEPENDENCY_FIELDS} } } }
+      statusHistory(first: ${HISTORY_PAGE}) { ${HISTORY_FIELDS} } } }`,
+    { id },
+    { repeatable: true },
+  );
+  const run = data.run;
+  if (!run) throw new Error(`no run ${id}`);
+  const { style } = io;
+  const history = run.statusHistory.edges.map((e) => e.node);
+  let page = run.statusHistory.pageInfo;
+  for (let n = 1; page.hasNextPage && n < HISTORY_PAGES; n++) {
+    const more = await client.request<{ run: { statusHistory: HistoryPage } | null }>(
+      `query History($id: ID!, $after: String) { run(id: $id) {
+        statusHistory(first: ${HISTORY_PAGE}, after: $after) { ${HISTORY_FIELDS} } } }`,
+      { id, after: page.endCursor },
+      { repeatable: true },
+    );
+    if (!more.run) break;
+    history.push(...more.run.statusHistory.edges.map((e) => e.node));
+    page = more.run.statusHistory.pageInfo;
+  }
+
+  const upstreams = (dependencies: DependencyView[]) =>
+    dependencies
+      .map((d) =>
+        formatCondition(style, {
+          upstream: d.run.op ?? d.run.id,
+          when: d.when,
+          isSatisfied: d.isSatisfied,
+          canStillBeSatisfied: d.canStillBeSatisfied,
+        } satisfies Condition),
+      )
+      .join(', ');
+  const status = (r: { status: string; nativeStatus: string; dialect: string }) =>
+    style.status(r.status) +
+    (r.dialect === 'RUNSTATE'
+      ? ''
+      : `  ${style.status(r.status, printable(r.nativeStatus))} ${style.dim(`(${r.dialect.toLowerCase()})`)}`);
+  const parent = run.parent;
+  const progress = [progressBar(run.progress), printable(run.phase ?? '')].filter(Boolean);
+  const stepCount = run.childCounts.reduce((sum, c) => sum + c.count, 0);
+
+  io.out(
+    formatFields([
+      ['run', run.id],
+      ['project', printable(run.project)],
+      ['name', run.name == null ? null : printable(run.name)],
+      ['status', status(run) + (run.attempt > 1 ? style.dim(`  attempt ${run.attempt}`) : '')],
+      ['op', run.op == null ? null : printable(run.op)],
+      [
+        'parent',
+        parent &&
+          `${parent.id}${(parent.op ?? parent.name) ? `  ${printable(parent.op ?? parent.name ?? '')}` : ''}`,
+      ],
+      ['rollup', run.rollup ? 'yes: its status follows its steps' : null],
+      ['progress', progress.join('  ')],
+      ['upstream', upstreams(run.dependencies)],
+      ['blocked', run.blockedReason == null ? null : printable(run.blockedReason)],
+      ['scheduled', run.scheduledAt],
+      // The message of the change that ended it (or of a stop request), when it says more.
+      [
+        'message',
+        run.stopMessage == null || run.stopMessage === run.blockedReason
+          ? null
+          : printable(run.stopMessage),
+      ],
+      ['created', run.createdAt],
+      ['started', run.startedAt],
+      ['finished', run.finishedAt],
+      [
+        'steps',
+        stepCount === 0
+          ? null
+          : `${stepCount}: ${run.childCounts.map((c) => `${c.count} ${style.status(c.status)}`).join(', ')}`,
+      ],
+    ]),
+  );
+  const children = run.children.edges.map((e) => e.node);
+  if (children.length > 0) {
+    io.out('');
+    io.out(
+      formatTable(
+        ['OP', 'STATUS', 'PROGRESS', 'UPSTREAM', 'ID'],
+        children.map((step) => [
+          printable(step.op ?? step.name ?? ''),
+          status(step),
+          progressBar(step.progress),
+          upstreams(step.dependencies),
+          style.dim(step.id),
+        ]),
+      ),
+    );
+    if (run.children.totalCount > children.length)
+      io.out(
+        style.dim(
+          `… and ${run.children.totalCount - children.length} more: runstate runs --parent ${run.id} --all`,
+        ),
+      );
+  }
+  io.out('');
+  io.out(
+    formatTable(
+      ['TIME', 'CHANGE', 'REASON', 'MESSAGE'],
+      history.map((change) => [
+        style.dim(change.at),
+        `${change.from ? `${style.status(change.from)} → ` : ''}${style.status(change.to)}`,
+        printable(change.reason ?? ''),
+        printable(change.message ?? ''),
+      ]),
+    ),
+  );
+  if (page.hasNextPage) io.out(style.dim(`… more changes: the first ${history.length} are shown`));
   return 0;
 }
 

@@ -7,7 +7,9 @@ import {
   type Dialect,
   type Run,
   type RunFilter,
+  type RunInputFields,
   type StatusChangeFilter,
+  type StepInput,
 } from './types.js';
 import { watchStatusChanges, type StatusChangeWatch, type WatchOptions } from './watch.js';
 
@@ -33,6 +35,8 @@ export interface RunPage {
   runs: Run[];
   endCursor: string | null;
   hasNextPage: boolean;
+  /** How many runs match the whole filter; only when asked for (ListRunsOptions.totalCount). */
+  totalCount?: number;
 }
 
 /** Which page of runs, and in which dialect's names. */
@@ -43,6 +47,20 @@ export interface ListRunsOptions {
   after?: string | null;
   /** The dialect of each run's `nativeStatus` (default: each run's own). */
   dialect?: Dialect | null;
+  /** The order (default: newest created first); keep it the same from page to page. */
+  orderBy?: { field?: 'CREATED_AT' | 'UPDATED_AT'; direction?: 'ASC' | 'DESC' } | null;
+  /**
+   * Also count every run the filter matches (RunPage.totalCount). The server counts only when
+   * asked, from its counts table for project, status and roots filters.
+   */
+  totalCount?: boolean;
+}
+
+/** A pipeline as createPipeline() made it: the parent and its steps by op. */
+export interface Pipeline<Op extends string = string> {
+  parent: RunHandle;
+  /** Each step's handle by its op (`pipeline.steps.train`). */
+  steps: Record<Op, RunHandle>;
 }
 
 /** Options of RunHandle.transition(). */
@@ -58,8 +76,23 @@ export interface NativeTransitionOptions {
 export interface RunstateClient {
   /** Create a run (retried safely: an idempotency key is made up when none is given). */
   createRun(input: CreateRunInput): Promise<RunHandle>;
+  /**
+   * A parent run and its steps, by op, in the order given: `createPipeline({ project, rollup:
+   * true }, [{ op: 'prepare' }, { op: 'train', dependsOn: ['ops.prepare'] }])`. Each step may
+   * refer only to the ops before it (`ops.<name>` in dependsOn, dependencies, events); any
+   * other `ops.` reference, a duplicate or a missing op throws RunstateError BAD_USER_INPUT
+   * (its `field`: `steps[1].dependsOn[0]`) before anything is created. Each step's idempotency
+   * key derives from the parent's, so calling again with the same `idempotencyKey` answers the
+   * same runs and creates only those a failed call had not.
+   */
+  createPipeline<const S extends readonly StepInput[]>(
+    parent: CreateRunInput,
+    steps: S,
+  ): Promise<Pipeline<S[number]['op']>>;
   /** A handle on an existing run, e.g. one a scheduler created for this worker. */
   run(id: string): Promise<RunHandle>;
+  /** A handle on the step `op` of run `parentId` (RunstateError NOT_FOUND when it has none). */
+  runByOp(parentId: string, op: string): Promise<RunHandle>;
   /** One page of runs, newest first (`nativeStatus` in `options.dialect`, else each run's). */
   listRuns(filter?: RunFilter, options?: ListRunsOptions): Promise<RunPage>;
   /**
@@ -92,6 +125,11 @@ export interface RunHandle {
   readonly current: Run;
   /** True once the run was moved to STOPPING by someone else (stopRun): wrap up and call stop(). */
   readonly stopRequested: boolean;
+  /**
+   * Create a step of this run named `op` (in this run's project unless told): its `ops.<name>`
+   * references resolve among this run's steps, so create the steps they name first.
+   */
+  step(op: string, input?: RunInputFields & { project?: string }): Promise<RunHandle>;
   /** RUNNING (heartbeats start). */
   start(): Promise<Run>;
   /** Progress in [0, 1], with an optional phase. */
@@ -127,6 +165,64 @@ async function fetchRun(transport: Transport, id: string): Promise<Run | null> {
 /** Node 20+ and browsers both have Web Crypto. */
 const randomUUID = () => globalThis.crypto.randomUUID();
 
+/**
+ * A step's idempotency key from its parent's and its op: the same pipeline created again with
+ * the parent's key answers the same steps. Hashed, as op and key may each be 200 characters.
+ */
+async function stepKey(parentKey: string, op: string): Promise<string> {
+  const bytes = new TextEncoder().encode(`${parentKey}\u0000${op}`);
+  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes));
+  return `step-${Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+function badInput(field: string, message: string): RunstateError {
+  return new RunstateError(message, 'BAD_USER_INPUT', { field });
+}
+
+/** Every `ops.<name>` reference of a step, with the field it is in. */
+function opRefs(step: RunInputFields): { field: string; op: string }[] {
+  const refs = [
+    ...(step.dependsOn ?? []).map((ref, i) => ({ field: `dependsOn[${i}]`, ref })),
+    ...(step.dependencies ?? []).map((d, i) => ({ field: `dependencies[${i}].ref`, ref: d.ref })),
+    ...(step.events ?? []).map((e, i) => ({ field: `events[${i}].ref`, ref: e.ref })),
+  ];
+  return refs.flatMap(({ field, ref }) =>
+    typeof ref === 'string' && ref.startsWith('ops.') ? [{ field, op: ref.slice(4) }] : [],
+  );
+}
+
+/**
+ * Steps are created one by one in the order given, and the server resolves `ops.<name>` among
+ * the steps that exist: each must come after the ops it refers to. Checked before anything is
+ * created, so a bad list writes nothing.
+ */
+function checkStepOrder(steps: readonly StepInput[]): void {
+  const seen = new Map<string, number>();
+  steps.forEach((step, i) => {
+    const op: unknown = step.op;
+    if (typeof op !== 'string' || op.length === 0)
+      throw badInput(`steps[${i}].op`, `steps[${i}] has no op: every step needs one`);
+    const first = seen.get(op);
+    if (first != null)
+      throw badInput(`steps[${i}].op`, `op "${op}" is taken by steps[${first}] already`);
+    for (const ref of opRefs(step)) {
+      if (seen.has(ref.op)) continue;
+      const field = `steps[${i}].${ref.field}`;
+      const at = steps.findIndex((s) => s.op === ref.op);
+      throw badInput(
+        field,
+        at === i
+          ? `step "${op}" refers to itself (ops.${ref.op}): a cycle`
+          : at > i
+            ? `step "${op}" refers to ops.${ref.op}, which comes later (steps[${at}]): steps ` +
+              'are created in the order given, so list each after the ops it refers to'
+            : `step "${op}" refers to ops.${ref.op}, which is no step of this pipeline`,
+      );
+    }
+    seen.set(op, i);
+  });
+}
+
 const RESULT_FIELDS = `__typename
   ... on TransitionAccepted { run { ${RUN_FIELDS} } }
   ... on IllegalTransition { runId from to allowed message }
@@ -140,42 +236,94 @@ export function createRunstateClient(options: RunstateClientOptions): RunstateCl
   const wsUrl = options.url.replace(/^http/, 'ws');
 
   const open = (run: Run) => {
-    const handle = new Handle(run, transport, options, () => handles.delete(handle));
+    const handle = new Handle(run, transport, options, createRun, () => handles.delete(handle));
     handles.add(handle);
     return handle;
   };
 
+  async function createRun(input: CreateRunInput): Promise<RunHandle> {
+    // One key for every retry of this call (the transport resends the same body): a create
+    // whose answer was lost is answered again, not made twice, nor refused as "op taken".
+    const data = await transport.request<{ createRun: Run }>(
+      `mutation CreateRun($input: CreateRunInput!) { createRun(input: $input) { ${RUN_FIELDS} } }`,
+      { input: { ...input, idempotencyKey: input.idempotencyKey ?? randomUUID() } },
+    );
+    return open(data.createRun);
+  }
+
   return {
-    async createRun(input) {
-      const data = await transport.request<{ createRun: Run }>(
-        `mutation CreateRun($input: CreateRunInput!) { createRun(input: $input) { ${RUN_FIELDS} } }`,
-        { input: { ...input, idempotencyKey: input.idempotencyKey ?? randomUUID() } },
-      );
-      return open(data.createRun);
+    createRun,
+    async createPipeline<const S extends readonly StepInput[]>(
+      parentInput: CreateRunInput,
+      steps: S,
+    ): Promise<Pipeline<S[number]['op']>> {
+      checkStepOrder(steps);
+      const key = parentInput.idempotencyKey ?? randomUUID();
+      const parent = await createRun({ ...parentInput, idempotencyKey: key });
+      const byOp: Record<string, RunHandle> = {};
+      for (const [i, step] of steps.entries()) {
+        try {
+          byOp[step.op] = await createRun({
+            ...step,
+            project: step.project ?? parent.current.project,
+            parentId: parent.id,
+            idempotencyKey: step.idempotencyKey ?? (await stepKey(key, step.op)),
+          });
+        } catch (error) {
+          if (!(error instanceof RunstateError)) throw error;
+          // Say which step, and that the ones before it exist: the same call with the same
+          // idempotencyKey finishes the pipeline.
+          const field = error.field ? `steps[${i}].${error.field.replace(/^input\./, '')}` : null;
+          throw new RunstateError(
+            `step "${step.op}" (steps[${i}]) of pipeline ${parent.id}: ${error.message}`,
+            error.code,
+            { ...error.extensions, ...(field ? { field } : {}), parentId: parent.id, op: step.op },
+          );
+        }
+      }
+      return { parent, steps: byOp as Record<S[number]['op'], RunHandle> };
     },
     async run(id) {
       const run = await fetchRun(transport, id);
       if (!run) throw new RunstateError(`no run ${id}`, 'NOT_FOUND');
       return open(run);
     },
+    async runByOp(parentId, op) {
+      const data = await transport.request<{ runByOp: Run | null }>(
+        `query RunByOp($parentId: ID!, $op: String!) {
+          runByOp(parentId: $parentId, op: $op) { ${RUN_FIELDS} } }`,
+        { parentId, op },
+      );
+      if (!data.runByOp) throw new RunstateError(`run ${parentId} has no step ${op}`, 'NOT_FOUND');
+      return open(data.runByOp);
+    },
     async listRuns(filter = {}, page = {}) {
       const data = await transport.request<{
         runs: {
           edges: { node: Run }[];
           pageInfo: { endCursor: string | null; hasNextPage: boolean };
+          totalCount?: number;
         };
       }>(
-        `query Runs($filter: RunFilter, $first: Int, $after: String, $dialect: Dialect) {
-          runs(filter: $filter, first: $first, after: $after) {
-            edges { node { ${RUN_FIELDS_IN_DIALECT} } } pageInfo { endCursor hasNextPage } } }`,
+        `query Runs($filter: RunFilter, $first: Int, $after: String, $dialect: Dialect,
+          $orderBy: RunOrder) {
+          runs(filter: $filter, first: $first, after: $after, orderBy: $orderBy) {
+            edges { node { ${RUN_FIELDS_IN_DIALECT} } } pageInfo { endCursor hasNextPage }
+            ${page.totalCount ? 'totalCount' : ''} } }`,
         {
           filter,
           first: page.first ?? 50,
           after: page.after ?? null,
           dialect: page.dialect ?? null,
+          orderBy: page.orderBy ?? null,
         },
       );
-      return { runs: data.runs.edges.map((e) => e.node), ...data.runs.pageInfo };
+      const { edges, pageInfo, totalCount } = data.runs;
+      return {
+        runs: edges.map((e) => e.node),
+        ...pageInfo,
+        ...(totalCount != null ? { totalCount } : {}),
+      };
     },
     watch(filter = {}, watchOptions = {}) {
       return watchStatusChanges({ ...options, wsUrl }, filter, watchOptions);
@@ -208,6 +356,7 @@ class Handle implements RunHandle {
     run: Run,
     private readonly transport: Transport,
     private readonly options: RunstateClientOptions,
+    private readonly create: (input: CreateRunInput) => Promise<RunHandle>,
     private readonly forget: () => void,
   ) {
     this.current = run;
@@ -216,6 +365,15 @@ class Handle implements RunHandle {
 
   get id(): string {
     return this.current.id;
+  }
+
+  step(op: string, input: RunInputFields & { project?: string } = {}): Promise<RunHandle> {
+    return this.create({
+      ...input,
+      project: input.project ?? this.current.project,
+      parentId: this.id,
+      op,
+    });
   }
 
   start(): Promise<Run> {

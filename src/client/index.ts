@@ -3,6 +3,7 @@ export { createRunstateClient } from './client.js';
 export type {
   ListRunsOptions,
   NativeTransitionOptions,
+  Pipeline,
   RunHandle,
   RunPage,
   RunstateClient,
@@ -13,10 +14,15 @@ export type { RetryOptions } from './transport.js';
 export type { StatusChangeWatch, WatchOptions } from './watch.js';
 export type {
   CreateRunInput,
+  DependencyInput,
   Dialect,
+  EventTriggerInput,
   PredicateFilter,
   Run,
   RunFilter,
+  RunInputFields,
+  RunRef,
   StatusChange,
   StatusChangeFilter,
+  StepInput,
 } from './types.js';

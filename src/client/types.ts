@@ -37,10 +37,21 @@ export interface Run {
    * the dialect a listing asked for (listRuns' `dialect`).
    */
   nativeStatus: string;
+  /** Its name among its parent's steps (CreateRunInput.op), or null. */
+  op: string | null;
+  /** Its status follows its steps' (CreateRunInput.rollup). */
+  rollup: boolean;
+  /** When a scheduled run is queued (it waits ON_SCHEDULE until then), or null. */
+  scheduledAt: string | null;
+  /** Why it waits or failed upstream (a dependency, a trigger), or null. */
+  blockedReason: string | null;
 }
 
+// Only the run's own columns: nothing here costs the server another read per answer (a
+// heartbeat's, say). `parent`, `children` and `dependencies` are asked for where needed.
 const RUN_BASE_FIELDS = `id project name status category color version attempt progress phase
-  heartbeatTimeout isRunning isDone tags createdAt updatedAt startedAt finishedAt dialect`;
+  heartbeatTimeout isRunning isDone tags createdAt updatedAt startedAt finishedAt dialect op
+  rollup scheduledAt blockedReason`;
 
 export const RUN_FIELDS = `${RUN_BASE_FIELDS} nativeStatus`;
 
@@ -70,6 +81,8 @@ export interface StatusChangeFilter {
   categories?: string[];
   /** Changes whose `to` is in this dialect's predicate. */
   predicate?: PredicateFilter;
+  /** Changes of the steps of this run (a pipeline's). */
+  parentId?: string;
 }
 
 export interface RunFilter {
@@ -80,21 +93,76 @@ export interface RunFilter {
   nameContains?: string;
   /** Runs whose status is in this dialect's predicate (`{ dialect: 'PARSL', name: 'final' }`). */
   predicate?: PredicateFilter;
+  /** The steps of this run. */
+  parentId?: string;
+  /** Only runs without a parent (true), or only steps (false). */
+  roots?: boolean;
+  /** Created at or after this time (ISO 8601). */
+  createdAfter?: string;
+  /** Created before this time (ISO 8601). */
+  createdBefore?: string;
 }
 
-export interface CreateRunInput {
-  project: string;
+/**
+ * A reference to another run in `dependsOn`, `dependencies` and `events`: its id, `runs.<uuid>`,
+ * or `ops.<name>` (a step of the same parent, by its op).
+ */
+export type RunRef = string;
+
+/** An upstream with the statuses that satisfy it (default `['SUCCEEDED']`). */
+export interface DependencyInput {
+  ref: RunRef;
+  when?: readonly RunStatus[];
+}
+
+/** An event trigger: the run waits until `ref` emits one of `kinds` (RUN_STATUS_RUNNING…). */
+export interface EventTriggerInput {
+  ref: RunRef;
+  kinds: readonly string[];
+}
+
+/** What a new run may say besides its project and place in a pipeline. */
+export interface RunInputFields {
   name?: string;
   /** The run's home dialect: its nativeStatus and transition() names are in it (default RUNSTATE). */
   dialect?: Dialect;
-  tags?: string[];
+  tags?: readonly string[];
   meta?: Record<string, unknown>;
   /** Made up by the client when absent, so a retried create makes one run. */
   idempotencyKey?: string;
   maxRetries?: number;
-  dependsOn?: string[];
+  /** Upstreams that must succeed (per `trigger`): ids, `runs.<uuid>` or `ops.<name>`. */
+  dependsOn?: readonly RunRef[];
+  /** The trigger policy over dependsOn (ALL_SUCCEEDED by default). */
+  trigger?: string;
+  /** Upstreams with their own conditions (Canary's `when`), all required. */
+  dependencies?: readonly DependencyInput[];
+  events?: readonly EventTriggerInput[];
+  skipOnUpstreamSkip?: boolean;
   heartbeatTimeout?: number;
   queueTimeout?: number;
   cacheKey?: string;
+  /** This run's status follows its steps' (RUNNING, then SUCCEEDED or FAILED). */
+  rollup?: boolean;
+  /** Created ON_SCHEDULE; the server queues it at this time (not in the past, no upstreams). */
+  scheduledAt?: string | Date;
+  /** Any other CreateRunInput field the server knows. */
   [field: string]: unknown;
+}
+
+export interface CreateRunInput extends RunInputFields {
+  project: string;
+  /** The run this one is a step of (same project, at most 8 levels deep). */
+  parentId?: string;
+  /** Its name among the parent's steps, unique there (needs parentId). */
+  op?: string;
+}
+
+/**
+ * A step of a pipeline: its op and anything a run may say. Its project is the parent's unless
+ * given (it must be the same anyway).
+ */
+export interface StepInput extends RunInputFields {
+  op: string;
+  project?: string;
 }
