@@ -52,6 +52,14 @@ const CHECK_INTERVAL_MS = 5;
 
 /** How long a poke waits for more commits before the tail reads (the latency it adds). */
 const READ_COALESCE_MS = 1;
+/**
+ * A read that has not answered by then is abandoned and retried (a fresh query). After the
+ * database was killed or restarted, postgres.js 3.4.9 can leave a query's promise unsettled for
+ * ever though the pool goes on working (seen in the fault suite: the tail and the reaper of one
+ * instance stopped, silently, while its mutations were answered); a stalled tail would stop live
+ * delivery without a word.
+ */
+const READ_TIMEOUT_MS = 15_000;
 
 export interface ChangeLogTail {
   /** Every committed change with id <= position() has been published; none can appear below it. */
@@ -137,8 +145,34 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     return false;
   }
 
+  /** Bumped when a read is abandoned: a late answer to it must change nothing. */
+  let readGeneration = 0;
+
+  /** readOnce, abandoned (and the tail's state left as it was) if it hangs. */
+  async function readWithin(timeoutMs: number): Promise<'more' | 'idle' | 'gap'> {
+    const generation = ++readGeneration;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        readGeneration++;
+        reject(new Error(`a change-log read did not answer within ${timeoutMs} ms; reading again`));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([readOnce(generation), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Throws when the read this is part of was abandoned (readWithin). */
+  function stillCurrent(generation: number): void {
+    if (generation !== readGeneration)
+      throw new Error('an abandoned change-log read answered late');
+  }
+
   /** One read: publish the contiguous (or resolved) prefix above position. */
-  async function readOnce(): Promise<'more' | 'idle' | 'gap'> {
+  async function readOnce(generation: number): Promise<'more' | 'idle' | 'gap'> {
     // Checked before the read, so the read's snapshot is later than the check (see above); at
     // most every CHECK_INTERVAL_MS, as pg_locks is not free and most gaps fill by a commit.
     if (
@@ -146,10 +180,12 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       Date.now() - gap.checkedAt >= CHECK_INTERVAL_MS &&
       (await writersEnded(gap, 'a gap in the log'))
     ) {
+      stillCurrent(generation);
       resolvedUpTo = Math.max(resolvedUpTo, gap.upTo);
       gap = null;
     }
     const changes = await listChangesAfter(db, position, batchSize);
+    stillCurrent(generation);
     const published: StatusChangeRow[] = [];
     let state: 'more' | 'idle' | 'gap' = changes.length === batchSize ? 'more' : 'idle';
     for (const change of changes) {
@@ -158,6 +194,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
         if (!gap) {
           const upTo = changes.at(-1)!.id;
           const writers = await listChangeLogWriters(db);
+          stillCurrent(generation);
           if (writers.length === 0) {
             // Every writer that could fill it had ended: read again, after this statement.
             resolvedUpTo = Math.max(resolvedUpTo, upTo);
@@ -198,7 +235,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     while (running) {
       let state: 'more' | 'idle' | 'gap';
       try {
-        state = await readOnce();
+        state = await readWithin(READ_TIMEOUT_MS);
         if (failures > 0) logger.info({ failures }, 'change-log tail reads again');
         failures = 0;
       } catch (error) {

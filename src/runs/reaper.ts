@@ -11,6 +11,17 @@ export interface Reaper {
   stop(): Promise<void>;
 }
 
+/** A reaper pass that takes longer is given up (and logged); the next one starts. */
+const PASS_TIMEOUT_MS = 30_000;
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the pass did not end within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 export function createReaper(deps: {
   runs: RunService;
   /** Folds the change log into the run counts (run-counts.ts); after each pass. */
@@ -27,12 +38,14 @@ export function createReaper(deps: {
   const schedule = () => {
     if (!running) return;
     timer = setTimeout(() => {
-      pass = runs
-        .reapOverdueRuns({ stopTimeoutSeconds })
-        .then(async (moved) => {
-          if (moved > 0) logger.info({ moved }, 'reaper moved overdue runs');
-          await deps.foldCounts?.();
-        })
+      const work = runs.reapOverdueRuns({ stopTimeoutSeconds }).then(async (moved) => {
+        if (moved > 0) logger.info({ moved }, 'reaper moved overdue runs');
+        await deps.foldCounts?.();
+      });
+      // A pass whose query never answers (postgres.js can leave one unsettled after the
+      // database restarted: see change-log-tail.ts) must not stop every later pass. A late
+      // answer does no harm: each move is a compare-and-set, each fold moves its position.
+      pass = withTimeout(work, PASS_TIMEOUT_MS)
         .catch((error: unknown) => logger.warn({ err: error }, 'reaper pass failed'))
         .finally(schedule);
     }, intervalMs);

@@ -57,44 +57,43 @@ function quoteArrayItem(value: string): string {
 
 /**
  * Fold the change log up to `head` (this instance's tail position: every change at or below it
- * has committed or never will) into run_counts. Instances fold one at a time (the position row's
- * lock); a fold behind the position does nothing. Answers how many log rows were folded.
+ * has committed or never will) into run_counts, in one statement. Instances fold one at a time:
+ * the position row's lock orders them, and the second one reads the position the first left
+ * (READ COMMITTED re-reads a locked row), so a log row is folded once. A fold behind the
+ * position does nothing. Rows that fall to zero stay (reads leave zeros out). Answers how many
+ * log rows were folded.
  */
 export async function foldCountsLog(db: Db, head: number): Promise<number> {
-  return db.transaction(async (tx) => {
-    const [pos] = await queryRows<{ through_id: string | number }>(
-      tx,
-      sql`SELECT through_id FROM run_counts_position WHERE id = 1 FOR UPDATE`,
-    );
-    const from = Number(pos?.through_id ?? 0);
-    if (head <= from) return 0;
-    const [folded] = await queryRows<{ n: string | number }>(
-      tx,
-      sql`
-      /* foldCountsLog */
-      WITH moved AS (
-        SELECT project, parent_id IS NULL AS is_root, to_status AS status, 1 AS d
-        FROM status_changes WHERE id > ${from} AND id <= ${head}
-        UNION ALL
-        SELECT project, parent_id IS NULL, from_status, -1
-        FROM status_changes WHERE id > ${from} AND id <= ${head} AND from_status IS NOT NULL
-      ),
-      summed AS (
-        SELECT project, is_root, status, sum(d) AS n FROM moved GROUP BY project, is_root, status
-      ),
-      upserted AS (
-        INSERT INTO run_counts (project, is_root, status, n)
-        SELECT project, is_root, status, n FROM summed WHERE n <> 0
-        ON CONFLICT (project, is_root, status) DO UPDATE SET n = run_counts.n + excluded.n
-        RETURNING 1
-      ),
-      advanced AS (
-        UPDATE run_counts_position SET through_id = ${head} WHERE id = 1 RETURNING 1
-      )
-      SELECT (SELECT count(*) FROM moved WHERE d = 1) AS n
-      FROM (SELECT count(*) FROM upserted) AS u, (SELECT count(*) FROM advanced) AS a`,
-    );
-    await tx.execute(sql`DELETE FROM run_counts WHERE n = 0`);
-    return Number(folded?.n ?? 0);
-  });
+  const [folded] = await queryRows<{ n: string | number }>(
+    db,
+    sql`
+    /* foldCountsLog */
+    WITH pos AS (SELECT through_id FROM run_counts_position WHERE id = 1 FOR UPDATE),
+    moved AS (
+      SELECT c.project, c.parent_id IS NULL AS is_root, c.to_status AS status, 1 AS d
+      FROM status_changes c, pos WHERE c.id > pos.through_id AND c.id <= ${head}
+      UNION ALL
+      SELECT c.project, c.parent_id IS NULL, c.from_status, -1
+      FROM status_changes c, pos
+      WHERE c.id > pos.through_id AND c.id <= ${head} AND c.from_status IS NOT NULL
+    ),
+    summed AS (
+      SELECT project, is_root, status, sum(d) AS n FROM moved GROUP BY project, is_root, status
+    ),
+    upserted AS (
+      INSERT INTO run_counts (project, is_root, status, n)
+      SELECT project, is_root, status, n FROM summed WHERE n <> 0
+      ON CONFLICT (project, is_root, status) DO UPDATE SET n = run_counts.n + excluded.n
+      RETURNING 1
+    ),
+    advanced AS (
+      UPDATE run_counts_position AS p SET through_id = ${head}
+      FROM pos WHERE p.id = 1 AND pos.through_id < ${head}
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM moved WHERE d = 1) AS n,
+           (SELECT count(*) FROM upserted) AS upserted,
+           (SELECT count(*) FROM advanced) AS advanced`,
+  );
+  return Number(folded?.n ?? 0);
 }
