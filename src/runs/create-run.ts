@@ -1,5 +1,5 @@
 import type { Db, Tx } from '../db/client.js';
-import type { RunStatus } from '../lifecycle/lifecycle.js';
+import { isDone, type RunStatus } from '../lifecycle/lifecycle.js';
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
 import { BadUserInputError, getPgErrorCode, NotFoundError } from '../errors.js';
 import {
@@ -264,6 +264,9 @@ export async function createRun(
         changes.push(...decided.changes);
         await store.updateRunStates(tx, [run]);
       }
+      // A rollup parent is not decided by a step's creation, even one created done
+      // (memoized): its other steps may still be on their way (createPipeline makes them one
+      // after the other). Its steps' changes decide it.
       return { run, changes: await changeStore.insertStatusChanges(tx, changes) };
     }),
   );
@@ -281,9 +284,14 @@ function opTaken(op: string, parentId: string) {
   return new BadUserInputError('input.op', `run ${parentId} already has a step ${op}`);
 }
 
-/** The parent of a new step: visible, of the same project, not too deep. */
+/**
+ * The parent of a new step, locked (with its rollup ancestors: a stop or a rollup decided
+ * meanwhile sees the step): visible, of the same project, not finished or stopping, not too deep.
+ */
 async function checkParent(tx: Tx, parentId: string, project: string, actor: Actor) {
-  const parent = await store.getRunById(tx, parentId);
+  const parent = (await store.lockRunsForTransition(tx, [parentId])).rows.find(
+    (r) => r.id === parentId,
+  );
   if (!parent || !canSeeProject(actor, parent.project)) {
     throw new BadUserInputError('input.parentId', 'no such run');
   }
@@ -291,6 +299,12 @@ async function checkParent(tx: Tx, parentId: string, project: string, actor: Act
     throw new BadUserInputError(
       'input.parentId',
       `is a run of project ${parent.project}: a step belongs to its parent's project`,
+    );
+  }
+  if (isDone(parent.status) || parent.status === 'STOPPING') {
+    throw new BadUserInputError(
+      'input.parentId',
+      `is ${parent.status}: a step cannot be added to a run that is finished or stopping`,
     );
   }
   if (parent.depth + 1 > LIMITS.pipelineDepth) {

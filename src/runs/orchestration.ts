@@ -241,7 +241,12 @@ export async function stopDescendants(
     const next: string[] = [];
     for (const id of childIds) {
       const run = state.get(id);
-      if (!run || isDone(run.status) || run.status === 'STOPPING') continue;
+      if (!run || isDone(run.status)) continue;
+      // Already being stopped: its own steps are stopped all the same.
+      if (run.status === 'STOPPING') {
+        next.push(id);
+        continue;
+      }
       const step = {
         to: stopTarget(run),
         reason: 'PARENT_STOPPED',

@@ -109,7 +109,7 @@ export type Decision =
 
 /**
  * The request as the run under its lock makes it: a native name becomes its status, outcome
- * and reason (the request's own reason wins) in the named dialect or else the run's; stopRun's
+ * and reason (a name's own reason wins over the request's) in the named dialect or else the run's; stopRun's
  * target is chosen. An unknown name is BAD_USER_INPUT listing the dialect's names.
  */
 export function resolveRequest(run: RunRow, request: TransitionRequest): TransitionRequest {
@@ -121,7 +121,8 @@ export function resolveRequest(run: RunRow, request: TransitionRequest): Transit
       ...request,
       native: undefined,
       to: entry.status,
-      reason: request.reason ?? entry.reason,
+      // The name's own reason is part of what it means (Parsl's joining): it is recorded.
+      reason: entry.reason ?? request.reason,
       outcome: entry.outcome,
     };
   }
@@ -492,9 +493,10 @@ export function deadlineFor(
   stopTimeoutSeconds: number,
 ): Deadline | null {
   const since = (from: Date) => (now.getTime() - from.getTime()) / 1000;
-  // A scheduled run's time came: queued (before its queueTimeout could count against it).
-  if (run.status === 'ON_SCHEDULE' && run.scheduledAt != null && run.scheduledAt <= now)
-    return { to: 'QUEUED', reason: 'SCHEDULE_DUE' };
+  // A scheduled run waits for its time (its queueTimeout does not count before), then queues.
+  if (run.status === 'ON_SCHEDULE' && run.scheduledAt != null) {
+    return run.scheduledAt <= now ? { to: 'QUEUED', reason: 'SCHEDULE_DUE' } : null;
+  }
   if (run.heartbeatTimeout != null && RUNNING_STATUSES.includes(run.status)) {
     const last = Math.max(run.updatedAt.getTime(), run.heartbeatAt?.getTime() ?? 0);
     if (since(new Date(last)) > run.heartbeatTimeout)

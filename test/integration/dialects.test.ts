@@ -296,10 +296,16 @@ describe('reading runs and changes in any dialect', () => {
     const join = await createRun('PARSL');
     await sendNative(join.id, 'launched');
     expect((await sendNative(join.id, 'joining')).run!.nativeStatus).toBe('joining');
-    // A reason of the caller's own is recorded instead of the name's.
+    // A name's own reason is part of its meaning: it is recorded whatever reason is sent.
     const own = await createRun('PARSL');
-    const answer = await sendNative(own.id, 'running', { reason: 'WORKER_STARTED' });
-    expect(answer.run!.nativeStatus).toBe('running');
+    await sendNative(own.id, 'launched');
+    const answer = await sendNative(own.id, 'joining', { reason: 'INNER_APPS' });
+    expect(answer.run!.nativeStatus).toBe('joining');
+    // Without one, the caller's reason is kept.
+    const plain = await createRun('PARSL');
+    await sendNative(plain.id, 'running', { reason: 'WORKER_STARTED' });
+    const plainRead = await readRun(plain.id);
+    expect(plainRead.statusHistory.edges.at(-1)!.node.reason).toBe('WORKER_STARTED');
   });
 
   it('serves the one table: dialects and dialect(name) equal the lifecycle module', async () => {

@@ -371,6 +371,38 @@ describe('reading a pipeline live', () => {
   });
 });
 
+describe('review fixes', () => {
+  it('a stop reaches the steps below a step that is already stopping; a stopped parent takes no new step', async () => {
+    const project = uniqueProject('deep-stop');
+    const top = await create({ project });
+    const middle = await create({ project, parentId: top.id, op: 'middle' });
+    const leaf = await create({ project, parentId: middle.id, op: 'leaf' });
+    for (const run of [top, middle, leaf]) await move(run.id, 'RUNNING');
+    await a.gql(`mutation($id: ID!) { stopRun(id: $id) { __typename } }`, { id: middle.id });
+    expect(await statusOf(leaf.id)).toBe('STOPPING');
+    await move(leaf.id, 'RUNNING', a, { force: true, reason: 'test: running again' });
+    await a.gql(`mutation($id: ID!) { stopRun(id: $id) { __typename } }`, { id: top.id });
+    expect(await statusOf(leaf.id)).toBe('STOPPING');
+    const refused = await a.gql(
+      `mutation($input: CreateRunInput!) { createRun(input: $input) { id } }`,
+      { input: { project, parentId: top.id, op: 'late' } },
+    );
+    expect(refused.errors?.[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'input.parentId',
+    });
+  });
+
+  it('a scheduled run with a queueTimeout shorter than its wait still waits for its time', async () => {
+    const project = uniqueProject('schedule-timeout');
+    const at = new Date(Date.now() + 2500).toISOString();
+    const run = await create({ project, scheduledAt: at, queueTimeout: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    expect(await statusOf(run.id)).toBe('ON_SCHEDULE');
+    await waitUntil('the schedule fires', async () => (await statusOf(run.id)) === 'QUEUED');
+  });
+});
+
 describe('scope', () => {
   it("a token sees no upstream of another project in a run's dependencies", async () => {
     const theirs = await create({ project: uniqueProject('dep-theirs') });

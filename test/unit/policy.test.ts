@@ -412,8 +412,9 @@ describe('deadlineFor and decideScheduled (schedules)', () => {
     const scheduled = decideScheduled(run('CREATED'), t1);
     expect(scheduled.run).toMatchObject({ status: 'ON_SCHEDULE', version: 4 });
     expect(scheduled.change).toMatchObject({ to: 'ON_SCHEDULE', reason: 'SCHEDULED' });
-    const waiting = { ...scheduled.run, scheduledAt: t1, queueTimeout: 1 };
-    expect(deadlineFor(waiting, t0, 300)).toBeNull();
-    expect(deadlineFor(waiting, t1, 300)).toEqual({ to: 'QUEUED', reason: 'SCHEDULE_DUE' });
+    const waiting = { ...scheduled.run, scheduledAt: t2, queueTimeout: 1 };
+    // A minute past its queueTimeout, but before its time: it waits.
+    expect(deadlineFor(waiting, t1, 300)).toBeNull();
+    expect(deadlineFor(waiting, t2, 300)).toEqual({ to: 'QUEUED', reason: 'SCHEDULE_DUE' });
   });
 });

@@ -706,8 +706,8 @@ export type TransitionRunInput = {
   force?: InputMaybe<Scalars['Boolean']['input']>;
   /**
    * A native status name (or alias) in `dialect`, else in the run's own: exactly one of `to` and
-   * `native`. It is recorded as its runstate status, with its outcome and reason (a `reason` given
-   * here is recorded instead).
+   * `native`. It is recorded as its runstate status, with its outcome and reason (a name's own
+   * reason, Parsl's joining say, is recorded whatever `reason` says; else `reason` is).
    */
   native?: InputMaybe<Scalars['String']['input']>;
   /** The dialect of `native` (default: the run's own). */
