@@ -415,14 +415,24 @@ export function decideDownstream(
  * A rollup parent after its children (counts per status, this batch's changes included): RUNNING
  * when a child runs and the parent has not started; once every child is DONE, FAILED if one
  * failed (naming `failedChild` when known), else SUCCEEDED, or STOPPED for a parent whose stop
- * was asked for. Through RUNNING where the table has no direct move (CREATED -> SUCCEEDED).
+ * was asked for. Through RUNNING where the table has no direct move (CREATED -> SUCCEEDED). A
+ * parent FAILED by its rollup is RESUMING again once no child has failed any more.
  */
 export function decideRollup(
   parent: RunRow,
   counts: ReadonlyMap<RunStatus, number>,
   failedChild: string | null,
 ): PlannedChange[] {
-  if (!parent.rollup || isDone(parent.status)) return [];
+  if (!parent.rollup) return [];
+  // A parent its rollup failed opens again once no child has failed any more (the failed step
+  // was retried or resumed): RESUMING, then as its children say.
+  if (parent.status === 'FAILED' && parent.statusReason === 'CHILD_FAILED') {
+    if ((counts.get('FAILED') ?? 0) > 0 || (counts.get('UPSTREAM_FAILED') ?? 0) > 0) return [];
+    const reopen: PlannedChange = { to: 'RESUMING', reason: 'CHILD_RETRIED', message: null };
+    const resumed = { ...parent, status: 'RESUMING' as const, statusReason: reopen.reason };
+    return [reopen, ...decideRollup(resumed, counts, failedChild)];
+  }
+  if (isDone(parent.status)) return [];
   let total = 0;
   let done = 0;
   let failed = 0;

@@ -372,6 +372,28 @@ describe('reading a pipeline live', () => {
 });
 
 describe('review fixes', () => {
+  it('a session failed by a failed case opens again when the case is retried, and succeeds', async () => {
+    const project = uniqueProject('canary-retry');
+    const session = await create({ project, dialect: 'CANARY', rollup: true });
+    const flaky = await create({ project, parentId: session.id, op: 'flaky', dialect: 'CANARY' });
+    const steady = await create({ project, parentId: session.id, op: 'steady', dialect: 'CANARY' });
+    for (const native of ['running', 'success']) await moveNative(steady.id, native);
+    for (const native of ['running', 'failed']) await moveNative(flaky.id, native);
+    expect(await statusOf(session.id)).toBe('FAILED');
+    // Canary's failed -> retry -> ready -> running -> success.
+    for (const native of ['retry', 'ready', 'running', 'success'])
+      await moveNative(flaky.id, native);
+    const { history } = await view(session.id);
+    expect(history.map((h) => [h.to, h.reason])).toEqual([
+      ['CREATED', 'CREATED'],
+      ['RUNNING', 'CHILD_RUNNING'],
+      ['FAILED', 'CHILD_FAILED'],
+      ['RESUMING', 'CHILD_RETRIED'],
+      ['RUNNING', 'CHILD_RUNNING'],
+      ['SUCCEEDED', 'CHILDREN_SUCCEEDED'],
+    ]);
+  });
+
   it('a stop reaches the steps below a step that is already stopping; a stopped parent takes no new step', async () => {
     const project = uniqueProject('deep-stop');
     const top = await create({ project });

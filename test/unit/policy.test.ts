@@ -400,6 +400,43 @@ describe('decideRollup', () => {
       ),
     ).toMatchObject([{ to: 'STOPPED', reason: 'CHILDREN_STOPPED' }]);
   });
+  it('opens a parent its rollup failed once the failed child is retried, and ends it again', () => {
+    const failed = run('FAILED', { rollup: true, statusReason: 'CHILD_FAILED' });
+    expect(
+      decideRollup(
+        failed,
+        counts([
+          ['FAILED', 1],
+          ['SUCCEEDED', 1],
+        ]),
+        'c',
+      ),
+    ).toEqual([]);
+    expect(
+      decideRollup(
+        failed,
+        counts([
+          ['RETRYING', 1],
+          ['SUCCEEDED', 1],
+        ]),
+        null,
+      ).map((c) => c.to),
+    ).toEqual(['RESUMING']);
+    expect(
+      decideRollup(
+        failed,
+        counts([
+          ['RUNNING', 1],
+          ['SUCCEEDED', 1],
+        ]),
+        null,
+      ).map((c) => c.to),
+    ).toEqual(['RESUMING', 'RUNNING']);
+    // FAILED by its owner, not by its rollup: left alone.
+    const owned = run('FAILED', { rollup: true, statusReason: 'OOM' });
+    expect(decideRollup(owned, counts([['SUCCEEDED', 2]]), null)).toEqual([]);
+  });
+
   it('leaves a parent without rollup, a done parent, and a parent without children alone', () => {
     expect(decideRollup(run('RUNNING'), counts([['SUCCEEDED', 1]]), null)).toEqual([]);
     expect(decideRollup(parent('SUCCEEDED'), counts([['FAILED', 1]]), null)).toEqual([]);

@@ -673,7 +673,10 @@ export type CreateRunInput = {
    * keeps its trigger policy.
    */
   dependencies?: InputMaybe<Array<DependencyInput>>;
-  /** This run's status follows its children's (RUNNING, then SUCCEEDED or FAILED); default false. */
+  /**
+   * This run's status follows its children's: RUNNING, then SUCCEEDED or FAILED (RESUMING again
+   * when the failed child is retried); default false.
+   */
   rollup?: InputMaybe<Scalars['Boolean']['input']>;
   /** Created ON_SCHEDULE; the server queues it at this time (reason SCHEDULE_DUE). Not in the past. */
   scheduledAt?: InputMaybe<Scalars['DateTime']['input']>;
