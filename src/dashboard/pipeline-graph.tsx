@@ -1,6 +1,7 @@
 import type { Client } from 'graphql-ws';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql, subscribe } from './api.js';
+import { useNewestById } from './newest.js';
 import { CountsBar } from './counts-bar.js';
 import { shortId, textColorOn } from './format.js';
 import { sequence, throttle } from './throttle.js';
@@ -73,17 +74,9 @@ interface Loaded {
 export function PipelineGraph({ token, client, id, colors, liveEpoch }: Props) {
   const [loaded, setLoaded] = useState<Loaded | null>(null);
   /** The newest snapshot seen of each step: an older one never wins. */
-  const latest = useRef(new Map<string, Step>());
-  const [, redraw] = useState(0);
+  const { latest, keep, redraw } = useNewestById<Step>();
   const [reloads, setReloads] = useState(0);
   const [error, setError] = useState<string | null>(null);
-
-  const keep = (step: Step): boolean => {
-    const seen = latest.current.get(step.id);
-    if (seen && seen.revision >= step.revision) return false;
-    latest.current.set(step.id, step);
-    return true;
-  };
 
   const loadedFor = useRef<string | null>(null);
   useEffect(() => {
@@ -138,8 +131,8 @@ export function PipelineGraph({ token, client, id, colors, liveEpoch }: Props) {
             statusChanged(filter: { parentId: $id }, after: $after) { run { ${STEP} } } }`,
           { id, after: logCursor },
           ({ statusChanged: { run } }) => {
-            const known = latest.current.has(run.id);
-            if (keep(run)) redraw((n) => n + 1);
+            const known = latest.has(run.id);
+            if (keep(run)) redraw();
             if (known) refreshCounts();
             else refreshSteps();
           },
@@ -164,7 +157,7 @@ export function PipelineGraph({ token, client, id, colors, liveEpoch }: Props) {
       </p>
     );
   if (loaded == null || loaded.steps.length === 0) return null;
-  const steps = loaded.steps.map((s) => ({ ...s, ...latest.current.get(s.id)! }));
+  const steps = loaded.steps.map((s) => ({ ...s, ...latest.get(s.id)! }));
   const { boxes, edges, width, height } = layout(steps);
   const labelOf = (step: Step) => step.op ?? step.name ?? shortId(step.id);
   const byId = new Map(steps.map((s) => [s.id, s]));

@@ -2,6 +2,7 @@ import type { Client } from 'graphql-ws';
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql, subscribe } from './api.js';
+import { useNewestById } from './newest.js';
 import { shortId } from './format.js';
 import { StatusBadge } from './status-badge.js';
 import { sequence, throttle } from './throttle.js';
@@ -61,17 +62,9 @@ interface Props {
 export function RunRelations({ token, client, id, project, liveEpoch, changeKey, onRuns }: Props) {
   const [relations, setRelations] = useState<Relations | null>(null);
   /** The newest snapshot seen of each related run. */
-  const latest = useRef(new Map<string, RelatedRun>());
-  const [, redraw] = useState(0);
+  const { latest, keep, redraw } = useNewestById<RelatedRun>();
   const [reloads, setReloads] = useState(0);
   const reread = useRef<() => void>(() => {});
-
-  const keep = (run: RelatedRun): boolean => {
-    const seen = latest.current.get(run.id);
-    if (seen && seen.revision >= run.revision) return false;
-    latest.current.set(run.id, run);
-    return true;
-  };
 
   const loadedFor = useRef<string | null>(null);
   useEffect(() => {
@@ -101,7 +94,7 @@ export function RunRelations({ token, client, id, project, liveEpoch, changeKey,
             conditions: new Map(dependencies.map((d) => [d.run.id, d])),
           });
           loadedFor.current = id;
-          onRuns(latest.current);
+          onRuns(latest);
           const ids = [...new Set([...upstreams, ...downstreams].map((r) => r.id))].slice(
             0,
             FOLLOW_MAX,
@@ -119,8 +112,8 @@ export function RunRelations({ token, client, id, project, liveEpoch, changeKey,
                   { ids, after: data.run.children.logCursor },
                   ({ statusChanged: { run } }) => {
                     if (!keep(run)) return;
-                    onRuns(latest.current);
-                    redraw((n) => n + 1);
+                    onRuns(latest);
+                    redraw();
                   },
                   () => !cancelled && setReloads((n) => n + 1),
                 );
@@ -149,7 +142,7 @@ export function RunRelations({ token, client, id, project, liveEpoch, changeKey,
   if (relations == null) return null;
   const { upstreams, downstreams, conditions } = relations;
   if (upstreams.length === 0 && downstreams.length === 0) return null;
-  const now = (run: RelatedRun) => latest.current.get(run.id) ?? run;
+  const now = (run: RelatedRun) => latest.get(run.id) ?? run;
   return (
     <section aria-labelledby="relations-title" class="relations">
       <h2 id="relations-title">Dependencies</h2>

@@ -1,5 +1,6 @@
 import { canSeeProject, hasRole, type Principal } from '../auth/principal.js';
 import type { RunRow } from '../db/schema.js';
+import { NotFoundError } from '../errors.js';
 import { getRun } from '../runs/run-queries.js';
 import type { ApiRole } from '../db/schema.js';
 import {
@@ -122,4 +123,19 @@ export async function getVisibleRun(
 ): Promise<RunRow | null> {
   const run = await getRun(db, id);
   return run && canSeeProject(principal, run.project) ? run : null;
+}
+
+/** A run by id through the operation's loader; NOT_FOUND when it is gone (deleted meanwhile). */
+export async function loadRun(loaders: GraphQLContext['loaders'], id: string): Promise<RunRow> {
+  const run = await loaders.runById.load(id);
+  if (!run) throw new NotFoundError('run', id);
+  return run;
+}
+
+/** A run by id through the operation's loader, or null when it is gone or the token may not see it. */
+export async function loadVisibleRun(
+  { loaders, principal }: Pick<GraphQLContext, 'loaders' | 'principal'>,
+  id: string | null,
+): Promise<RunRow | null> {
+  return id == null ? null : (visible(principal, [await loaders.runById.load(id)])[0] ?? null);
 }

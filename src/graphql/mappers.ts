@@ -34,6 +34,8 @@ export type RunConnectionParent = ConnectionParent<RunRow> & {
 /** An upstream of a run with its condition (run-queries.ts listDependencies). */
 export interface DependencyParent {
   upstreamId: string;
+  /** The upstream, read once with the list (and visible to the token). */
+  run: RunRow;
   when: RunStatus[];
   satisfied: boolean;
   possible: boolean;

@@ -148,8 +148,9 @@ export async function createRun(
       const parent = parentId == null ? null : await checkParent(tx, parentId, project, actor);
       if (parent) values.depth = parent.depth + 1;
       // References by op are resolved among the parent's children, at creation.
-      const edgeIds = await resolveRunRefs(tx, parentId, values.op ?? null, edges);
-      const refIds = await resolveRunRefs(tx, parentId, values.op ?? null, events);
+      const resolved = await resolveRunRefs(tx, parentId, values.op ?? null, [...edges, ...events]);
+      const edgeIds = resolved.slice(0, edges.length);
+      const refIds = resolved.slice(edges.length);
       const seen = new Map<string, string>();
       edgeIds.forEach((id, i) => {
         const twice = seen.get(id);

@@ -1,5 +1,4 @@
 import type { StatusChangeRow } from '../../db/schema.js';
-import { NotFoundError } from '../../errors.js';
 import { streamStatusChanges } from '../../changelog/status-feed.js';
 import { resolveEvent, type TerminalError } from '../../live/terminal-error.js';
 import {
@@ -9,7 +8,7 @@ import {
   statusChangeCursor,
 } from '../../runs/run-queries.js';
 import type { Resolvers } from '../generated/resolvers-types.js';
-import { guardSubscription } from '../access.js';
+import { guardSubscription, loadRun } from '../access.js';
 
 /** changelog.graphql: the change log, paged and live. */
 export const changelogResolvers: Resolvers = {
@@ -33,11 +32,7 @@ export const changelogResolvers: Resolvers = {
   },
   StatusChange: {
     cursor: (change) => statusChangeCursor(change),
-    run: async (change, _, { loaders }) => {
-      const run = await loaders.runById.load(change.runId);
-      if (!run) throw new NotFoundError('run', change.runId);
-      return run;
-    },
+    run: (change, _, { loaders }) => loadRun(loaders, change.runId),
     from: (change) => change.fromStatus,
     to: (change) => change.toStatus,
   },

@@ -1,5 +1,4 @@
 import type { RunRow } from '../../db/schema.js';
-import { NotFoundError } from '../../errors.js';
 import {
   getDialect,
   listDialects,
@@ -7,6 +6,7 @@ import {
   predicatesHolding,
 } from '../../lifecycle/dialects.js';
 import type { Resolvers } from '../generated/resolvers-types.js';
+import { loadRun } from '../access.js';
 
 /** A run's status as it was recorded: its status, outcome and the reason it was entered for. */
 function recordedStatus(run: RunRow) {
@@ -36,12 +36,8 @@ export const dialectResolvers: Resolvers = {
   StatusChange: {
     nativeTo: async (change, { dialect }, { loaders }) => {
       let inDialect = dialect;
-      if (inDialect == null) {
-        // The run's home dialect never changes: any read of the run tells it.
-        const run = await loaders.runById.load(change.runId);
-        if (!run) throw new NotFoundError('run', change.runId);
-        inDialect = run.dialect;
-      }
+      // The run's home dialect never changes: any read of the run tells it.
+      inDialect ??= (await loadRun(loaders, change.runId)).dialect;
       return nativeNameOf(inDialect, {
         status: change.toStatus,
         outcome: change.outcome,

@@ -1,5 +1,4 @@
 import type { RunRow } from '../../db/schema.js';
-import { NotFoundError } from '../../errors.js';
 import { getStatusInfo, RUN_STATUSES, type RunStatus } from '../../lifecycle/lifecycle.js';
 import {
   checkRunFilter,
@@ -10,7 +9,7 @@ import {
   statusChangeCursor,
 } from '../../runs/run-queries.js';
 import type { Resolvers } from '../generated/resolvers-types.js';
-import { visible } from '../access.js';
+import { loadVisibleRun, visible } from '../access.js';
 
 /** Counts per status in lifecycle order, without zeros. */
 function statusCounts(counts: ReadonlyMap<RunStatus, number>) {
@@ -29,10 +28,7 @@ export const pipelineResolvers: Resolvers = {
       visible(principal, [await getRunByOp(db, parentId, op)])[0] ?? null,
   },
   Run: {
-    parent: async (run, _, { loaders, principal }) =>
-      run.parentId == null
-        ? null
-        : (visible(principal, [await loaders.runById.load(run.parentId)])[0] ?? null),
+    parent: (run, _, ctx) => loadVisibleRun(ctx, run.parentId),
     children: async (run, args, { db, tail, principal }) => {
       const logCursor = statusChangeCursor({ id: tail.position() });
       return { ...(await listRuns(db, args, principal.projects, { parentId: run.id })), logCursor };
@@ -44,20 +40,22 @@ export const pipelineResolvers: Resolvers = {
     // An upstream outside the token's projects is left out, as Run.upstreams leaves it out.
     dependencies: async (run, _, { db, loaders, principal }) => {
       const dependencies = await listDependencies(db, run);
-      const runs = await loaders.runById.loadMany(dependencies.map((d) => d.upstreamId));
-      const shown = new Set(visible(principal, runs).map((r) => r.id));
-      return dependencies.filter((d) => shown.has(d.upstreamId));
+      const runs = visible(
+        principal,
+        await loaders.runById.loadMany(dependencies.map((d) => d.upstreamId)),
+      );
+      // Each upstream read once: the Dependency carries it (the loaders do not cache).
+      return dependencies.flatMap((d) => {
+        const upstream = runs.find((r) => r.id === d.upstreamId);
+        return upstream ? [{ ...d, run: upstream }] : [];
+      });
     },
   },
   RunConnection: {
     totalCount: (connection) => connection.totalCount(),
   },
   Dependency: {
-    run: async (dependency, _, { loaders }) => {
-      const run = await loaders.runById.load(dependency.upstreamId);
-      if (!run) throw new NotFoundError('run', dependency.upstreamId);
-      return run;
-    },
+    run: (dependency) => dependency.run,
     when: (dependency) => dependency.when,
     isSatisfied: (dependency) => dependency.satisfied,
     canStillBeSatisfied: (dependency) => dependency.possible,

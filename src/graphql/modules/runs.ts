@@ -11,7 +11,13 @@ import { listMeasurements } from '../../measurements/measurement-service.js';
 import { allowedNextFor, type TransitionOutcome } from '../../runs/run-service.js';
 import { listRunHistory, listRuns, statusChangeCursor } from '../../runs/run-queries.js';
 import type { Resolvers } from '../generated/resolvers-types.js';
-import { authorizeWrite, getVisibleRun, guardSubscription, visible } from '../access.js';
+import {
+  authorizeWrite,
+  getVisibleRun,
+  guardSubscription,
+  loadVisibleRun,
+  visible,
+} from '../access.js';
 
 /** Seconds from start to finish, or to now while the run is not finished. */
 function durationOf(run: RunRow): number | null {
@@ -107,10 +113,7 @@ export const runResolvers: Resolvers = {
       return visible(principal, await loaders.runById.loadMany(downstreams));
     },
     isReady: (run) => run.blockedReason == null,
-    memoizedFrom: async (run, _, { loaders, principal }) =>
-      run.memoizedFrom == null
-        ? null
-        : (visible(principal, [await loaders.runById.load(run.memoizedFrom)])[0] ?? null),
+    memoizedFrom: (run, _, ctx) => loadVisibleRun(ctx, run.memoizedFrom),
   },
 
   TransitionResult: {
