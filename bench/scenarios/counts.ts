@@ -77,8 +77,9 @@ interface Probe {
 /**
  * Seed `total` runs straight into the table: `total - CHILDREN` roots (one of them a parent)
  * over PROJECTS projects and the statuses of STATUS_SHARES, and the parent's CHILDREN steps.
- * Then the counts as the migration that introduced them writes them (0015_pipelines.sql): per
- * (project, is_root, status), as of the change log's newest row. Nothing else writes meanwhile.
+ * Then the counts as the migrations that introduced them write them (0015_pipelines.sql, 0016_child_counts.sql):
+ * per (project, is_root, status) and per (parent, status), as of the change log's newest row.
+ * Nothing else writes meanwhile.
  */
 async function seed(sql: postgres.Sql, total: number, log: (m: string) => void) {
   const roots = total - CHILDREN - 1;
@@ -107,9 +108,13 @@ async function seed(sql: postgres.Sql, total: number, log: (m: string) => void) 
   await sql.begin(async (tx) => {
     await tx`SELECT through_id FROM run_counts_position WHERE id = 1 FOR UPDATE`;
     await tx`DELETE FROM run_counts`;
+    await tx`DELETE FROM run_child_counts`;
     await tx`
       INSERT INTO run_counts (project, is_root, status, n)
       SELECT project, parent_id IS NULL, status, count(*) FROM runs GROUP BY 1, 2, 3`;
+    await tx`
+      INSERT INTO run_child_counts (parent_id, status, n)
+      SELECT parent_id, status, count(*) FROM runs WHERE parent_id IS NOT NULL GROUP BY 1, 2`;
     await tx`
       INSERT INTO run_counts_position (id, through_id)
       SELECT 1, coalesce(max(id), 0) FROM status_changes
@@ -273,7 +278,7 @@ async function capture(url: string, work: (db: never) => Promise<unknown>): Prom
   });
   await work(drizzle(connection, { schema }) as never);
   await connection.end();
-  return captured.filter((c) => /from "runs"|run_counts/i.test(c.query));
+  return captured.filter((c) => /from "runs"|run_counts|run_child_counts/i.test(c.query));
 }
 
 async function makeProbes(url: string, parentId: string): Promise<Probe[]> {
@@ -509,7 +514,7 @@ export const counts: Scenario = {
       notes.unshift(
         `${fmt(afterWrites.runs, 0)} runs in ${PROJECTS} projects (${fmt(total - CHILDREN, 0)} roots, ` +
           `one of them the parent of ${fmt(CHILDREN, 0)} steps), seeded with SQL in ` +
-          `${fmt(seedSeconds, 0)} s, counts table written as migration 0015 does.`,
+          `${fmt(seedSeconds, 0)} s, counts tables written as migrations 0015 and 0016 do.`,
         `Writes flowing: ${fmt(wrote.accepted, 0)} transitionRun accepted in ${fmt(wrote.seconds, 0)} s ` +
           `(${fmt(wrote.accepted / wrote.seconds, 0)}/s of ${WRITES_PER_SECOND}/s offered; refused ` +
           `${wrote.refused}, not sent because 32 were in flight ${wrote.skipped}; latency p50 / p99 ` +

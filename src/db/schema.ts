@@ -278,7 +278,22 @@ export const runCounts = pgTable(
   (t) => [primaryKey({ columns: [t.project, t.isRoot, t.status] })],
 );
 
-/** The one row saying up to which change-log id run_counts has folded the log in. */
+/**
+ * A parent's steps per status, as of the same change-log id as run_counts (folded in the same
+ * statement), so `childCounts` reads a few rows plus the parent's log rows after it instead of
+ * counting every step. Steps share their parent's project.
+ */
+export const runChildCounts = pgTable(
+  'run_child_counts',
+  {
+    parentId: uuid('parent_id').notNull(),
+    status: runStatusEnum('status').notNull(),
+    n: bigint('n', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.parentId, t.status] })],
+);
+
+/** The one row saying up to which change-log id run_counts and run_child_counts have folded the log in. */
 export const runCountsPosition = pgTable('run_counts_position', {
   id: integer('id').primaryKey().default(1),
   throughId: bigint('through_id', { mode: 'number' }).notNull(),

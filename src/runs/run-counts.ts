@@ -8,7 +8,8 @@ import type { RunStatus } from '../lifecycle/lifecycle.js';
  * row is +1 for its `to`, -1 for its `from`). One snapshot, so the answer is exact; nothing is
  * written per change. The reaper folds the log into run_counts about once a second, up to its
  * tail's position (below which no change can still commit), so the rows added at read time stay
- * few. What the table cannot answer (tags, names, dates, a parent) is counted from runs.
+ * few. run_child_counts does the same per parent, for `childCounts`. What the tables cannot answer
+ * (tags, names, dates) is counted from runs.
  */
 
 export interface CountScope {
@@ -16,6 +17,8 @@ export interface CountScope {
   projects: readonly string[] | null;
   /** true: runs without a parent; false: steps; null: both. */
   roots: boolean | null;
+  /** Only this run's steps (from run_child_counts); null: any parent. */
+  parentId?: string | null;
 }
 
 export async function countRunsByStatus(
@@ -27,6 +30,11 @@ export async function countRunsByStatus(
     scope.projects == null
       ? sql`true`
       : sql`${column} = ANY(${`{${scope.projects.map(quoteArrayItem).join(',')}}`}::text[])`;
+  if (scope.parentId != null) {
+    // Steps are never roots, and live in their parent's project.
+    if (scope.roots === true) return new Map();
+    return countChildren(ex, scope.parentId, projects(sql`p.project`));
+  }
   const roots = (isRoot: SQL) =>
     scope.roots == null ? sql`true` : sql`${isRoot} = ${scope.roots}`;
   const rows = await queryRows<{ status: RunStatus; n: string | number }>(
@@ -50,6 +58,32 @@ export async function countRunsByStatus(
   return new Map(rows.map((r) => [r.status, Number(r.n)]));
 }
 
+/** A parent's steps per status: run_child_counts plus the parent's log rows after the position. */
+async function countChildren(
+  ex: Executor,
+  parentId: string,
+  parentInProjects: SQL,
+): Promise<Map<RunStatus, number>> {
+  const rows = await queryRows<{ status: RunStatus; n: string | number }>(
+    ex,
+    sql`
+    /* countChildren */
+    WITH pos AS (SELECT through_id FROM run_counts_position WHERE id = 1),
+    recent AS (
+      SELECT c.from_status, c.to_status FROM status_changes c, pos
+      WHERE c.parent_id = ${parentId} AND c.id > pos.through_id
+    )
+    SELECT status, sum(n) AS n FROM (
+      SELECT status, n FROM run_child_counts WHERE parent_id = ${parentId}
+      UNION ALL SELECT to_status, 1 FROM recent
+      UNION ALL SELECT from_status, -1 FROM recent WHERE from_status IS NOT NULL
+    ) AS t
+    WHERE EXISTS (SELECT 1 FROM runs p WHERE p.id = ${parentId} AND ${parentInProjects})
+    GROUP BY status HAVING sum(n) <> 0`,
+  );
+  return new Map(rows.map((r) => [r.status, Number(r.n)]));
+}
+
 /** An element of a text[] literal, quoted (project names may hold commas, quotes, braces). */
 function quoteArrayItem(value: string): string {
   return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
@@ -57,7 +91,7 @@ function quoteArrayItem(value: string): string {
 
 /**
  * Fold the change log up to `head` (this instance's tail position: every change at or below it
- * has committed or never will) into run_counts, in one statement. Instances fold one at a time:
+ * has committed or never will) into run_counts and run_child_counts, in one statement. Instances fold one at a time:
  * the position row's lock orders them, and the second one reads the position the first left
  * (READ COMMITTED re-reads a locked row), so a log row is folded once. A fold behind the
  * position does nothing. Rows that fall to zero stay (reads leave zeros out). Answers how many
@@ -70,20 +104,28 @@ export async function foldCountsLog(db: Db, head: number): Promise<number> {
     /* foldCountsLog */
     WITH pos AS (SELECT through_id FROM run_counts_position WHERE id = 1 FOR UPDATE),
     moved AS (
-      SELECT c.project, c.parent_id IS NULL AS is_root, c.to_status AS status, 1 AS d
+      SELECT c.project, c.parent_id, c.to_status AS status, 1 AS d
       FROM status_changes c, pos WHERE c.id > pos.through_id AND c.id <= ${head}
       UNION ALL
-      SELECT c.project, c.parent_id IS NULL, c.from_status, -1
+      SELECT c.project, c.parent_id, c.from_status, -1
       FROM status_changes c, pos
       WHERE c.id > pos.through_id AND c.id <= ${head} AND c.from_status IS NOT NULL
     ),
     summed AS (
-      SELECT project, is_root, status, sum(d) AS n FROM moved GROUP BY project, is_root, status
+      SELECT project, parent_id IS NULL AS is_root, status, sum(d) AS n
+      FROM moved GROUP BY project, parent_id IS NULL, status
     ),
     upserted AS (
       INSERT INTO run_counts (project, is_root, status, n)
       SELECT project, is_root, status, n FROM summed WHERE n <> 0
       ON CONFLICT (project, is_root, status) DO UPDATE SET n = run_counts.n + excluded.n
+      RETURNING 1
+    ),
+    children AS (
+      INSERT INTO run_child_counts (parent_id, status, n)
+      SELECT parent_id, status, sum(d) FROM moved WHERE parent_id IS NOT NULL
+      GROUP BY parent_id, status HAVING sum(d) <> 0
+      ON CONFLICT (parent_id, status) DO UPDATE SET n = run_child_counts.n + excluded.n
       RETURNING 1
     ),
     advanced AS (
@@ -93,6 +135,7 @@ export async function foldCountsLog(db: Db, head: number): Promise<number> {
     )
     SELECT (SELECT count(*) FROM moved WHERE d = 1) AS n,
            (SELECT count(*) FROM upserted) AS upserted,
+           (SELECT count(*) FROM children) AS children,
            (SELECT count(*) FROM advanced) AS advanced`,
   );
   return Number(folded?.n ?? 0);

@@ -180,8 +180,8 @@ function sum(counts: ReadonlyMap<RunStatus, number>): number {
 }
 
 /**
- * Runs per status for a checked filter: from the counts table (run-counts.ts) when it can answer
- * (projects, statuses, roots), else counted from runs (a parent's children use their index).
+ * Runs per status for a checked filter: from the counts tables (run-counts.ts) when they can answer
+ * (projects, statuses, roots, a parent), else counted from runs.
  */
 export async function countRuns(
   ex: Executor,
@@ -191,14 +191,17 @@ export async function countRuns(
     !query.tags?.length &&
     query.nameContains == null &&
     query.createdAfter == null &&
-    query.createdBefore == null &&
-    query.parentId == null;
+    query.createdBefore == null;
   if (!byTable) return store.countRunsMatching(ex, query);
   let projects = query.projects ?? null;
   if (query.project != null) {
     projects = projects == null || projects.includes(query.project) ? [query.project] : [];
   }
-  const counts = await countRunsByStatus(ex, { projects, roots: query.roots ?? null });
+  const counts = await countRunsByStatus(ex, {
+    projects,
+    roots: query.roots ?? null,
+    parentId: query.parentId ?? null,
+  });
   if (query.statuses == null) return counts;
   const wanted = new Set(query.statuses);
   return new Map([...counts].filter(([status]) => wanted.has(status)));

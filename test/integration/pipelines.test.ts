@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import postgres from 'postgres';
 import { dataOf, latestCursorOf, record, waitUntil } from '../support/operations.js';
 import { uniqueProject, useServers, type TestServer } from '../support/server.js';
 
@@ -368,6 +369,116 @@ describe('reading a pipeline live', () => {
       { status: 'CREATED', count: 2 },
       { status: 'RUNNING', count: 1 },
     ]);
+  });
+});
+
+describe("a parent's counts", () => {
+  let sql: postgres.Sql;
+  beforeAll(() => {
+    sql = postgres(inject('databaseUrl'), { max: 2, onnotice: () => {} });
+  });
+  afterAll(async () => {
+    await sql.end();
+  });
+
+  type Counts = { status: string; count: number }[];
+  const childCountsOf = async (id: string, via: TestServer) =>
+    dataOf(
+      await via.gql<{ run: { childCounts: Counts } }>(
+        `query($id: ID!) { run(id: $id) { childCounts { status count } } }`,
+        { id },
+      ),
+    ).run.childCounts;
+  /** The steps' statuses counted one by one, in lifecycle order as childCounts answers. */
+  const truthOf = async (id: string): Promise<Counts> => {
+    const rows = await sql<{ name: string; n: number }[]>`
+      SELECT status::text AS name, count(*)::int AS n FROM runs WHERE parent_id = ${id}
+      GROUP BY status ORDER BY status`;
+    return rows.map((r) => ({ status: r.name, count: r.n }));
+  };
+
+  it('childCounts stay exact while steps change on two instances, before and after the fold', async () => {
+    const project = uniqueProject('child-counts');
+    const parent = await create({ project });
+    const steps = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        create({ project, parentId: parent.id, op: `s${i}` }, i % 2 ? a : b),
+      ),
+    );
+    // Every step moves on both instances at once: RUNNING, then six succeed and three fail.
+    await Promise.all(steps.map((s, i) => move(s.id, 'RUNNING', i % 2 ? a : b)));
+    await Promise.all(
+      steps.slice(0, 9).map((s, i) => move(s.id, i < 6 ? 'SUCCEEDED' : 'FAILED', i % 2 ? b : a)),
+    );
+    const truth = await truthOf(parent.id);
+    expect(truth).toEqual([
+      { status: 'RUNNING', count: 3 },
+      { status: 'SUCCEEDED', count: 6 },
+      { status: 'FAILED', count: 3 },
+    ]);
+    // Right after the writes (most of the log not folded yet) on both instances, then folded.
+    expect(await childCountsOf(parent.id, a)).toEqual(truth);
+    expect(await childCountsOf(parent.id, b)).toEqual(truth);
+    await waitUntil('the fold to reach the steps', async () => {
+      const [row] = await sql<{ n: number }[]>`
+        SELECT coalesce(sum(n), 0)::int AS n FROM run_child_counts WHERE parent_id = ${parent.id}`;
+      return row!.n === 12;
+    });
+    expect(await childCountsOf(parent.id, a)).toEqual(truth);
+    // A filter naming the parent and another project counts nothing.
+    const other = dataOf(
+      await a.gql<{ runCounts: Counts }>(
+        `query($f: RunFilter) { runCounts(filter: $f) { status count } }`,
+        { f: { parentId: parent.id, project: uniqueProject('elsewhere') } },
+      ),
+    ).runCounts;
+    expect(other).toEqual([]);
+  });
+
+  it('migration 0016 fills the counts as of the fold position, whatever the log holds after it', async () => {
+    const project = uniqueProject('child-backfill');
+    const parent = await create({ project });
+    const steps = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => create({ project, parentId: parent.id, op: `s${i}` })),
+    );
+    for (const s of steps) await move(s.id, 'RUNNING');
+    const migration = readFileSync(
+      new URL('../../drizzle/0016_child_counts.sql', import.meta.url),
+      'utf8',
+    );
+    const backfill = migration
+      .split('--> statement-breakpoint')
+      .find((part) => part.includes('INSERT INTO "run_child_counts"'))!
+      .replace('INSERT INTO "run_child_counts"', 'INSERT INTO backfilled');
+    // Hold the fold position, so the changes below stay after it; then backfill a copy.
+    const reserved = await sql.reserve();
+    try {
+      await reserved`BEGIN`;
+      await reserved`SELECT through_id FROM run_counts_position WHERE id = 1 FOR UPDATE`;
+      await move(steps[0]!.id, 'SUCCEEDED');
+      await move(steps[1]!.id, 'FAILED');
+      await reserved`CREATE TEMP TABLE backfilled (LIKE run_child_counts) ON COMMIT DROP`;
+      await reserved.unsafe(backfill);
+      // What a read adds: the parent's log rows after the position.
+      const [after] = await reserved<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM status_changes c, run_counts_position p
+        WHERE p.id = 1 AND c.id > p.through_id AND c.parent_id = ${parent.id}`;
+      expect(after!.n).toBeGreaterThanOrEqual(2);
+      const read = await reserved<{ name: string; n: number }[]>`
+        SELECT status::text AS name, sum(n)::int AS n FROM (
+          SELECT status, n FROM backfilled WHERE parent_id = ${parent.id}
+          UNION ALL SELECT c.to_status, 1 FROM status_changes c, run_counts_position p
+            WHERE p.id = 1 AND c.id > p.through_id AND c.parent_id = ${parent.id}
+          UNION ALL SELECT c.from_status, -1 FROM status_changes c, run_counts_position p
+            WHERE p.id = 1 AND c.id > p.through_id AND c.parent_id = ${parent.id}
+              AND c.from_status IS NOT NULL
+        ) AS t GROUP BY status HAVING sum(n) <> 0 ORDER BY status`;
+      expect(read.map((r) => ({ status: r.name, count: r.n }))).toEqual(await truthOf(parent.id));
+      await reserved`ROLLBACK`;
+    } finally {
+      reserved.release();
+    }
+    expect(await childCountsOf(parent.id, a)).toEqual(await truthOf(parent.id));
   });
 });
 
