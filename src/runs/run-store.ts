@@ -16,6 +16,7 @@ import {
   type SQL,
 } from 'drizzle-orm';
 import { queryRows, type Executor, type Tx } from '../db/client.js';
+import { createRowReader } from '../db/row-reader.js';
 import { runs, type RunRow, type StatusChangeRow, type TriggerPolicy } from '../db/schema.js';
 import type { Dialect } from '../lifecycle/dialects.js';
 import { getStatusesInCategories, type RunStatus } from '../lifecycle/lifecycle.js';
@@ -75,8 +76,24 @@ export async function getRunByIdempotencyKey(
   return rows[0] ?? null;
 }
 
+/** Whole runs, read by hand-written SQL on the read paths a page or a loader takes. */
+const runReader = createRowReader(runs);
+
+/** Runs matching `where`, ordered and limited by `tail` (hand-written SQL: see row-reader.ts). */
+async function selectRuns(
+  ex: Executor,
+  where: SQL | undefined,
+  tail: SQL = sql``,
+): Promise<RunRow[]> {
+  const rows = await queryRows<Record<string, unknown>>(
+    ex,
+    sql`SELECT ${runReader.columns} FROM runs WHERE ${where ?? sql`true`} ${tail}`,
+  );
+  return rows.map((row) => runReader.read(row));
+}
+
 export async function getRunById(ex: Executor, id: string): Promise<RunRow | null> {
-  const rows = await ex.select().from(runs).where(eq(runs.id, id));
+  const rows = await selectRuns(ex, eq(runs.id, id));
   return rows[0] ?? null;
 }
 
@@ -94,10 +111,7 @@ export async function getRunByOp(
 
 export async function getRunsByIds(ex: Executor, ids: readonly string[]): Promise<RunRow[]> {
   if (ids.length === 0) return [];
-  return ex
-    .select()
-    .from(runs)
-    .where(inArray(runs.id, [...ids]));
+  return selectRuns(ex, inArray(runs.id, [...ids]));
 }
 
 /** Each parent's children per status (committed), for rollups. */
@@ -376,13 +390,12 @@ export async function listRuns(ex: Executor, q: RunPageQuery): Promise<RunRow[]>
         : sql`(${orderColumn}, ${runs.id}) > (${q.after.at.toISOString()}::timestamptz, ${q.after.id}::uuid)`,
     );
   }
-  const dir = q.direction === 'DESC' ? desc : asc;
-  return ex
-    .select()
-    .from(runs)
-    .where(and(...conditions))
-    .orderBy(dir(orderColumn), dir(runs.id))
-    .limit(q.limit);
+  const dir = q.direction === 'DESC' ? sql.raw('DESC') : sql.raw('ASC');
+  return selectRuns(
+    ex,
+    and(...conditions),
+    sql`ORDER BY ${orderColumn} ${dir}, ${runs.id} ${dir} LIMIT ${q.limit}`,
+  );
 }
 
 /**
