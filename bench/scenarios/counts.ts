@@ -278,7 +278,7 @@ async function capture(url: string, work: (db: never) => Promise<unknown>): Prom
   });
   await work(drizzle(connection, { schema }) as never);
   await connection.end();
-  return captured.filter((c) => /from "runs"|run_counts|run_child_counts/i.test(c.query));
+  return captured.filter((c) => /from "?runs"?\s|run_counts|run_child_counts/i.test(c.query));
 }
 
 async function makeProbes(url: string, parentId: string): Promise<Probe[]> {
