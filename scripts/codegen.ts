@@ -37,6 +37,7 @@ const MODULES = [
   'changelog',
   'dialects',
   'measurements',
+  'records',
   'auth',
 ];
 const stitched = MODULES.map((name) =>

@@ -13,7 +13,13 @@ import { GraphQLError } from 'graphql';
 
 /** What went wrong, for the GraphQL layer to name. */
 export type DomainErrorKind =
-  'invalidInput' | 'notFound' | 'staleAttempt' | 'unauthenticated' | 'forbidden' | 'rateLimited';
+  | 'invalidInput'
+  | 'notFound'
+  | 'staleAttempt'
+  | 'revisionConflict'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'rateLimited';
 
 export abstract class DomainError extends Error {
   abstract readonly kind: DomainErrorKind;
@@ -52,6 +58,20 @@ export class StaleAttemptError extends DomainError {
     super(
       `run ${runId} is at attempt ${actualAttempt}, not ${attempt}: this report was not recorded`,
       { actualAttempt },
+    );
+  }
+}
+
+/**
+ * A compare-and-set lost (updateRun's expectedRevision): the run changed since the caller read
+ * it; nothing was written. Read it again and decide.
+ */
+export class RevisionConflictError extends DomainError {
+  readonly kind = 'revisionConflict';
+  constructor(runId: string, expectedRevision: number, actualRevision: number) {
+    super(
+      `run ${runId} is at revision ${actualRevision}, not ${expectedRevision}: nothing was written`,
+      { expectedRevision, actualRevision },
     );
   }
 }

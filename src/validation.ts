@@ -14,6 +14,12 @@ export const LIMITS = {
   tags: 50,
   tagLength: 100,
   metaBytes: 64 * 1024,
+  /** A transition's meta (Polyaxon's meta_info). */
+  changeMetaBytes: 16 * 1024,
+  attributesBytes: 64 * 1024,
+  outcomeLength: 50,
+  /** How far in the future a reported time (`at`, `createdAt`) may be: clocks differ a little. */
+  clockSkewSeconds: 5,
   reasonLength: 200,
   messageLength: 10_000,
   phaseLength: 500,
@@ -111,6 +117,30 @@ export function checkDate(field: string, value: Date): Date {
   return value;
 }
 
+/** A run's tags: at most LIMITS.tags, each 1–LIMITS.tagLength characters; duplicates dropped. */
+export function checkTags(field: string, tags: readonly string[]): string[] {
+  return [
+    ...new Set(
+      checkListLength(field, tags, LIMITS.tags).map((tag, i) =>
+        checkString(`${field}[${i}]`, tag, { min: 1, max: LIMITS.tagLength }),
+      ),
+    ),
+  ];
+}
+
+/**
+ * A time reported by a client for something that happened elsewhere (a change's `at`, an
+ * import's `createdAt`): a valid date, and not in the future (a few seconds of clock skew
+ * allowed). Whether it is after the run's last change is checked under the run's lock.
+ */
+export function checkReportedTime(field: string, value: Date): Date {
+  checkDate(field, value);
+  if (value.getTime() > Date.now() + LIMITS.clockSkewSeconds * 1000) {
+    throw new BadUserInputError(field, 'is in the future');
+  }
+  return value;
+}
+
 /** Optional strings of a list (filter values): each checked like a string field. */
 export function checkStringList(
   field: string,
@@ -141,17 +171,34 @@ export function checkFiniteInRange(field: string, value: number, min: number, ma
  * A JSON object of bounded size whose numbers are all finite and whose strings hold no NUL.
  * JSON.parse turns 1e400 into Infinity, which jsonb would silently store as null.
  */
-export function checkJsonObject(field: string, value: unknown): Record<string, unknown> {
+export function checkJsonObject(
+  field: string,
+  value: unknown,
+  maxBytes: number = LIMITS.metaBytes,
+): Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new BadUserInputError(field, 'must be a JSON object');
   }
   checkJsonValue(field, value, 0);
   const text = JSON.stringify(value);
-  if (Buffer.byteLength(text, 'utf8') > LIMITS.metaBytes) {
-    throw new BadUserInputError(field, `must be at most ${LIMITS.metaBytes} bytes as JSON`);
+  if (Buffer.byteLength(text, 'utf8') > maxBytes) {
+    throw new BadUserInputError(field, `must be at most ${maxBytes} bytes as JSON`);
   }
   // A plain copy: GraphQL literals arrive as null-prototype objects, which drizzle cannot take.
   return JSON.parse(text) as Record<string, unknown>;
+}
+
+/**
+ * Any JSON value (an object, a list, a string, a number, a boolean, null) of bounded size and
+ * depth, with the checks of checkJsonObject. Answers a plain copy.
+ */
+export function checkJson(field: string, value: unknown, rule: { maxBytes: number }): unknown {
+  checkJsonValue(field, value, 0);
+  const text = JSON.stringify(value);
+  if (Buffer.byteLength(text, 'utf8') > rule.maxBytes) {
+    throw new BadUserInputError(field, `must be at most ${rule.maxBytes} bytes as JSON`);
+  }
+  return JSON.parse(text) as unknown;
 }
 
 const MAX_JSON_DEPTH = 32;

@@ -13,8 +13,14 @@ export interface NewStatusChange {
   version: number;
   reason: string | null;
   message: string | null;
-  /** Recorded with the status (a dialect's outcome); null or absent: none. */
+  /** Recorded with the status (a dialect's outcome, or the reporter's); null or absent: none. */
   outcome?: string | null;
+  /** The worker's exit code; null or absent: none. */
+  exitCode?: number | null;
+  /** A JSON object reported with the change; null or absent: none. */
+  meta?: Record<string, unknown> | null;
+  /** The run's attempt after the change. */
+  attempt: number;
   at: Date;
   forced?: boolean;
   /** The acting token's name; null for the service's own moves (the reaper). */
@@ -35,21 +41,22 @@ const changeColumns = (() => {
  */
 export function insertStatusChangesSql(changes: readonly NewStatusChange[]): SQL {
   return sql`
-    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor, parent_id)
+    INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason, message, outcome, exit_code, meta, attempt, at, forced, actor, parent_id)
     SELECT tx.xid, c.run_id, c.project, c.from_status::run_status, c.to_status::run_status,
-           c.version, c.reason, c.message, c.outcome, c.at, coalesce(c.forced, false), c.actor, c.parent_id
+           c.version, c.reason, c.message, c.outcome, c.exit_code, c.meta, c.attempt, c.at,
+           coalesce(c.forced, false), c.actor, c.parent_id
     FROM tx, ROWS FROM (
       jsonb_to_recordset(${JSON.stringify(changes)}::jsonb) AS ("runId" uuid, project text, "fromStatus" text,
-        "toStatus" text, version int, reason text, message text, outcome text, at timestamptz,
-        forced boolean, actor text, "parentId" uuid)
-    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor, parent_id, n)
+        "toStatus" text, version int, reason text, message text, outcome text, "exitCode" int,
+        meta jsonb, attempt int, at timestamptz, forced boolean, actor text, "parentId" uuid)
+    ) WITH ORDINALITY AS c(run_id, project, from_status, to_status, version, reason, message, outcome, exit_code, meta, attempt, at, forced, actor, parent_id, n)
     ORDER BY c.n
     RETURNING ${RETURNED}`;
 }
 
 /** The columns raw SQL reads of a status_changes row (mapStatusChangeRow maps them). */
 const RETURNED = sql.raw(
-  'id, run_id, project, from_status, to_status, version, reason, message, outcome, at, forced, actor, parent_id',
+  'id, run_id, project, from_status, to_status, version, reason, message, outcome, exit_code, meta, attempt, at, forced, actor, parent_id',
 );
 
 /** A status_changes row as both drivers return it from raw SQL. */
@@ -63,6 +70,9 @@ export interface RawStatusChange {
   reason: string | null;
   message: string | null;
   outcome?: string | null;
+  exit_code?: number | null;
+  meta?: Record<string, unknown> | string | null;
+  attempt?: number | null;
   at: string | Date;
   forced?: boolean | null;
   actor?: string | null;
@@ -80,6 +90,12 @@ export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
     reason: row.reason,
     message: row.message,
     outcome: row.outcome ?? null,
+    exitCode: row.exit_code ?? null,
+    meta:
+      typeof row.meta === 'string'
+        ? (JSON.parse(row.meta) as Record<string, unknown>)
+        : (row.meta ?? null),
+    attempt: row.attempt ?? 1,
     forced: row.forced === true,
     actor: row.actor ?? null,
     parentId: row.parent_id ?? null,

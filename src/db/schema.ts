@@ -3,6 +3,7 @@ import {
   type AnyPgColumn,
   bigint,
   boolean,
+  check,
   customType,
   doublePrecision,
   index,
@@ -101,6 +102,13 @@ export const runs = pgTable(
     statusReason: text('status_reason'),
     /** The outcome of the change into the current DONE status (Canary's DIFF, TIMEOUT, ...). */
     outcome: text('outcome'),
+    /** The exit code of the change into the current DONE status (cleared like outcome). */
+    exitCode: integer('exit_code'),
+    /** Free-form JSON object, changed after creation by updateRun (merged key by key). */
+    attributes: jsonb('attributes')
+      .$type<Record<string, unknown>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
     /** The vocabulary the run was created in: its status is answered in it by default. */
     dialect: dialectEnum('dialect').notNull().default('RUNSTATE'),
     /** The run this one is a step of (same project); its children go with it. */
@@ -127,6 +135,9 @@ export const runs = pgTable(
       .where(sql`${t.idempotencyKey} IS NOT NULL`),
     // Keyset orders (created_at, id) and (updated_at, id), alone and within a project / status.
     index('runs_created_at_id_idx').on(t.createdAt, t.id),
+    // RunFilter.meta / RunFilter.attributes: JSON containment (@>).
+    index('runs_meta_gin_idx').using('gin', sql`${t.meta} jsonb_path_ops`),
+    index('runs_attributes_gin_idx').using('gin', sql`${t.attributes} jsonb_path_ops`),
     index('runs_updated_at_id_idx').on(t.updatedAt, t.id),
     index('runs_project_created_at_id_idx').on(t.project, t.createdAt, t.id),
     index('runs_project_updated_at_id_idx').on(t.project, t.updatedAt, t.id),
@@ -241,6 +252,12 @@ export const statusChanges = pgTable(
     message: text('message'),
     /** Recorded with the status where it alone loses meaning (Canary's diffed: FAILED, DIFF). */
     outcome: text('outcome'),
+    /** The worker's exit code, as reported with the change. */
+    exitCode: integer('exit_code'),
+    /** A JSON object reported with the change (Polyaxon's meta_info). */
+    meta: jsonb('meta').$type<Record<string, unknown>>(),
+    /** The run's attempt after the change (a RETRYING row starts the next one): Parsl's try id. */
+    attempt: integer('attempt').notNull().default(1),
     /** Set by an administrator's correction that bypassed the lifecycle table. */
     forced: boolean('forced').notNull().default(false),
     /** The name of the API token that made the change (or caused it); null: the service itself. */
@@ -340,7 +357,10 @@ export const measurements = pgTable(
       .notNull()
       .references(() => runs.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
-    value: doublePrecision('value').notNull(),
+    /** A number; null when the point is `data`. */
+    value: doublePrecision('value'),
+    /** Any other JSON value (a string, a boolean, an object, a list); null when it is `value`. */
+    data: jsonb('data'),
     step: integer('step'),
     at: ts('at').notNull().defaultNow(),
     /** The writing transaction: tells other instances exactly which rows a batch wrote. */
@@ -352,6 +372,7 @@ export const measurements = pgTable(
     // Series in time order (keyset (at, id)), and the newest point per name.
     index('measurements_run_at_id_idx').on(t.runId, t.at, t.id),
     index('measurements_run_name_at_id_idx').on(t.runId, t.name, t.at.desc(), t.id.desc()),
+    check('measurements_value_or_data', sql`(${t.value} IS NULL) <> (${t.data} IS NULL)`),
   ],
 );
 

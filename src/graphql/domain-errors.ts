@@ -11,6 +11,7 @@ const WIRE: Record<
   invalidInput: { code: 'BAD_USER_INPUT' },
   notFound: { code: 'NOT_FOUND' },
   staleAttempt: { code: 'STALE_ATTEMPT' },
+  revisionConflict: { code: 'REVISION_CONFLICT' },
   unauthenticated: {
     code: 'UNAUTHENTICATED',
     http: () => ({ status: 401, headers: { 'WWW-Authenticate': 'Bearer realm="runstate"' } }),

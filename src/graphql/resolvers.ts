@@ -6,6 +6,7 @@ import { dialectResolvers } from './modules/dialects.js';
 import { lifecycleResolvers } from './modules/lifecycle.js';
 import { measurementResolvers } from './modules/measurements.js';
 import { pipelineResolvers } from './modules/pipelines.js';
+import { recordResolvers } from './modules/records.js';
 import { runResolvers } from './modules/runs.js';
 
 /**
@@ -20,6 +21,7 @@ export const resolvers: Resolvers = mergeResolvers([
   changelogResolvers,
   dialectResolvers,
   measurementResolvers,
+  recordResolvers,
   authResolvers,
 ]);
 

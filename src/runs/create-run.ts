@@ -8,7 +8,9 @@ import {
   checkJsonObject,
   checkListLength,
   checkOptionalString,
+  checkReportedTime,
   checkString,
+  checkTags,
   checkUuid,
   LIMITS,
 } from '../validation.js';
@@ -49,13 +51,7 @@ export async function createRun(
   const values: store.NewRun = {
     project,
     name: checkOptionalString('input.name', input.name, { min: 1, max: LIMITS.nameLength }),
-    tags: [
-      ...new Set(
-        checkListLength('input.tags', input.tags ?? [], LIMITS.tags).map((tag, i) =>
-          checkString(`input.tags[${i}]`, tag, { min: 1, max: LIMITS.tagLength }),
-        ),
-      ),
-    ],
+    tags: checkTags('input.tags', input.tags ?? []),
     meta: input.meta == null ? null : checkJsonObject('input.meta', input.meta),
     idempotencyKey: checkOptionalString('input.idempotencyKey', input.idempotencyKey, {
       min: 1,
@@ -86,7 +82,16 @@ export async function createRun(
         : checkIntInRange('input.queueTimeout', input.queueTimeout, 1, LIMITS.timeoutSeconds),
     dialect: input.dialect ?? 'RUNSTATE',
     statusReason: 'CREATED',
+    attributes:
+      input.attributes == null
+        ? {}
+        : checkJsonObject('input.attributes', input.attributes, LIMITS.attributesBytes),
   };
+  if (input.createdAt != null) {
+    // An import: the run was created elsewhere, earlier.
+    values.createdAt = checkReportedTime('input.createdAt', input.createdAt);
+    values.updatedAt = values.createdAt;
+  }
   const parentId = input.parentId == null ? null : checkUuid('input.parentId', input.parentId);
   values.op = checkOptionalString('input.op', input.op, { min: 1, max: LIMITS.opLength });
   values.parentId = parentId;
@@ -226,6 +231,7 @@ export async function createRun(
           version: inserted.version,
           reason: 'CREATED',
           message: null,
+          attempt: inserted.attempt,
           at: inserted.createdAt,
           actor: actor.name,
         },
@@ -245,6 +251,7 @@ export async function createRun(
           version: memoized.run.version,
           reason: memoized.change.reason,
           message: memoized.change.message,
+          attempt: memoized.run.attempt,
           at: run.createdAt,
           actor: actor.name,
         });

@@ -56,8 +56,19 @@ export interface TransitionRequest {
   resolveTo?: (run: RunRow) => RunStatus;
   /** A native status name, in `dialect` or else the run's own: resolved under the lock. */
   native?: { spelling: string; dialect: Dialect | null; field: string };
-  /** Recorded with the change (a native name's outcome). */
+  /** Recorded with the change: the reporter's, or a native name's (which wins). */
   outcome?: string | null;
+  /** The worker's exit code, recorded with the change. */
+  exitCode?: number | null;
+  /** A JSON object recorded with the change (Polyaxon's meta_info). */
+  meta?: Record<string, unknown> | null;
+  /**
+   * When it happened elsewhere (imports, Perceval's update_times): not before the run's last
+   * change, and not in the future (checked before the transaction, and under the lock).
+   */
+  at?: Date | null;
+  /** The input field the request came from (`input`, `inputs[2]`), for errors found under the lock. */
+  field?: string;
   /** stopRun: the run's steps that are not done stop with it. */
   stopsChildren?: boolean;
   /** The worker's attempt (fencing); null: not checked. */
@@ -123,7 +134,7 @@ export function resolveRequest(run: RunRow, request: TransitionRequest): Transit
       to: entry.status,
       // The name's own reason is part of what it means (Parsl's joining): it is recorded.
       reason: entry.reason ?? request.reason,
-      outcome: entry.outcome,
+      outcome: entry.outcome ?? request.outcome ?? null,
     };
   }
   if (request.resolveTo) return { ...request, resolveTo: undefined, to: request.resolveTo(run) };
@@ -242,12 +253,30 @@ export function changeTimeFor(run: RunRow, now: Date): Date {
   return new Date(Math.max(now.getTime(), run.updatedAt.getTime()));
 }
 
+/**
+ * When a requested change happens: at its reported `at` (an import, Perceval's update_times),
+ * which may not be before the run's last change (its history stays in time order), else as
+ * changeTimeFor says. BAD_USER_INPUT naming the field otherwise; the transaction writes nothing.
+ */
+export function requestedChangeTime(run: RunRow, request: TransitionRequest, now: Date): Date {
+  if (request.at == null) return changeTimeFor(run, now);
+  if (request.at.getTime() < run.updatedAt.getTime()) {
+    throw new BadUserInputError(
+      `${request.field ?? 'input'}.at`,
+      `is before the run's last change (${run.updatedAt.toISOString()})`,
+    );
+  }
+  return request.at;
+}
+
 /** One status change to write: the status, why, and the outcome recorded with it. */
 export interface PlannedChange {
   to: RunStatus;
   reason: string | null;
   message: string | null;
   outcome?: string | null;
+  exitCode?: number | null;
+  meta?: Record<string, unknown> | null;
 }
 
 /**
@@ -263,6 +292,8 @@ export function planChanges(
 ): PlannedChange[] {
   const asked: PlannedChange = { to, reason: request.reason, message: request.message };
   if (request.outcome != null) asked.outcome = request.outcome;
+  if (request.exitCode != null) asked.exitCode = request.exitCode;
+  if (request.meta != null) asked.meta = request.meta;
   const implied = request.force ? [] : (impliedSteps(run.status, to) ?? []);
   if (implied.length > 0) {
     return [...implied.map((step) => ({ to: step, reason: 'RESUME', message: null })), asked];
@@ -277,7 +308,12 @@ export function planChanges(
     return [asked];
   }
   const retry: PlannedChange = { to: 'RETRYING', reason: 'RETRY', message: request.message };
-  return isTransitionAllowed(run.status, 'RETRYING') ? [retry] : [asked, retry];
+  // Straight to RETRYING, the failure's report (outcome, exit code, meta) is kept on that row.
+  if (isTransitionAllowed(run.status, 'RETRYING')) {
+    const { to: _failed, reason: _reason, ...report } = asked;
+    return [{ ...report, ...retry }];
+  }
+  return [asked, retry];
 }
 
 /**
@@ -296,6 +332,7 @@ export function applyTransition(run: RunRow, change: PlannedChange, now: Date): 
     updatedAt: now,
     statusReason: change.reason,
     outcome: isDone(to) ? (change.outcome ?? null) : null,
+    exitCode: isDone(to) ? (change.exitCode ?? null) : null,
   };
   if (to === 'RETRYING') next.attempt = run.attempt + 1;
   if (startsRunning(to) && run.startedAt == null) next.startedAt = now;
@@ -345,6 +382,9 @@ export function changeOf(
     reason: change.reason,
     message: change.message,
     outcome: change.outcome ?? null,
+    exitCode: change.exitCode ?? null,
+    meta: change.meta ?? null,
+    attempt: next.attempt,
     at: next.updatedAt,
   };
 }
@@ -404,6 +444,7 @@ export function decideDownstream(
         version: next.version,
         reason: decision.reason,
         message,
+        attempt: next.attempt,
         at,
         actor,
       },

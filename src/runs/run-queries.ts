@@ -13,6 +13,7 @@ import { decodeCursor, encodeCursor, toConnection } from '../pagination.js';
 import {
   checkDate,
   checkFirst,
+  checkJsonObject,
   checkListLength,
   checkOptionalString,
   checkStringList,
@@ -40,6 +41,8 @@ export interface RunFilterInput {
   predicate?: PredicateFilterInput | null;
   parentId?: string | null;
   roots?: boolean | null;
+  meta?: unknown;
+  attributes?: unknown;
   tags?: readonly string[] | null;
   nameContains?: string | null;
   createdAfter?: Date | null;
@@ -131,6 +134,8 @@ export function checkRunFilter(
       f.createdBefore == null ? null : checkDate(`${field}.createdBefore`, f.createdBefore),
     parentId: f.parentId == null ? null : checkUuid(`${field}.parentId`, f.parentId),
     roots: f.roots ?? null,
+    meta: f.meta == null ? null : checkJsonObject(`${field}.meta`, f.meta),
+    attributes: f.attributes == null ? null : checkJsonObject(`${field}.attributes`, f.attributes),
   };
 }
 
@@ -191,7 +196,9 @@ export async function countRuns(
     !query.tags?.length &&
     query.nameContains == null &&
     query.createdAfter == null &&
-    query.createdBefore == null;
+    query.createdBefore == null &&
+    query.meta == null &&
+    query.attributes == null;
   if (!byTable) return store.countRunsMatching(ex, query);
   let projects = query.projects ?? null;
   if (query.project != null) {

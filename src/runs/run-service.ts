@@ -1,13 +1,22 @@
 import type { Db } from '../db/client.js';
 import type { RunRow, StatusChangeRow, TriggerPolicy } from '../db/schema.js';
-import { BadUserInputError, NotFoundError, StaleAttemptError } from '../errors.js';
+import {
+  BadUserInputError,
+  NotFoundError,
+  RevisionConflictError,
+  StaleAttemptError,
+} from '../errors.js';
 import type { RunUpdates } from '../live/run-updates.js';
 import type { Dialect } from '../lifecycle/dialects.js';
 import { getStatusInfo, isDone, type RunStatus } from '../lifecycle/lifecycle.js';
 import {
   checkFiniteInRange,
+  checkIntInRange,
+  checkJsonObject,
   checkListLength,
   checkOptionalString,
+  checkReportedTime,
+  checkTags,
   checkUuid,
   LIMITS,
 } from '../validation.js';
@@ -50,6 +59,24 @@ export interface CreateRunInput {
   dependencies?: readonly { ref: string; when?: readonly RunStatus[] | null }[] | null;
   rollup?: boolean | null;
   scheduledAt?: Date | null;
+  /** When it was created elsewhere (imports): not in the future. */
+  createdAt?: Date | null;
+  /** A JSON object, changed later by updateRun. */
+  attributes?: unknown;
+}
+
+export interface UpdateRunInput {
+  id: string;
+  /** Replaced when given (null clears it). */
+  name?: string | null;
+  /** Replaced when given. */
+  tags?: readonly string[] | null;
+  /** Replaced when given (null clears it). */
+  meta?: unknown;
+  /** Merged key by key into the run's attributes; a key set to null is removed. */
+  attributes?: unknown;
+  /** Compare-and-set: refused (REVISION_CONFLICT) unless the run is at this revision. */
+  expectedRevision?: number | null;
 }
 
 export interface TransitionInput {
@@ -67,6 +94,13 @@ export interface TransitionInput {
   attempt?: number | null;
   /** An administrator's correction; a reason is required. */
   force?: boolean | null;
+  /** Free text, upper case by convention (PASS, DIFF, TIMEOUT); a native name's own wins. */
+  outcome?: string | null;
+  exitCode?: number | null;
+  /** A JSON object (Polyaxon's meta_info). */
+  meta?: unknown;
+  /** When it happened elsewhere (imports): not before the run's last change, not in the future. */
+  at?: Date | null;
 }
 
 /**
@@ -103,6 +137,11 @@ export interface RunService {
     attempt: number | null | undefined,
     actor: Actor,
   ): Promise<RunRow>;
+  /**
+   * Change a run's name, tags, meta (replaced) and attributes (merged); runUpdated fires. With
+   * expectedRevision, a compare-and-set (REVISION_CONFLICT when the run moved on).
+   */
+  updateRun(input: UpdateRunInput, actor: Actor): Promise<RunRow>;
   /** With `attempt`, a zombie worker's heartbeat cannot keep a retried run alive. */
   heartbeat(id: string, attempt: number | null | undefined, actor: Actor): Promise<RunRow>;
 }
@@ -288,6 +327,36 @@ export function createRunService(deps: RunServiceDeps): RunService {
       return run;
     },
 
+    async updateRun(input, actor) {
+      const runId = checkUuid('input.id', input.id);
+      const update = checkRunUpdate(input);
+      const expectedRevision =
+        input.expectedRevision == null
+          ? null
+          : checkIntInRange('input.expectedRevision', input.expectedRevision, 1, 2 ** 53 - 1);
+      const only = { projects: actor.projects, expectedRevision };
+      // Nothing written: say why. Without expectedRevision a run that changed between the two
+      // statements is updated again; what still does not fit (as PostgreSQL prints the merged
+      // JSON, a little larger than JSON.stringify) is too large.
+      for (let tries = 0; tries < 3; tries++) {
+        const run = await store.updateRunRecord(db, runId, update, only, LIMITS.attributesBytes);
+        if (run) {
+          publishCommitted([], [run]);
+          return run;
+        }
+        const current = await store.getRunById(db, runId);
+        if (!current || !canSeeProject(actor, current.project))
+          throw new NotFoundError('run', runId);
+        if (expectedRevision != null && current.revision !== expectedRevision)
+          throw new RevisionConflictError(runId, expectedRevision, current.revision);
+        if (!fitsAttributes(current, update)) break;
+      }
+      throw new BadUserInputError(
+        'input.attributes',
+        `would make the run's attributes larger than ${LIMITS.attributesBytes} bytes as JSON`,
+      );
+    },
+
     async heartbeat(id, attempt, actor) {
       const runId = checkUuid('id', id);
       const only = { attempt: attempt ?? null, projects: actor.projects };
@@ -328,6 +397,8 @@ function toRequest(input: TransitionInput, field: string): TransitionRequest {
     message: checkOptionalString(`${field}.message`, input.message, { max: LIMITS.messageLength }),
     expectedStatus: input.expectedStatus ?? null,
     expectedVersion: input.expectedVersion ?? null,
+    ...checkReport(input, field),
+    field,
     idempotencyKey: scopeIdempotencyKey(
       checkOptionalString(`${field}.idempotencyKey`, input.idempotencyKey, {
         min: 1,
@@ -335,6 +406,59 @@ function toRequest(input: TransitionInput, field: string): TransitionRequest {
       }),
       input.attempt ?? null,
     ),
+  };
+}
+
+/** An updateRun input checked: what it replaces, and the attributes it sets and removes. */
+function checkRunUpdate(input: UpdateRunInput): store.RunRecordUpdate {
+  const update: store.RunRecordUpdate = {};
+  if (input.name !== undefined) {
+    update.name = checkOptionalString('input.name', input.name, {
+      min: 1,
+      max: LIMITS.nameLength,
+    });
+  }
+  if (input.tags !== undefined) update.tags = checkTags('input.tags', input.tags ?? []);
+  if (input.meta !== undefined) {
+    update.meta = input.meta === null ? null : checkJsonObject('input.meta', input.meta);
+  }
+  if (input.attributes != null) {
+    const patch = checkJsonObject('input.attributes', input.attributes, LIMITS.attributesBytes);
+    update.attributesSet = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== null));
+    update.attributesRemoved = Object.keys(patch).filter((key) => patch[key] === null);
+  }
+  if (Object.keys(update).length === 0) {
+    throw new BadUserInputError('input', 'give at least one of name, tags, meta and attributes');
+  }
+  return update;
+}
+
+/** Whether the run's attributes, updated, stay within the limit (as the database measures). */
+function fitsAttributes(run: RunRow, update: store.RunRecordUpdate): boolean {
+  const merged: Record<string, unknown> = { ...run.attributes, ...update.attributesSet };
+  for (const key of update.attributesRemoved ?? []) delete merged[key];
+  return Buffer.byteLength(JSON.stringify(merged), 'utf8') <= LIMITS.attributesBytes;
+}
+
+/** What a transition records beside its status: outcome, exit code, meta, and when. */
+function checkReport(
+  input: TransitionInput,
+  field: string,
+): Pick<TransitionRequest, 'outcome' | 'exitCode' | 'meta' | 'at'> {
+  return {
+    outcome: checkOptionalString(`${field}.outcome`, input.outcome, {
+      min: 1,
+      max: LIMITS.outcomeLength,
+    }),
+    exitCode:
+      input.exitCode == null
+        ? null
+        : checkIntInRange(`${field}.exitCode`, input.exitCode, -(2 ** 31), 2 ** 31 - 1),
+    meta:
+      input.meta == null
+        ? null
+        : checkJsonObject(`${field}.meta`, input.meta, LIMITS.changeMetaBytes),
+    at: input.at == null ? null : checkReportedTime(`${field}.at`, input.at),
   };
 }
 

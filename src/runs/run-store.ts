@@ -49,6 +49,10 @@ export interface NewRun {
   op?: string | null;
   rollup?: boolean;
   scheduledAt?: Date | null;
+  attributes?: Record<string, unknown>;
+  /** An import's creation time (default: now). */
+  createdAt?: Date;
+  updatedAt?: Date;
 }
 
 /** Insert a run; null when a run with the same (project, idempotencyKey) already exists. */
@@ -229,6 +233,7 @@ function updateRunStatesSql(states: readonly RunRow[]): SQL {
       stop_message: s.stopMessage,
       status_reason: s.statusReason,
       outcome: s.outcome,
+      exit_code: s.exitCode,
     })),
   );
   return sql`
@@ -236,11 +241,11 @@ function updateRunStatesSql(states: readonly RunRow[]): SQL {
     SET status = v.status::run_status, version = v.version, attempt = v.attempt, revision = v.revision, updated_at = v.updated_at,
         blocked_reason = v.blocked_reason,
         started_at = v.started_at, finished_at = v.finished_at, stop_message = v.stop_message,
-        status_reason = v.status_reason, outcome = v.outcome
+        status_reason = v.status_reason, outcome = v.outcome, exit_code = v.exit_code
     FROM jsonb_to_recordset(${payload}::jsonb) AS v(
       id uuid, status text, version int, attempt int, revision bigint, blocked_reason text,
       updated_at timestamptz, started_at timestamptz, finished_at timestamptz, stop_message text,
-      status_reason text, outcome text)
+      status_reason text, outcome text, exit_code int)
     WHERE r.id = v.id`;
 }
 
@@ -309,6 +314,55 @@ export async function updateProgress(
   return rows[0] ?? null;
 }
 
+/** What updateRun changes: given fields replace, `attributes` merges (null values remove). */
+export interface RunRecordUpdate {
+  name?: string | null;
+  tags?: string[];
+  meta?: Record<string, unknown> | null;
+  /** Keys set (to non-null values) in attributes. */
+  attributesSet?: Record<string, unknown>;
+  /** Keys removed from attributes. */
+  attributesRemoved?: string[];
+}
+
+/**
+ * Apply an update in one statement, compare-and-set on the revision when `expectedRevision` is
+ * given, and only while the merged attributes stay within `maxAttributesBytes`. Null when
+ * nothing was written (missing, out of scope, another revision, or too large: the caller reads
+ * the run to say which).
+ */
+export async function updateRunRecord(
+  ex: Executor,
+  id: string,
+  update: RunRecordUpdate,
+  only: { projects: readonly string[] | null; expectedRevision: number | null },
+  maxAttributesBytes: number,
+): Promise<RunRow | null> {
+  const merged = sql`((${runs.attributes} || ${JSON.stringify(update.attributesSet ?? {})}::jsonb)
+    - ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(update.attributesRemoved ?? [])}::jsonb)))`;
+  const rows = await ex
+    .update(runs)
+    .set({
+      ...(update.name === undefined ? {} : { name: update.name }),
+      ...(update.tags === undefined ? {} : { tags: update.tags }),
+      ...(update.meta === undefined ? {} : { meta: update.meta }),
+      attributes: merged,
+      revision: sql`${runs.revision} + 1`,
+      // Never backwards, like every change of the run.
+      updatedAt: sql`greatest(now(), ${runs.updatedAt})`,
+    })
+    .where(
+      and(
+        eq(runs.id, id),
+        only.projects == null ? undefined : inArray(runs.project, [...only.projects]),
+        only.expectedRevision == null ? undefined : eq(runs.revision, only.expectedRevision),
+        sql`octet_length(${merged}::text) <= ${maxAttributesBytes}`,
+      ),
+    )
+    .returning();
+  return rows[0] ?? null;
+}
+
 /** Statuses of the DONE category: their runs take no heartbeat. */
 const DONE_STATUSES = getStatusesInCategories(['DONE']);
 
@@ -346,6 +400,10 @@ export interface RunQuery {
   parentId?: string | null;
   /** true: runs without a parent; false: steps. */
   roots?: boolean | null;
+  /** Runs whose meta contains this JSON object (@>). */
+  meta?: Record<string, unknown> | null;
+  /** Runs whose attributes contain this JSON object (@>). */
+  attributes?: Record<string, unknown> | null;
 }
 
 export interface RunPageQuery extends RunQuery {
@@ -373,6 +431,10 @@ function runConditions(q: RunQuery): SQL | undefined | null {
   if (q.createdBefore != null) conditions.push(lt(runs.createdAt, q.createdBefore));
   if (q.parentId != null) conditions.push(eq(runs.parentId, q.parentId));
   if (q.roots != null) conditions.push(q.roots ? isNull(runs.parentId) : isNotNull(runs.parentId));
+  // JSON containment, through the GIN (jsonb_path_ops) indexes.
+  if (q.meta != null) conditions.push(sql`${runs.meta} @> ${JSON.stringify(q.meta)}::jsonb`);
+  if (q.attributes != null)
+    conditions.push(sql`${runs.attributes} @> ${JSON.stringify(q.attributes)}::jsonb`);
   return and(...conditions);
 }
 

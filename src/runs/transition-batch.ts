@@ -5,10 +5,10 @@ import { canSeeProject, type Principal } from '../auth/principal.js';
 import { cascadeToDownstreams, stopDescendants } from './orchestration.js';
 import {
   applyTransition,
-  changeTimeFor,
   decideTransition,
   refuseStaleAttempt,
   planChanges,
+  requestedChangeTime,
   resolveRequest,
   type ConflictDetails,
   type TransitionRequest,
@@ -158,7 +158,7 @@ export async function runTransitionBatch(
         // Each planned change (a failure may become FAILED then RETRYING) is its own version.
         let current = run;
         const changes: changeStore.NewStatusChange[] = [];
-        const at = changeTimeFor(run, locked.now);
+        const at = requestedChangeTime(run, request, locked.now);
         for (const step of planChanges(run, request.to, request)) {
           const next = applyTransition(current, step, at);
           changes.push({
@@ -171,6 +171,9 @@ export async function runTransitionBatch(
             reason: step.reason,
             message: step.message,
             outcome: step.outcome ?? null,
+            exitCode: step.exitCode ?? null,
+            meta: step.meta ?? null,
+            attempt: next.attempt,
             at,
             forced: request.force === true,
             actor: actor.name,
@@ -241,7 +244,8 @@ export async function runTransitionBatch(
         const last = p.changes.at(-1)!;
         return {
           kind: 'accepted',
-          run: p.run,
+          // At the revision written (one write per run per batch), not the one it was locked at.
+          run: { ...p.run, revision: state.get(runId)!.revision },
           change: insertedByVersion.get(keyOf(last.runId, String(last.version)))!,
         };
       }

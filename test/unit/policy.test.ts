@@ -46,6 +46,8 @@ function run(status: RunStatus, overrides: Partial<RunRow> = {}): RunRow {
     stopMessage: null,
     statusReason: 'CREATED',
     outcome: null,
+    exitCode: null,
+    attributes: {},
     dialect: 'RUNSTATE',
     parentId: null,
     depth: 0,
