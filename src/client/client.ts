@@ -1,10 +1,13 @@
 import { RunstateError, TransitionRefusedError } from './errors.js';
 import { createTransport, type RetryOptions, type Transport } from './transport.js';
 import {
+  MEASUREMENT_FIELDS,
   RUN_FIELDS,
   RUN_FIELDS_IN_DIALECT,
   type CreateRunInput,
   type Dialect,
+  type MeasuredValue,
+  type Measurement,
   type Run,
   type RunFilter,
   type RunInputFields,
@@ -56,6 +59,23 @@ export interface ListRunsOptions {
   totalCount?: boolean;
 }
 
+/** A page of a run's measurements, oldest first. */
+export interface MeasurementPage {
+  measurements: Measurement[];
+  endCursor: string | null;
+  hasNextPage: boolean;
+}
+
+/** Which page of measurements, of which series. */
+export interface ListMeasurementsOptions {
+  /** Only these series (default: all). */
+  names?: readonly string[];
+  /** Page size (default 100, at most 500). */
+  first?: number;
+  /** The previous page's endCursor. */
+  after?: string | null;
+}
+
 /** A pipeline as createPipeline() made it: the parent and its steps by op. */
 export interface Pipeline<Op extends string = string> {
   parent: RunHandle;
@@ -95,6 +115,10 @@ export interface RunstateClient {
   runByOp(parentId: string, op: string): Promise<RunHandle>;
   /** One page of runs, newest first (`nativeStatus` in `options.dialect`, else each run's). */
   listRuns(filter?: RunFilter, options?: ListRunsOptions): Promise<RunPage>;
+  /** One page of a run's points, oldest first (RunstateError NOT_FOUND when no such run). */
+  listMeasurements(runId: string, options?: ListMeasurementsOptions): Promise<MeasurementPage>;
+  /** The newest point of each of a run's series, by name (RunstateError NOT_FOUND: no run). */
+  latestMeasurements(runId: string): Promise<Measurement[]>;
   /**
    * Live status changes that resume by themselves after a dropped connection (`nativeTo` in
    * `options.dialect`, else each run's own).
@@ -134,8 +158,13 @@ export interface RunHandle {
   start(): Promise<Run>;
   /** Progress in [0, 1], with an optional phase. */
   progress(progress: number, phase?: string): Promise<Run>;
-  /** A point of a series; points are sent in batches (resolves once this one is stored). */
-  measure(name: string, value: number, step?: number): Promise<void>;
+  /**
+   * A point of a series; points are sent in batches (resolves once this one is stored). A
+   * number is the point's `value`; anything else JSON can hold (a string, a boolean, an object,
+   * a list) its `data`. A non-finite number or null rejects at once (RunstateError
+   * BAD_USER_INPUT) and is not sent.
+   */
+  measure(name: string, value: MeasuredValue, step?: number): Promise<void>;
   /** Send the points gathered so far now. */
   flush(): Promise<void>;
   /** SUCCEEDED (heartbeats stop). */
@@ -325,6 +354,37 @@ export function createRunstateClient(options: RunstateClientOptions): RunstateCl
         ...(totalCount != null ? { totalCount } : {}),
       };
     },
+    async listMeasurements(runId, page = {}) {
+      const data = await transport.request<{
+        run: {
+          measurements: {
+            edges: { node: Measurement }[];
+            pageInfo: { endCursor: string | null; hasNextPage: boolean };
+          };
+        } | null;
+      }>(
+        `query Measurements($id: ID!, $names: [String!], $first: Int, $after: String) {
+          run(id: $id) { measurements(names: $names, first: $first, after: $after) {
+            edges { node { ${MEASUREMENT_FIELDS} } } pageInfo { endCursor hasNextPage } } } }`,
+        {
+          id: runId,
+          names: page.names ?? null,
+          first: page.first ?? 100,
+          after: page.after ?? null,
+        },
+      );
+      if (!data.run) throw new RunstateError(`no run ${runId}`, 'NOT_FOUND');
+      const { edges, pageInfo } = data.run.measurements;
+      return { measurements: edges.map((e) => e.node), ...pageInfo };
+    },
+    async latestMeasurements(runId) {
+      const data = await transport.request<{ run: { latestMeasurements: Measurement[] } | null }>(
+        `query Latest($id: ID!) { run(id: $id) { latestMeasurements { ${MEASUREMENT_FIELDS} } } }`,
+        { id: runId },
+      );
+      if (!data.run) throw new RunstateError(`no run ${runId}`, 'NOT_FOUND');
+      return data.run.latestMeasurements;
+    },
     watch(filter = {}, watchOptions = {}) {
       return watchStatusChanges({ ...options, wsUrl }, filter, watchOptions);
     },
@@ -337,7 +397,7 @@ export function createRunstateClient(options: RunstateClientOptions): RunstateCl
 }
 
 interface PendingPoint {
-  point: { name: string; value: number; step: number | null; at: string };
+  point: { name: string; value?: number; data?: unknown; step: number | null; at: string };
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -388,9 +448,23 @@ class Handle implements RunHandle {
     return this.update(data.reportProgress);
   }
 
-  measure(name: string, value: number, step?: number): Promise<void> {
+  measure(name: string, value: MeasuredValue, step?: number): Promise<void> {
+    // The server would refuse the whole batch: only this point is refused, here.
+    if (value == null || (typeof value === 'number' && !Number.isFinite(value))) {
+      return Promise.reject(
+        badInput(
+          'value',
+          `measure(${JSON.stringify(name)}): ${String(value)} is no value to record`,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
-      const point = { name, value, step: step ?? null, at: new Date().toISOString() };
+      const point = {
+        name,
+        ...(typeof value === 'number' ? { value } : { data: value }),
+        step: step ?? null,
+        at: new Date().toISOString(),
+      };
       this.pending.push({ point, resolve, reject });
       // A failed batch rejects its points' promises; the flush's own rejection is not news.
       if (this.pending.length >= 1000) void this.flush().catch(() => {});

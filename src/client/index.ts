@@ -1,7 +1,9 @@
 /** runstate's client for workers and tools. */
 export { createRunstateClient } from './client.js';
 export type {
+  ListMeasurementsOptions,
   ListRunsOptions,
+  MeasurementPage,
   NativeTransitionOptions,
   Pipeline,
   RunHandle,
@@ -17,6 +19,8 @@ export type {
   DependencyInput,
   Dialect,
   EventTriggerInput,
+  MeasuredValue,
+  Measurement,
   PredicateFilter,
   Run,
   RunFilter,

@@ -166,3 +166,22 @@ export interface StepInput extends RunInputFields {
   op: string;
   project?: string;
 }
+
+/**
+ * What `measure()` records: a number (stored as the point's `value`, charted), or any other JSON
+ * value, sent as its `data`: a string, a boolean, an object or a list (at most 16 KB as JSON).
+ */
+export type MeasuredValue = number | string | boolean | readonly unknown[] | object;
+
+/** One point of a series: exactly one of `value` (a number) and `data` (other JSON) is set. */
+export interface Measurement {
+  name: string;
+  /** The number, or null when the point is `data`. */
+  value: number | null;
+  /** The JSON value (a string, a boolean, an object, a list), or null when it is a `value`. */
+  data: unknown;
+  step: number | null;
+  at: string;
+}
+
+export const MEASUREMENT_FIELDS = `name value data step at`;

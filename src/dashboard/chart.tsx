@@ -1,7 +1,21 @@
+/** A point of a numeric series. */
 export interface Point {
   value: number;
   step: number | null;
   at: string;
+}
+
+/** A point of any series: a number (`value`), or other JSON (`data`). */
+export interface AnyPoint {
+  value: number | null;
+  data?: unknown;
+  step: number | null;
+  at: string;
+}
+
+/** Whether every point of a series is a number, so the series can be drawn as a line. */
+export function isNumericSeries(points: readonly AnyPoint[]): points is Point[] {
+  return points.every((p) => p.value != null);
 }
 
 const WIDTH = 420;
@@ -67,6 +81,41 @@ export function SeriesChart({ name, points }: { name: string; points: Point[] })
         {order.length <= 60 &&
           order.map(([x, y], i) => <circle key={i} class="point" cx={sx(x)} cy={sy(y)} r={2.5} />)}
       </svg>
+    </figure>
+  );
+}
+
+/** Text of a point's JSON shown whole up to this length, then cut. */
+const MAX_TEXT = 2000;
+
+/** A point's value as text: a string as it is, a number compactly, anything else as JSON. */
+function textOf(point: AnyPoint): string {
+  if (point.value != null) return compact(point.value);
+  if (typeof point.data === 'string') return point.data;
+  const text = JSON.stringify(point.data, null, 2);
+  return text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}…` : text;
+}
+
+/**
+ * A series that is not (only) numbers: its newest point, with its step and time. A string or a
+ * boolean on one line, an object or a list as indented JSON.
+ */
+export function LatestValue({ name, point }: { name: string; point: AnyPoint }) {
+  const text = textOf(point);
+  const where = [
+    point.step != null ? `step ${point.step}` : null,
+    new Date(point.at).toLocaleTimeString(),
+  ]
+    .filter(Boolean)
+    .join(' · ');
+  return (
+    <figure class="chart latest" data-series={name}>
+      <figcaption>
+        <strong>{name}</strong> <span class="muted">latest, {where}</span>
+      </figcaption>
+      <pre class="latest-value" aria-label={`${name}: latest ${text}, ${where}`}>
+        {text}
+      </pre>
     </figure>
   );
 }

@@ -2,7 +2,7 @@ import type { Client } from 'graphql-ws';
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql, subscribe } from './api.js';
-import { SeriesChart, type Point } from './chart.js';
+import { isNumericSeries, LatestValue, SeriesChart, type AnyPoint } from './chart.js';
 import { ago } from './format.js';
 import { PipelineGraph } from './pipeline-graph.js';
 import { RunActions } from './run-actions.js';
@@ -57,7 +57,7 @@ interface Change {
   at: string;
 }
 
-interface Measurement extends Point {
+interface Measurement extends AnyPoint {
   id?: string;
   name: string;
 }
@@ -72,7 +72,7 @@ const DETAIL = `id project name status color category progress phase dialect nat
 const RUN_IN_REASON =
   /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?: \(([^()]*)\))?/gi;
 const CHANGE = `cursor version from to nativeTo reason message actor at`;
-const POINT = `name value step at`;
+const POINT = `name value data step at`;
 const MAX_PAGES = 10;
 /** Points drawn per series (the newest). */
 const MAX_POINTS = 2000;
@@ -371,9 +371,15 @@ export function RunPage({ token, client, id, colors, liveEpoch, mayWrite }: Prop
           <p class="muted">No measurements yet: they appear here as the worker records them.</p>
         ) : (
           <div class="charts">
-            {[...series.current.entries()].map(([name, ps]) => (
-              <SeriesChart key={name} name={name} points={ps.slice(-MAX_POINTS)} />
-            ))}
+            {[...series.current.entries()].map(([name, ps]) => {
+              const shown = ps.slice(-MAX_POINTS);
+              // A series of numbers is a chart; any other, its newest value with its step.
+              return isNumericSeries(shown) ? (
+                <SeriesChart key={name} name={name} points={shown} />
+              ) : (
+                <LatestValue key={name} name={name} point={newestOf(shown)} />
+              );
+            })}
           </div>
         )}
       </section>
@@ -415,5 +421,12 @@ function linkRuns(text: string, runs: ReadonlyMap<string, RelatedRun>) {
 }
 
 function pointKey(p: Measurement): string {
-  return `${p.name}|${p.at}|${p.value}|${p.step}`;
+  return `${p.name}|${p.at}|${p.value ?? JSON.stringify(p.data)}|${p.step}`;
+}
+
+/** The newest point of a series (by time; of equal times, the one recorded last). */
+function newestOf(points: readonly Measurement[]): Measurement {
+  let newest = points[0]!;
+  for (const p of points) if (p.at >= newest.at) newest = p;
+  return newest;
 }

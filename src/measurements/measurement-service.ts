@@ -9,6 +9,7 @@ import { decodeCursor, encodeCursor, toConnection } from '../pagination.js';
 import {
   checkDate,
   checkFirst,
+  checkJson,
   checkListLength,
   checkString,
   checkStringList,
@@ -17,12 +18,17 @@ import {
 } from '../validation.js';
 import * as store from './measurement-store.js';
 
+/** One point: exactly one of `value` (a number) and `data` (any other JSON but null). */
 export interface MeasurementInput {
   name: string;
-  value: number;
+  value?: number | null;
+  data?: unknown;
   step?: number | null;
   at?: Date | null;
 }
+
+/** The most a point's `data` may hold, as JSON text (documented in schema.graphql). */
+export const MEASUREMENT_DATA_BYTES = 16 * 1024;
 
 export interface MeasurementService {
   /** Validate and write a batch in one INSERT; answers how many points were written. */
@@ -62,18 +68,7 @@ export function createMeasurementService(deps: {
               max: LIMITS.idempotencyKeyLength,
             });
       checkListLength('input.measurements', points, LIMITS.measurementsPerBatch, 1);
-      const rows = points.map((p, i) => {
-        const field = `input.measurements[${i}]`;
-        if (!Number.isFinite(p.value))
-          throw new BadUserInputError(`${field}.value`, 'must be a finite number');
-        if (p.at != null) checkDate(`${field}.at`, p.at);
-        return {
-          name: checkString(`${field}.name`, p.name, { min: 1, max: LIMITS.measurementNameLength }),
-          value: p.value,
-          step: p.step ?? null,
-          at: p.at ?? null,
-        };
-      });
+      const rows = points.map((p, i) => checkPoint(`input.measurements[${i}]`, p));
       if (actor.projects != null) {
         // A run outside the token's projects does not exist for it (a run's project is fixed).
         const run = await getRunById(db, runId);
@@ -115,6 +110,42 @@ export function createMeasurementService(deps: {
       await runUpdates.refresh([runId]);
       return written.count;
     },
+  };
+}
+
+/**
+ * One point as written: a finite `value`, or `data` that is JSON but no bare number (a number
+ * is a `value`, so each series' numbers are charted and compared alike), within the size and
+ * depth limits. `data: null` counts as absent: GraphQL cannot tell the two apart.
+ */
+function checkPoint(field: string, p: MeasurementInput): store.NewMeasurement {
+  let value: number | null = null;
+  let data: unknown;
+  if (p.data == null) {
+    if (p.value == null)
+      throw new BadUserInputError(`${field}.value`, 'must be given when data is not');
+    if (!Number.isFinite(p.value))
+      throw new BadUserInputError(`${field}.value`, 'must be a finite number');
+    value = p.value;
+  } else {
+    if (p.value != null) {
+      throw new BadUserInputError(
+        `${field}.data`,
+        'must not be given with value: a point is either a number (value) or other JSON (data)',
+      );
+    }
+    if (typeof p.data === 'number')
+      throw new BadUserInputError(`${field}.data`, 'must not be a number: send numbers as value');
+    data = checkJson(`${field}.data`, p.data, { maxBytes: MEASUREMENT_DATA_BYTES });
+  }
+  if (p.at != null) checkDate(`${field}.at`, p.at);
+  return {
+    name: checkString(`${field}.name`, p.name, { min: 1, max: LIMITS.measurementNameLength }),
+    value,
+    // Absent for a number, so a batch of numbers is sent as before.
+    ...(data === undefined ? {} : { data }),
+    step: p.step ?? null,
+    at: p.at ?? null,
   };
 }
 

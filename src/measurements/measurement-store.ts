@@ -1,12 +1,15 @@
-import { and, asc, between, desc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor } from '../db/client.js';
 import { measurementKeys, measurements, type MeasurementRow } from '../db/schema.js';
 
 /** SQL only. */
 
+/** A point to write: exactly one of `value` and `data` is set (the table's CHECK holds it). */
 export interface NewMeasurement {
   name: string;
-  value: number;
+  value: number | null;
+  /** Any JSON but null and a bare number; absent (undefined) for a numeric point. */
+  data?: unknown;
   step: number | null;
   at: Date | null;
 }
@@ -15,18 +18,28 @@ interface RawMeasurement {
   id: string | number;
   run_id: string;
   name: string;
-  value: number | string;
+  value: number | string | null;
+  /** `data::text`: read as text and parsed here, so a JSON string stays a string. */
+  data: string | null;
   step: number | null;
   at: string | Date;
   tx_id?: string;
 }
+
+/**
+ * The columns of a point as toMeasurementRow reads them. `data` goes as text: drizzle's jsonb
+ * decoder parses any string it is handed once more, so the JSON string "1" would come back as the
+ * number 1 (the drivers have parsed it already).
+ */
+const POINT_COLUMNS = sql.raw('id, run_id, name, value, data::text AS data, step, at');
 
 function toMeasurementRow(raw: RawMeasurement): MeasurementRow {
   return {
     id: Number(raw.id),
     runId: raw.run_id,
     name: raw.name,
-    value: Number(raw.value),
+    value: raw.value == null ? null : Number(raw.value),
+    data: raw.data == null ? null : JSON.parse(raw.data),
     step: raw.step,
     at: raw.at instanceof Date ? raw.at : new Date(raw.at),
   };
@@ -44,11 +57,12 @@ export async function insertMeasurements(
   withRows: boolean,
 ): Promise<WrittenMeasurements> {
   const insert = sql`
-    INSERT INTO measurements (run_id, name, value, step, at)
-    SELECT ${runId}::uuid, p.name, p.value, p.step, coalesce(p.at, now())
+    INSERT INTO measurements (run_id, name, value, data, step, at)
+    SELECT ${runId}::uuid, p.name, p.value, p.data, p.step, coalesce(p.at, now())
     FROM ROWS FROM (
-      jsonb_to_recordset(${JSON.stringify(points)}::jsonb) AS (name text, value float8, step int, at timestamptz)
-    ) WITH ORDINALITY AS p(name, value, step, at, n)
+      jsonb_to_recordset(${JSON.stringify(points)}::jsonb)
+        AS (name text, value float8, data jsonb, step int, at timestamptz)
+    ) WITH ORDINALITY AS p(name, value, data, step, at, n)
     ORDER BY p.n`;
   if (!withRows) {
     const [written] = await queryRows<{
@@ -78,7 +92,7 @@ export async function insertMeasurements(
     sql`
     /* insertMeasurements */
     ${insert}
-    RETURNING id, run_id, name, value, step, at, tx_id::text AS tx_id`,
+    RETURNING ${POINT_COLUMNS}, tx_id::text AS tx_id`,
   );
   const mapped = rows.map(toMeasurementRow);
   return {
@@ -107,17 +121,16 @@ export async function listWrittenMeasurements(
   lastId: number,
   txId: string,
 ): Promise<MeasurementRow[]> {
-  return ex
-    .select()
-    .from(measurements)
-    .where(
-      and(
-        eq(measurements.runId, runId),
-        between(measurements.id, firstId, lastId),
-        sql`${measurements.txId} = ${txId}::xid8`,
-      ),
-    )
-    .orderBy(asc(measurements.id));
+  const rows = await queryRows<RawMeasurement>(
+    ex,
+    sql`
+    /* listWrittenMeasurements */
+    SELECT ${POINT_COLUMNS} FROM measurements
+    WHERE run_id = ${runId}::uuid AND id BETWEEN ${firstId} AND ${lastId}
+      AND tx_id = ${txId}::xid8
+    ORDER BY id`,
+  );
+  return rows.map(toMeasurementRow);
 }
 
 export interface MeasurementQuery {
@@ -140,12 +153,16 @@ export async function listMeasurements(
       sql`(${measurements.at}, ${measurements.id}) > (${q.after.at.toISOString()}::timestamptz, ${q.after.id})`,
     );
   }
-  return ex
-    .select()
-    .from(measurements)
-    .where(and(...conditions))
-    .orderBy(asc(measurements.at), asc(measurements.id))
-    .limit(q.limit);
+  const rows = await queryRows<RawMeasurement>(
+    ex,
+    sql`
+    /* listMeasurements */
+    SELECT ${POINT_COLUMNS} FROM measurements
+    WHERE ${and(...conditions)}
+    ORDER BY at, id
+    LIMIT ${q.limit}`,
+  );
+  return rows.map(toMeasurementRow);
 }
 
 /** The newest point of each name, for several runs at once (one index walk per run and name). */
@@ -154,11 +171,15 @@ export async function listLatestMeasurements(
   runIds: readonly string[],
 ): Promise<MeasurementRow[]> {
   if (runIds.length === 0) return [];
-  return ex
-    .selectDistinctOn([measurements.runId, measurements.name])
-    .from(measurements)
-    .where(inArray(measurements.runId, [...runIds]))
-    .orderBy(measurements.runId, measurements.name, desc(measurements.at), desc(measurements.id));
+  const rows = await queryRows<RawMeasurement>(
+    ex,
+    sql`
+    /* listLatestMeasurements */
+    SELECT DISTINCT ON (run_id, name) ${POINT_COLUMNS} FROM measurements
+    WHERE ${inArray(measurements.runId, [...runIds])}
+    ORDER BY run_id, name, at DESC, id DESC`,
+  );
+  return rows.map(toMeasurementRow);
 }
 
 /**

@@ -146,6 +146,21 @@ describe('the dashboard in a real browser', () => {
       .poll(() => chart.getAttribute('aria-label'))
       .toBe('loss: 4 points from 0.3 to 0.9, last 0.3');
 
+    // A series that is not numbers shows its newest value with its step, not a chart.
+    await server.gql(
+      `mutation($id: ID!) { recordMeasurements(input: { runId: $id, measurements: [
+        { name: "mode", data: "warmup", step: 3 }, { name: "mode", data: "fast", step: 4 },
+        { name: "stats", data: { mean: 0.5, tags: ["a"] }, step: 4 }] }) }`,
+      { id: run.id },
+    );
+    const mode = page.locator('figure[data-series="mode"]');
+    await expect.poll(() => mode.locator('pre').textContent()).toBe('fast');
+    expect(await mode.locator('figcaption').textContent()).toContain('step 4');
+    expect(await mode.locator('svg').count()).toBe(0);
+    await expect
+      .poll(() => page.locator('figure[data-series="stats"] pre').textContent())
+      .toBe(JSON.stringify({ mean: 0.5, tags: ['a'] }, null, 2));
+
     await transitionRun(server, { id: run.id, to: 'SUCCEEDED' });
     await expect
       .poll(() => timeline.evaluateAll((li) => li.map((l) => l.dataset['status'])))

@@ -1212,7 +1212,8 @@ function ops(): Op[] {
         slot(['input', 'measurements'], 'ObjectList', { nonNull: true }),
         slot(['input', 'measurements', 0], 'Object', { nonNull: true }),
         slot(['input', 'measurements', 0, 'name'], 'String', { max: 200, nonNull: true }),
-        slot(['input', 'measurements', 0, 'value'], 'Float', { nonNull: true }),
+        // Nullable since JSON points (data): a missing value is BAD_USER_INPUT, tested with them.
+        slot(['input', 'measurements', 0, 'value'], 'Float'),
         slot(['input', 'measurements', 0, 'step'], 'Int'),
         slot(['input', 'measurements', 0, 'at'], 'DateTime'),
       ],

@@ -113,6 +113,11 @@ export type Mutation = {
   /** Record measured points; answers how many were written. */
   recordMeasurements: Scalars['Int']['output'];
   /**
+   * Change a run's name, tags, meta (replaced) and attributes (merged); `runUpdated` fires. Needs
+   * a WRITE token. Its revision goes up by one, and `updatedAt` moves to now.
+   */
+  updateRun: Run;
+  /**
    * Create an API token (ADMIN only). The answer holds the secret: it is shown this once and
    * stored only as a hash.
    */
@@ -180,6 +185,12 @@ export type MutationResumeRunArgs = {
 /** Reporting what happens to runs. */
 export type MutationRecordMeasurementsArgs = {
   input: RecordMeasurementsInput;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationUpdateRunArgs = {
+  input: UpdateRunInput;
 };
 
 
@@ -510,6 +521,10 @@ export type Run = {
   statusReason: Maybe<Scalars['String']['output']>;
   /** The outcome of the change into the current DONE status (Canary's DIFF); null while not done. */
   outcome: Maybe<Scalars['String']['output']>;
+  /** The exit code of the change into the current DONE status; null before, and after a resume or retry. */
+  exitCode: Maybe<Scalars['Int']['output']>;
+  /** Free-form JSON object (Canary's attributes, Polyaxon's outputs): see `updateRun`. */
+  attributes: Scalars['JSON']['output'];
 };
 
 
@@ -595,6 +610,10 @@ export type RunFilter = {
   roots?: InputMaybe<Scalars['Boolean']['input']>;
   /** Runs whose status is in this predicate's set. */
   predicate?: InputMaybe<PredicateFilter>;
+  /** Runs whose meta contains this JSON object (JSON containment, `@>`). */
+  meta?: InputMaybe<Scalars['JSON']['input']>;
+  /** Runs whose attributes contain this JSON object (JSON containment, `@>`). */
+  attributes?: InputMaybe<Scalars['JSON']['input']>;
 };
 
 /** Fields runs can be ordered by. */
@@ -682,6 +701,10 @@ export type CreateRunInput = {
   scheduledAt?: InputMaybe<Scalars['DateTime']['input']>;
   /** The run's home dialect (default RUNSTATE). */
   dialect?: InputMaybe<Dialect>;
+  /** When the run was created elsewhere (an import): at most 5 seconds ahead. Default: now. */
+  createdAt?: InputMaybe<Scalars['DateTime']['input']>;
+  /** A JSON object (up to 64 KB as JSON), changed later with `updateRun`. */
+  attributes?: InputMaybe<Scalars['JSON']['input']>;
 };
 
 /** A requested status change. */
@@ -715,6 +738,22 @@ export type TransitionRunInput = {
   native?: InputMaybe<Scalars['String']['input']>;
   /** The dialect of `native` (default: the run's own). */
   dialect?: InputMaybe<Dialect>;
+  /**
+   * Free text, upper case by convention (PASS, DIFF, TIMEOUT), up to 50 characters: recorded with
+   * the change, and on the run when the change ends it. A native name's own outcome (Canary's
+   * `diffed`) wins.
+   */
+  outcome?: InputMaybe<Scalars['String']['input']>;
+  /** The worker's exit code (a 32-bit integer), recorded like `outcome`. */
+  exitCode?: InputMaybe<Scalars['Int']['input']>;
+  /** A JSON object (up to 16 KB as JSON) recorded with the change: Polyaxon's `meta_info`. */
+  meta?: InputMaybe<Scalars['JSON']['input']>;
+  /**
+   * When the change happened elsewhere (imports, Perceval's `update_times`): not before the run's
+   * last change (`updatedAt`), and at most 5 seconds ahead of the server's clock. Default: now.
+   * The run's `startedAt`, `finishedAt` and `duration` follow the recorded times.
+   */
+  at?: InputMaybe<Scalars['DateTime']['input']>;
 };
 
 /** A progress report. */
@@ -858,6 +897,12 @@ export type StatusChange = {
   nativeTo: Scalars['String']['output'];
   /** The outcome recorded with the change (Canary's DIFF, TIMEOUT). */
   outcome: Maybe<Scalars['String']['output']>;
+  /** The exit code reported with the change. */
+  exitCode: Maybe<Scalars['Int']['output']>;
+  /** The JSON object reported with the change. */
+  meta: Maybe<Scalars['JSON']['output']>;
+  /** The run's attempt after the change (a RETRYING change starts the next one): Parsl's try id. */
+  attempt: Scalars['Int']['output'];
 };
 
 
@@ -960,13 +1005,18 @@ export type PredicateFilter = {
   name: Scalars['String']['input'];
 };
 
-/** One point of a named numeric series. */
+/**
+ * One point of a named series: a number (`value`), or any other JSON (`data`): a string, a
+ * boolean, an object, a list. Exactly one of the two is set.
+ */
 export type Measurement = {
   __typename?: 'Measurement';
   /** The series name. */
   name: Scalars['String']['output'];
-  /** The value (always finite). */
-  value: Scalars['Float']['output'];
+  /** The number (always finite); null when the point is `data`. */
+  value: Maybe<Scalars['Float']['output']>;
+  /** The point's JSON value (never a bare number, never null); null when the point is a `value`. */
+  data: Maybe<Scalars['JSON']['output']>;
   /** An optional step (epoch, iteration) the value belongs to. */
   step: Maybe<Scalars['Int']['output']>;
   /** When the value was measured. */
@@ -1001,16 +1051,44 @@ export type RecordMeasurementsInput = {
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;
 };
 
-/** One measured point. */
+/** One measured point: give exactly one of `value` and `data`. */
 export type MeasurementInput = {
   /** The series name (1–200 characters). */
   name: Scalars['String']['input'];
-  /** The value; must be finite. */
-  value: Scalars['Float']['input'];
+  /** A number; must be finite. Required unless `data` is given. */
+  value?: InputMaybe<Scalars['Float']['input']>;
+  /**
+   * Any other JSON value: a string, a boolean, an object or a list, at most 16 KB as JSON and
+   * nested at most 32 levels. A bare number is refused (send it as `value`); null is the same as leaving `data`
+   * out (a JSON null inside an object or list is kept).
+   */
+  data?: InputMaybe<Scalars['JSON']['input']>;
   /** An optional step (epoch, iteration). */
   step?: InputMaybe<Scalars['Int']['input']>;
   /** When it was measured; defaults to now. */
   at?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
+/** A change of a run's records. Fields left out are left alone; at least one is required. */
+export type UpdateRunInput = {
+  /** The run. */
+  id: Scalars['ID']['input'];
+  /** Replaces the name (null clears it). */
+  name?: InputMaybe<Scalars['String']['input']>;
+  /** Replaces the tags. */
+  tags?: InputMaybe<Array<Scalars['String']['input']>>;
+  /** Replaces meta (a JSON object, up to 64 KB; null clears it). */
+  meta?: InputMaybe<Scalars['JSON']['input']>;
+  /**
+   * Merged into the run's attributes key by key (top level): a key set to null is removed. The
+   * result must stay within 64 KB as JSON.
+   */
+  attributes?: InputMaybe<Scalars['JSON']['input']>;
+  /**
+   * Compare-and-set: nothing is written unless the run is at this revision (REVISION_CONFLICT
+   * otherwise, with `extensions.actualRevision`).
+   */
+  expectedRevision?: InputMaybe<Scalars['Int']['input']>;
 };
 
 /** What a token may do. Each role may do everything the ones before it may. */
@@ -1205,6 +1283,7 @@ export type ResolversTypes = {
   MeasurementEdge: ResolverTypeWrapper<Omit<MeasurementEdge, 'node'> & { node: ResolversTypes['Measurement'] }>;
   RecordMeasurementsInput: RecordMeasurementsInput;
   MeasurementInput: MeasurementInput;
+  UpdateRunInput: UpdateRunInput;
   ApiRole: ApiRole;
   ApiToken: ResolverTypeWrapper<ApiTokenRow>;
   CreatedApiToken: ResolverTypeWrapper<CreatedApiTokenParent>;
@@ -1257,6 +1336,7 @@ export type ResolversParentTypes = {
   MeasurementEdge: Omit<MeasurementEdge, 'node'> & { node: ResolversParentTypes['Measurement'] };
   RecordMeasurementsInput: RecordMeasurementsInput;
   MeasurementInput: MeasurementInput;
+  UpdateRunInput: UpdateRunInput;
   ApiToken: ApiTokenRow;
   CreatedApiToken: CreatedApiTokenParent;
   CreateApiTokenInput: CreateApiTokenInput;
@@ -1286,6 +1366,7 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   retryRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationRetryRunArgs, 'id'>>;
   resumeRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationResumeRunArgs, 'id'>>;
   recordMeasurements?: Resolver<ResolversTypes['Int'], ParentType, ContextType, RequireFields<MutationRecordMeasurementsArgs, 'input'>>;
+  updateRun?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationUpdateRunArgs, 'input'>>;
   createApiToken?: Resolver<ResolversTypes['CreatedApiToken'], ParentType, ContextType, RequireFields<MutationCreateApiTokenArgs, 'input'>>;
   revokeApiToken?: Resolver<ResolversTypes['ApiToken'], ParentType, ContextType, RequireFields<MutationRevokeApiTokenArgs, 'id'>>;
 };
@@ -1376,6 +1457,8 @@ export type RunResolvers<ContextType = GraphQLContext, ParentType extends Resolv
   predicates?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType, Partial<RunPredicatesArgs>>;
   statusReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   outcome?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  exitCode?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  attributes?: Resolver<ResolversTypes['JSON'], ParentType, ContextType>;
 };
 
 export type RunConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RunConnection'] = ResolversParentTypes['RunConnection']> = {
@@ -1454,6 +1537,9 @@ export type StatusChangeResolvers<ContextType = GraphQLContext, ParentType exten
   at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   nativeTo?: Resolver<ResolversTypes['String'], ParentType, ContextType, Partial<StatusChangeNativeToArgs>>;
   outcome?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  exitCode?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  meta?: Resolver<Maybe<ResolversTypes['JSON']>, ParentType, ContextType>;
+  attempt?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
 export type StatusChangeConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StatusChangeConnection'] = ResolversParentTypes['StatusChangeConnection']> = {
@@ -1489,7 +1575,8 @@ export type StatusPredicateResolvers<ContextType = GraphQLContext, ParentType ex
 
 export type MeasurementResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Measurement'] = ResolversParentTypes['Measurement']> = {
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  value?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  value?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  data?: Resolver<Maybe<ResolversTypes['JSON']>, ParentType, ContextType>;
   step?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
 };
