@@ -21,6 +21,7 @@ import {
 import { createInflight } from './ops/inflight.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReaper } from './runs/reaper.js';
+import { createRetention, type RetentionOptions } from './runs/retention.js';
 import { foldCountsLog } from './runs/run-counts.js';
 import { createRunService } from './runs/run-service.js';
 import { getRunsByIds } from './runs/run-queries.js';
@@ -59,6 +60,11 @@ export interface AppOptions {
   reaperIntervalMs?: number;
   /** Seconds a run may stay STOPPING before the reaper stops it (default 300). */
   stopTimeoutSeconds?: number;
+  /**
+   * What is deleted when (runs/retention.ts): default keep runs for ever, idempotency keys 24 h;
+   * `intervalMs` between passes (default 60 s).
+   */
+  retention?: Partial<RetentionOptions> & { intervalMs?: number };
   /** How long stop() waits for in-flight requests and mutations (default 10,000 ms). */
   drainTimeoutMs?: number;
   /** Serve the dashboard at / (default true). */
@@ -165,6 +171,16 @@ export function buildApp(options: AppOptions): App {
     runs: services.runs,
     // Up to this instance's tail: below it no change can still commit (run-counts.ts).
     foldCounts: () => foldCountsLog(database.db, tail.position()),
+    retention: createRetention({
+      db: database.db,
+      logger,
+      options: {
+        retentionDays: options.retention?.retentionDays ?? null,
+        idempotencyTtlHours: options.retention?.idempotencyTtlHours ?? 24,
+        batchSize: options.retention?.batchSize,
+      },
+      intervalMs: options.retention?.intervalMs,
+    }).pass,
     logger,
     intervalMs: options.reaperIntervalMs ?? 1000,
     stopTimeoutSeconds: options.stopTimeoutSeconds ?? 300,

@@ -70,6 +70,13 @@ const EnvSchema = z.object({
   REAPER_INTERVAL_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
   /** Seconds a run may stay STOPPING before the reaper moves it to STOPPED. */
   STOP_TIMEOUT: z.coerce.number().int().min(1).max(2_592_000).default(300),
+  /**
+   * Days a run is kept once it is done (with its steps, history and points), and days points
+   * are kept; unset: for ever. Deleted by the reaper, a little at a time, once across instances.
+   */
+  RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional(),
+  /** Hours an idempotency key's first answer is kept (transitions, measurement batches). */
+  IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(1).max(87_600).default(24),
   /** On SIGTERM/SIGINT: how long in-flight requests and mutations may take to finish. */
   DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),

@@ -17,6 +17,7 @@ export type DomainErrorKind =
   | 'notFound'
   | 'staleAttempt'
   | 'revisionConflict'
+  | 'cursorExpired'
   | 'unauthenticated'
   | 'forbidden'
   | 'rateLimited';
@@ -72,6 +73,21 @@ export class RevisionConflictError extends DomainError {
     super(
       `run ${runId} is at revision ${actualRevision}, not ${expectedRevision}: nothing was written`,
       { expectedRevision, actualRevision },
+    );
+  }
+}
+
+/**
+ * A change-log cursor older than what retention kept (RETENTION_DAYS): resuming from it would
+ * skip changes that were deleted. Start again from a fresh query (or without `after`).
+ */
+export class CursorExpiredError extends DomainError {
+  readonly kind = 'cursorExpired';
+  constructor(field: string) {
+    super(
+      `${field}: this cursor is older than the change log keeps (RETENTION_DAYS); read the ` +
+        'current state and start again without it',
+      { field },
     );
   }
 }

@@ -24,6 +24,10 @@ export async function serve(env: Env): Promise<void> {
     subscriberBufferSize: env.SUBSCRIBER_BUFFER,
     reaperIntervalMs: env.REAPER_INTERVAL_MS,
     stopTimeoutSeconds: env.STOP_TIMEOUT,
+    retention: {
+      retentionDays: env.RETENTION_DAYS ?? null,
+      idempotencyTtlHours: env.IDEMPOTENCY_TTL_HOURS,
+    },
     drainTimeoutMs: env.DRAIN_TIMEOUT_MS,
     dashboard: env.DASHBOARD,
     corsOrigins: env.CORS_ORIGINS,

@@ -331,7 +331,11 @@ export const transitionKeys = pgTable(
     outcome: jsonb('outcome').notNull().$type<Record<string, unknown>>(),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.runId, t.key] })],
+  (t) => [
+    primaryKey({ columns: [t.runId, t.key] }),
+    // Expiry (IDEMPOTENCY_TTL_HOURS, runs/retention.ts).
+    index('transition_keys_created_at_idx').on(t.createdAt),
+  ],
 );
 
 /** Batches of recordMeasurements sent with an idempotencyKey: a replay writes nothing again. */
@@ -346,13 +350,16 @@ export const measurementKeys = pgTable(
     count: integer('count').notNull(),
     createdAt: ts('created_at').notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.runId, t.key] })],
+  (t) => [
+    primaryKey({ columns: [t.runId, t.key] }),
+    index('measurement_keys_created_at_idx').on(t.createdAt),
+  ],
 );
 
 export const measurements = pgTable(
   'measurements',
   {
-    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    id: bigint('id', { mode: 'number' }).notNull().generatedAlwaysAsIdentity(),
     runId: uuid('run_id')
       .notNull()
       .references(() => runs.id, { onDelete: 'cascade' }),
@@ -369,12 +376,26 @@ export const measurements = pgTable(
       .default(sql`pg_current_xact_id()`),
   },
   (t) => [
+    // Partitioned by week of `at` (migration 0018; runs/retention.ts makes and drops the
+    // partitions), so retention drops old points a week at a time instead of deleting rows of a
+    // large table. A partitioned table's keys must hold its partition key.
+    primaryKey({ columns: [t.id, t.at] }),
     // Series in time order (keyset (at, id)), and the newest point per name.
     index('measurements_run_at_id_idx').on(t.runId, t.at, t.id),
     index('measurements_run_name_at_id_idx').on(t.runId, t.name, t.at.desc(), t.id.desc()),
     check('measurements_value_or_data', sql`(${t.value} IS NULL) <> (${t.data} IS NULL)`),
   ],
 );
+
+/**
+ * The change log's retention horizon: every change with id <= throughId may have been deleted by
+ * retention (RETENTION_DAYS), so a cursor below it answers CURSOR_EXPIRED rather than a replay
+ * with a silent gap. One row (id 1); 0 while nothing was deleted.
+ */
+export const changeLogHorizon = pgTable('change_log_horizon', {
+  id: integer('id').primaryKey().default(1),
+  throughId: bigint('through_id', { mode: 'number' }).notNull(),
+});
 
 export type RunRow = typeof runs.$inferSelect;
 export type StatusChangeRow = Omit<typeof statusChanges.$inferSelect, 'txId'>;

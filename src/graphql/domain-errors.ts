@@ -12,6 +12,7 @@ const WIRE: Record<
   notFound: { code: 'NOT_FOUND' },
   staleAttempt: { code: 'STALE_ATTEMPT' },
   revisionConflict: { code: 'REVISION_CONFLICT' },
+  cursorExpired: { code: 'CURSOR_EXPIRED' },
   unauthenticated: {
     code: 'UNAUTHENTICATED',
     http: () => ({ status: 401, headers: { 'WWW-Authenticate': 'Bearer realm="runstate"' } }),

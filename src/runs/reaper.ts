@@ -3,8 +3,9 @@ import type { RunService } from './run-service.js';
 
 /**
  * The reaper inside every instance: every `intervalMs` it moves runs past a deadline
- * (RunService.reapOverdueRuns), then folds the change log into the run counts. Several instances may reap at once; each decision is a
- * compare-and-set, so it is taken exactly once.
+ * (RunService.reapOverdueRuns), then folds the change log into the run counts, then lets
+ * retention delete what has expired. Several instances may reap at once; each decision is a
+ * compare-and-set, so it is taken exactly once (retention takes turns by an advisory lock).
  */
 export interface Reaper {
   start(): void;
@@ -26,6 +27,8 @@ export function createReaper(deps: {
   runs: RunService;
   /** Folds the change log into the run counts (run-counts.ts); after each pass. */
   foldCounts?: () => Promise<number>;
+  /** Retention (retention.ts: it paces itself); after each fold. */
+  retention?: () => Promise<void>;
   logger: Logger;
   intervalMs: number;
   stopTimeoutSeconds: number;
@@ -41,6 +44,7 @@ export function createReaper(deps: {
       const work = runs.reapOverdueRuns({ stopTimeoutSeconds }).then(async (moved) => {
         if (moved > 0) logger.info({ moved }, 'reaper moved overdue runs');
         await deps.foldCounts?.();
+        await deps.retention?.();
       });
       // A pass whose query never answers (postgres.js can leave one unsettled after the
       // database restarted: see change-log-tail.ts) must not stop every later pass. A late

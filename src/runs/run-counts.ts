@@ -91,18 +91,29 @@ function quoteArrayItem(value: string): string {
 
 /**
  * Fold the change log up to `head` (this instance's tail position: every change at or below it
- * has committed or never will) into run_counts and run_child_counts, in one statement. Instances fold one at a time:
- * the position row's lock orders them, and the second one reads the position the first left
- * (READ COMMITTED re-reads a locked row), so a log row is folded once. A fold behind the
- * position does nothing. Rows that fall to zero stay (reads leave zeros out). Answers how many
- * log rows were folded.
+ * has committed or never will) into run_counts and run_child_counts. Whoever changes the counts
+ * (a fold, a deletion: retention.ts) first locks the position row, in a statement of its own, and
+ * then works in a later statement, whose snapshot sees everything the previous holder
+ * committed: a fold that took its snapshot before a deletion committed would fold the deleted
+ * runs' log rows back in. So a log row is folded once, and never one that is gone. A fold behind
+ * the position does nothing. Rows that fall to zero stay (reads leave zeros out). Answers how
+ * many log rows were folded.
  */
 export async function foldCountsLog(db: Db, head: number): Promise<number> {
+  return db.transaction(async (tx) => {
+    await tx.execute(
+      sql`/* lockCountsPosition */ SELECT through_id FROM run_counts_position WHERE id = 1 FOR UPDATE`,
+    );
+    return foldLockedLog(tx, head);
+  });
+}
+
+async function foldLockedLog(tx: Executor, head: number): Promise<number> {
   const [folded] = await queryRows<{ n: string | number }>(
-    db,
+    tx,
     sql`
     /* foldCountsLog */
-    WITH pos AS (SELECT through_id FROM run_counts_position WHERE id = 1 FOR UPDATE),
+    WITH pos AS (SELECT through_id FROM run_counts_position WHERE id = 1),
     moved AS (
       SELECT c.project, c.parent_id, c.to_status AS status, 1 AS d
       FROM status_changes c, pos WHERE c.id > pos.through_id AND c.id <= ${head}

@@ -1,7 +1,7 @@
 import { visibleProjects } from '../auth/principal.js';
 import type { Executor } from '../db/client.js';
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
-import { BadUserInputError } from '../errors.js';
+import { BadUserInputError, CursorExpiredError } from '../errors.js';
 import { findPredicate, getDialect, type Dialect } from '../lifecycle/dialects.js';
 import {
   getStatusesInCategories,
@@ -22,6 +22,7 @@ import {
 } from '../validation.js';
 import { conditionState } from './dependency-rules.js';
 import { countRunsByStatus } from './run-counts.js';
+import { getLogHorizon } from './retention.js';
 import * as store from './run-store.js';
 import * as changeStore from '../changelog/change-store.js';
 import * as dependencyStore from './dependency-store.js';
@@ -214,6 +215,11 @@ export async function countRuns(
   return new Map([...counts].filter(([status]) => wanted.has(status)));
 }
 
+/** A change-log cursor from below the retention horizon: CURSOR_EXPIRED, never a silent gap. */
+export async function checkCursorKept(ex: Executor, field: string, afterId: number) {
+  if (afterId < (await getLogHorizon(ex))) throw new CursorExpiredError(field);
+}
+
 /**
  * A page of the change log. It stops where a change with a lower id may still commit (see
  * changelog/change-log-tail.ts), so a client paging with `after` never skips one.
@@ -228,6 +234,7 @@ export async function listStatusChanges(
   const first = checkFirst('first', args.first, 100);
   const filter = checkStatusChangeFilter('filter', args.filter, scope);
   const afterId = args.after == null ? null : decodeStatusChangeCursor('after', args.after);
+  if (afterId != null) await checkCursorKept(ex, 'after', afterId);
   const rows = await changeStore.listStatusChanges(ex, {
     ...filter,
     afterId,

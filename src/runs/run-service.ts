@@ -34,6 +34,7 @@ import {
 } from './policy.js';
 import { canSeeProject, UNRESTRICTED } from '../auth/principal.js';
 import type { Actor } from './transition-batch.js';
+import { deleteRunTrees } from './retention.js';
 import * as store from './run-store.js';
 
 export type { TransitionRequest } from './policy.js';
@@ -142,6 +143,11 @@ export interface RunService {
    * expectedRevision, a compare-and-set (REVISION_CONFLICT when the run moved on).
    */
   updateRun(input: UpdateRunInput, actor: Actor): Promise<RunRow>;
+  /**
+   * Delete a DONE run with its steps, history, points and keys (an administrator's). Refused
+   * (BAD_USER_INPUT on `id`) while it or a step is not done, or a run not done waits for it.
+   */
+  deleteRun(id: string, actor: Actor): Promise<boolean>;
   /** With `attempt`, a zombie worker's heartbeat cannot keep a retried run alive. */
   heartbeat(id: string, attempt: number | null | undefined, actor: Actor): Promise<RunRow>;
 }
@@ -355,6 +361,30 @@ export function createRunService(deps: RunServiceDeps): RunService {
         'input.attributes',
         `would make the run's attributes larger than ${LIMITS.attributesBytes} bytes as JSON`,
       );
+    },
+
+    async deleteRun(id, actor) {
+      const runId = checkUuid('id', id);
+      return db.transaction(async (tx) => {
+        const run = await store.getRunById(tx, runId);
+        if (!run || !canSeeProject(actor, run.project)) throw new NotFoundError('run', runId);
+        const { deleted, refusal } = await deleteRunTrees(tx, [runId], false);
+        if (refusal?.kind === 'notDone') {
+          throw new BadUserInputError(
+            'id',
+            `run ${refusal.runId}${refusal.runId === runId ? '' : ', a step of this run,'} is ` +
+              `${refusal.status}: only a run that is done, with all its steps, can be deleted`,
+          );
+        }
+        if (refusal?.kind === 'awaited') {
+          throw new BadUserInputError(
+            'id',
+            `run ${refusal.downstreamId} still waits for run ${refusal.runId}: delete it first, ` +
+              'or wait until it is done',
+          );
+        }
+        return deleted > 0;
+      });
     },
 
     async heartbeat(id, attempt, actor) {

@@ -1,7 +1,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import { WebSocket } from 'ws';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { buildApp, type App } from '../../src/app.js';
+import { buildApp, type App, type AppOptions } from '../../src/app.js';
 import { createPostgresDatabase, type Database } from '../../src/db/client.js';
 import type { Limits } from '../../src/limits/limits.js';
 import { createLogger } from '../../src/logger.js';
@@ -78,6 +78,7 @@ export async function startServer(
     limits?: Partial<Limits>;
     drainTimeoutMs?: number;
     corsOrigins?: string[];
+    retention?: AppOptions['retention'];
   } = {},
 ): Promise<TestServer> {
   const database =
@@ -94,6 +95,7 @@ export async function startServer(
     limits: options.limits,
     drainTimeoutMs: options.drainTimeoutMs,
     corsOrigins: options.corsOrigins,
+    retention: options.retention,
   });
   const { url, wsUrl } = await app.start();
   const clients: Client[] = [];

@@ -118,6 +118,14 @@ export type Mutation = {
    */
   updateRun: Run;
   /**
+   * Delete a run that is done, with its steps (all done), their history, measurements and
+   * idempotency records. Needs an ADMIN token. Refused (BAD_USER_INPUT on `id`) while the run or a
+   * step is not done, or while a run that is not done waits for it (dependsOn, dependencies,
+   * events). Counts follow at once. Its changes leave the change log: a replay from an older cursor
+   * no longer shows them (retention, unlike this, also expires older cursors: CURSOR_EXPIRED).
+   */
+  deleteRun: Scalars['Boolean']['output'];
+  /**
    * Create an API token (ADMIN only). The answer holds the secret: it is shown this once and
    * stored only as a hash.
    */
@@ -191,6 +199,12 @@ export type MutationRecordMeasurementsArgs = {
 /** Reporting what happens to runs. */
 export type MutationUpdateRunArgs = {
   input: UpdateRunInput;
+};
+
+
+/** Reporting what happens to runs. */
+export type MutationDeleteRunArgs = {
+  id: Scalars['ID']['input'];
 };
 
 
@@ -1238,11 +1252,11 @@ export type ResolversTypes = {
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   JSON: ResolverTypeWrapper<Scalars['JSON']['output']>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
-  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   RunStatus: RunStatus;
   StatusCategory: StatusCategory;
   Lifecycle: ResolverTypeWrapper<LifecycleParent>;
@@ -1298,11 +1312,11 @@ export type ResolversParentTypes = {
   Int: Scalars['Int']['output'];
   String: Scalars['String']['output'];
   Mutation: Record<PropertyKey, never>;
+  Boolean: Scalars['Boolean']['output'];
   Subscription: Record<PropertyKey, never>;
   DateTime: Scalars['DateTime']['output'];
   JSON: Scalars['JSON']['output'];
   PageInfo: PageInfo;
-  Boolean: Scalars['Boolean']['output'];
   Lifecycle: LifecycleParent;
   StatusInfo: LifecycleStatusInfo;
   EventTriggerInput: EventTriggerInput;
@@ -1367,6 +1381,7 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   resumeRun?: Resolver<ResolversTypes['TransitionResult'], ParentType, ContextType, RequireFields<MutationResumeRunArgs, 'id'>>;
   recordMeasurements?: Resolver<ResolversTypes['Int'], ParentType, ContextType, RequireFields<MutationRecordMeasurementsArgs, 'input'>>;
   updateRun?: Resolver<ResolversTypes['Run'], ParentType, ContextType, RequireFields<MutationUpdateRunArgs, 'input'>>;
+  deleteRun?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationDeleteRunArgs, 'id'>>;
   createApiToken?: Resolver<ResolversTypes['CreatedApiToken'], ParentType, ContextType, RequireFields<MutationCreateApiTokenArgs, 'input'>>;
   revokeApiToken?: Resolver<ResolversTypes['ApiToken'], ParentType, ContextType, RequireFields<MutationRevokeApiTokenArgs, 'id'>>;
 };

@@ -2,6 +2,7 @@ import type { StatusChangeRow } from '../../db/schema.js';
 import { streamStatusChanges } from '../../changelog/status-feed.js';
 import { resolveEvent, type TerminalError } from '../../live/terminal-error.js';
 import {
+  checkCursorKept,
   checkStatusChangeFilter,
   decodeStatusChangeCursor,
   listStatusChanges,
@@ -18,15 +19,12 @@ export const changelogResolvers: Resolvers = {
   },
   Subscription: {
     statusChanged: {
-      subscribe: (_, { filter, after }, ctx) =>
-        guardSubscription(
-          ctx,
-          streamStatusChanges(
-            ctx,
-            checkStatusChangeFilter('filter', filter, ctx.principal.projects),
-            after == null ? null : decodeStatusChangeCursor('after', after),
-          ),
-        ),
+      subscribe: async (_, { filter, after }, ctx) => {
+        const checked = checkStatusChangeFilter('filter', filter, ctx.principal.projects);
+        const afterId = after == null ? null : decodeStatusChangeCursor('after', after);
+        if (afterId != null) await checkCursorKept(ctx.db, 'after', afterId);
+        return guardSubscription(ctx, streamStatusChanges(ctx, checked, afterId));
+      },
       resolve: (change: StatusChangeRow | TerminalError) => resolveEvent(change),
     },
   },
