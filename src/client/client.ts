@@ -83,8 +83,29 @@ export interface Pipeline<Op extends string = string> {
   steps: Record<Op, RunHandle>;
 }
 
+/** What a worker reports with a change, beside its status (records.md). */
+export interface ChangeReport {
+  /** Free text, upper case by convention: PASS, DIFF, TIMEOUT (up to 50 characters). */
+  outcome?: string;
+  /** The worker's exit code (32-bit). */
+  exitCode?: number;
+  /** A JSON object (up to 16 KB): Polyaxon's meta_info. */
+  meta?: Record<string, unknown>;
+  /** When it happened elsewhere (an ISO date-time): not before the run's last change. */
+  at?: string;
+}
+
+/** RunHandle.update(): fields given replace (attributes merge); see UpdateRunInput. */
+export interface RunUpdate {
+  name?: string | null;
+  tags?: string[];
+  meta?: Record<string, unknown> | null;
+  attributes?: Record<string, unknown>;
+  expectedRevision?: number;
+}
+
 /** Options of RunHandle.transition(). */
-export interface NativeTransitionOptions {
+export interface NativeTransitionOptions extends ChangeReport {
   /** The dialect `native` is a name of (default: the run's own). */
   dialect?: Dialect;
   /** A human-readable message recorded with the change. */
@@ -167,10 +188,10 @@ export interface RunHandle {
   measure(name: string, value: MeasuredValue, step?: number): Promise<void>;
   /** Send the points gathered so far now. */
   flush(): Promise<void>;
-  /** SUCCEEDED (heartbeats stop). */
-  succeed(message?: string): Promise<Run>;
-  /** FAILED with a message (heartbeats stop). */
-  fail(message: string): Promise<Run>;
+  /** SUCCEEDED (heartbeats stop), with what the worker reports (an outcome, an exit code…). */
+  succeed(message?: string, report?: ChangeReport): Promise<Run>;
+  /** FAILED with a message (heartbeats stop), and what the worker reports. */
+  fail(message: string, report?: ChangeReport): Promise<Run>;
   /** STOPPED, or STOPPING when the run was handed to an executor (heartbeats stop). */
   stop(message?: string): Promise<Run>;
   /**
@@ -180,6 +201,12 @@ export interface RunHandle {
    * `allowed`), and nothing changes.
    */
   transition(native: string, options?: NativeTransitionOptions): Promise<Run>;
+  /**
+   * Change the run's name, tags or meta (replaced) and attributes (merged; a key set to null is
+   * removed); `expectedRevision` makes it a compare-and-set (RunstateError REVISION_CONFLICT,
+   * with `extensions.actualRevision`, when the run changed meanwhile).
+   */
+  update(changes: RunUpdate): Promise<Run>;
 }
 
 /** The run as the server has it now, or null. */
@@ -445,7 +472,7 @@ class Handle implements RunHandle {
       `mutation Progress($input: ReportProgressInput!) { reportProgress(input: $input) { ${RUN_FIELDS} } }`,
       { input: { id: this.id, progress, phase, attempt: this.current.attempt } },
     );
-    return this.update(data.reportProgress);
+    return this.adopt(data.reportProgress);
   }
 
   measure(name: string, value: MeasuredValue, step?: number): Promise<void> {
@@ -500,14 +527,22 @@ class Handle implements RunHandle {
     }
   }
 
-  async succeed(message?: string): Promise<Run> {
+  async succeed(message?: string, report: ChangeReport = {}): Promise<Run> {
     await this.flush();
-    return this.send({ to: 'SUCCEEDED', message });
+    return this.send({ to: 'SUCCEEDED', message, ...report });
   }
 
-  async fail(message: string): Promise<Run> {
+  async fail(message: string, report: ChangeReport = {}): Promise<Run> {
     await this.flush().catch(() => {}); // the failure matters more than the last points
-    return this.send({ to: 'FAILED', message });
+    return this.send({ to: 'FAILED', message, ...report });
+  }
+
+  async update(changes: RunUpdate): Promise<Run> {
+    const data = await this.transport.request<{ updateRun: Run }>(
+      `mutation Update($input: UpdateRunInput!) { updateRun(input: $input) { ${RUN_FIELDS} } }`,
+      { input: { id: this.id, ...changes } },
+    );
+    return this.adopt(data.updateRun);
   }
 
   async stop(message?: string): Promise<Run> {
@@ -525,7 +560,7 @@ class Handle implements RunHandle {
       const from = (error as TransitionRefusedError).details?.['from'];
       if (from !== 'STOPPED' && from !== 'STOPPING') throw error;
       const again = await fetchRun(this.transport, this.id);
-      return again ? this.update(again) : this.current;
+      return again ? this.adopt(again) : this.current;
     }
   }
 
@@ -540,22 +575,20 @@ class Handle implements RunHandle {
     // As succeed() and fail(): the points gathered so far land before a status that may end
     // the run; a failed flush rejects its points' promises, and the status still goes out.
     await this.flush().catch(() => {});
-    return this.send({
-      native,
-      dialect: options.dialect,
-      message: options.message,
-      reason: options.reason,
-    });
+    const { dialect, message, reason, ...report } = options;
+    return this.send({ native, dialect, message, reason, ...report });
   }
 
   /** transitionRun to a runstate status (`to`) or a native name (`native`, maybe `dialect`). */
-  private async send(target: {
-    to?: string;
-    native?: string;
-    dialect?: Dialect;
-    message?: string;
-    reason?: string;
-  }): Promise<Run> {
+  private async send(
+    target: {
+      to?: string;
+      native?: string;
+      dialect?: Dialect;
+      message?: string;
+      reason?: string;
+    } & ChangeReport,
+  ): Promise<Run> {
     const data = await this.transport.request<{ transitionRun: Record<string, unknown> }>(
       `mutation Transition($input: TransitionRunInput!) { transitionRun(input: $input) { ${RESULT_FIELDS} } }`,
       {
@@ -574,7 +607,7 @@ class Handle implements RunHandle {
 
   private accept(result: Record<string, unknown>): Run {
     const kind = result['__typename'] as string;
-    if (kind === 'TransitionAccepted') return this.update(result['run'] as Run);
+    if (kind === 'TransitionAccepted') return this.adopt(result['run'] as Run);
     throw new TransitionRefusedError(
       kind as TransitionRefusedError['kind'],
       String(result['message'] ?? kind),
@@ -582,9 +615,10 @@ class Handle implements RunHandle {
     );
   }
 
-  private update(run: Run): Run {
-    // Answers can cross (a heartbeat sent before succeed() answered after it): keep the newest.
-    if (run.version < this.current.version) return this.current;
+  private adopt(run: Run): Run {
+    // Answers can cross (a heartbeat sent before succeed() answered after it): keep the newest
+    // (every write to the run raises its revision).
+    if (run.revision < this.current.revision) return this.current;
     this.current = run;
     if (run.status === 'STOPPING') this.stopRequested = true;
     this.keepAlive();
@@ -612,7 +646,7 @@ class Handle implements RunHandle {
         { id: this.id, attempt: this.current.attempt },
         { retries: 0, timeoutMs: Math.max(this.period, 2000) },
       );
-      this.update(data.heartbeat);
+      this.adopt(data.heartbeat);
     } catch {
       // The next beat tries again; the server's timeout is several periods long.
     } finally {

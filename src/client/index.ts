@@ -1,6 +1,7 @@
 /** runstate's client for workers and tools. */
 export { createRunstateClient } from './client.js';
 export type {
+  ChangeReport,
   ListMeasurementsOptions,
   ListRunsOptions,
   MeasurementPage,
@@ -8,6 +9,7 @@ export type {
   Pipeline,
   RunHandle,
   RunPage,
+  RunUpdate,
   RunstateClient,
   RunstateClientOptions,
 } from './client.js';

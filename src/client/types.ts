@@ -45,13 +45,21 @@ export interface Run {
   scheduledAt: string | null;
   /** Why it waits or failed upstream (a dependency, a trigger), or null. */
   blockedReason: string | null;
+  /** +1 on every write to the run: of two answers about it, the newer has the larger. */
+  revision: number;
+  /** The outcome of the change into the current DONE status (PASS, DIFF…), or null. */
+  outcome: string | null;
+  /** The exit code reported with the change into the current DONE status, or null. */
+  exitCode: number | null;
+  /** Free-form JSON object, changed with RunHandle.update(). */
+  attributes: Record<string, unknown>;
 }
 
 // Only the run's own columns: nothing here costs the server another read per answer (a
 // heartbeat's, say). `parent`, `children` and `dependencies` are asked for where needed.
 const RUN_BASE_FIELDS = `id project name status category color version attempt progress phase
   heartbeatTimeout isRunning isDone tags createdAt updatedAt startedAt finishedAt dialect op
-  rollup scheduledAt blockedReason`;
+  rollup scheduledAt blockedReason revision outcome exitCode attributes`;
 
 export const RUN_FIELDS = `${RUN_BASE_FIELDS} nativeStatus`;
 
@@ -146,6 +154,10 @@ export interface RunInputFields {
   rollup?: boolean;
   /** Created ON_SCHEDULE; the server queues it at this time (not in the past, no upstreams). */
   scheduledAt?: string | Date;
+  /** A JSON object, changed later with RunHandle.update(). */
+  attributes?: Record<string, unknown>;
+  /** When it was created elsewhere (an import; not in the future). */
+  createdAt?: string | Date;
   /** Any other CreateRunInput field the server knows. */
   [field: string]: unknown;
 }
