@@ -34,6 +34,7 @@ import {
 } from './policy.js';
 import { canSeeProject, UNRESTRICTED } from '../auth/principal.js';
 import type { Actor } from './transition-batch.js';
+import { applyDirectly, mayApplyDirectly } from './direct-transition.js';
 import { deleteRunTrees } from './retention.js';
 import * as store from './run-store.js';
 
@@ -232,6 +233,14 @@ export function createRunService(deps: RunServiceDeps): RunService {
   }
 
   async function applyOne(request: TransitionRequest, actor: Actor): Promise<TransitionOutcome> {
+    // The common change in one statement; anything it leaves goes the full way.
+    if (mayApplyDirectly(request)) {
+      const direct = await applyDirectly(db, request, actor);
+      if (direct) {
+        publishCommitted(direct.kind === 'accepted' && direct.change ? [direct.change] : [], []);
+        return direct;
+      }
+    }
     return (await applyRequests([request], actor))[0]!;
   }
 

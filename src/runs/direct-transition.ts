@@ -1,0 +1,133 @@
+import { sql } from 'drizzle-orm';
+import { queryRows, type Db } from '../db/client.js';
+import { runs, type RunRow } from '../db/schema.js';
+import { createRowReader } from '../db/row-reader.js';
+import {
+  getStatusesAllowedInto,
+  getStatusesInCategories,
+  isDone,
+  startsRunning,
+  type RunStatus,
+} from '../lifecycle/lifecycle.js';
+import { mapStatusChangeRow, type RawStatusChange } from '../changelog/change-store.js';
+import type { TransitionRequest } from './policy.js';
+import type { Actor, TransitionOutcome } from './transition-batch.js';
+
+/**
+ * The common status change in one statement, one round trip and one transaction: lock the run,
+ * check the move and the caller's preconditions, write the run and its history row. It applies
+ * exactly the rules of the full path (transition-batch.ts, policy.ts) for a change that causes
+ * nothing else: the run has no followers (nothing waits for it), no rollup parent, no retry to
+ * start, and the request carries no idempotency key, native name or force. Whatever the
+ * statement does not apply (a refusal, a retry, a cascade, a same-status report) it leaves
+ * untouched and the caller takes the full path, which decides it under the same lock. So the
+ * guarantees are those of the full path; only the common case is cheaper.
+ */
+
+const reader = createRowReader(runs);
+const DONE = getStatusesInCategories(['DONE']);
+/** For each target: the statuses it may be entered from directly (never itself: a noop). */
+const FROM = new Map<RunStatus, string>();
+
+function fromList(to: RunStatus): string {
+  let list = FROM.get(to);
+  if (list === undefined) {
+    list = `{${getStatusesAllowedInto(to)
+      .filter((s) => s !== to)
+      .join(',')}}`;
+    FROM.set(to, list);
+  }
+  return list;
+}
+
+/** Whether a request may try the one-statement path at all. */
+export function mayApplyDirectly(request: TransitionRequest): boolean {
+  return (
+    request.native == null &&
+    request.resolveTo == null &&
+    request.force !== true &&
+    request.idempotencyKey == null &&
+    request.stopsChildren !== true &&
+    request.expectedRevision == null
+  );
+}
+
+/**
+ * Apply `request` in one statement if it is the common case; null when the full path must
+ * decide it (nothing was written then).
+ */
+export async function applyDirectly(
+  db: Db,
+  request: TransitionRequest,
+  actor: Actor,
+): Promise<TransitionOutcome | null> {
+  const to = request.to;
+  const done = isDone(to);
+  const projects = actor.projects == null ? null : `{${actor.projects.map(quote).join(',')}}`;
+  const at = request.at?.toISOString() ?? null;
+  // When it happens: as reported, else now, never before the run's last change (changeTimeFor).
+  const changeAt = sql`coalesce(${at}::timestamptz, greatest(date_trunc('milliseconds', now()), r.updated_at))`;
+  const [row] = await queryRows<{ run: Record<string, unknown> | null; change: unknown }>(
+    db,
+    sql`
+    /* transitionDirect */
+    WITH cur AS (
+      SELECT id, status FROM runs WHERE id = ${request.id}::uuid FOR NO KEY UPDATE
+    ),
+    moved AS (
+      UPDATE runs AS r SET
+        status = ${to}::run_status,
+        version = r.version + 1,
+        revision = r.revision + 1,
+        attempt = r.attempt + ${to === 'RETRYING' ? 1 : 0},
+        updated_at = ${changeAt},
+        status_reason = ${request.reason},
+        outcome = ${done ? (request.outcome ?? null) : null},
+        exit_code = ${done ? (request.exitCode ?? null) : null}::int,
+        started_at = CASE WHEN ${startsRunning(to)} AND r.started_at IS NULL THEN ${changeAt}
+                          ELSE r.started_at END,
+        finished_at = CASE WHEN ${done} THEN ${changeAt}
+                           WHEN r.status = ANY(${`{${DONE.join(',')}}`}::run_status[]) THEN NULL
+                           ELSE r.finished_at END,
+        stop_message = CASE WHEN ${done}
+                              THEN coalesce(${request.message}::text,
+                                            CASE WHEN r.status = 'STOPPING' THEN r.stop_message END)
+                            WHEN ${to === 'STOPPING'} THEN ${request.message}::text END
+      FROM cur
+      WHERE r.id = cur.id
+        AND r.status = ANY(${fromList(to)}::run_status[])
+        AND (${projects}::text[] IS NULL OR r.project = ANY(${projects}::text[]))
+        AND (${request.attempt}::int IS NULL OR r.attempt = ${request.attempt}::int)
+        AND (${request.expectedStatus}::run_status IS NULL
+             OR r.status = ${request.expectedStatus}::run_status)
+        AND (${request.expectedVersion}::int IS NULL OR r.version = ${request.expectedVersion}::int)
+        AND r.followers = 0
+        AND NOT (${to === 'FAILED'} AND r.attempt <= r.max_retries AND r.status <> 'STOPPING')
+        AND (${at}::timestamptz IS NULL OR ${at}::timestamptz >= r.updated_at)
+        AND (r.parent_id IS NULL
+             OR NOT EXISTS (SELECT 1 FROM runs p WHERE p.id = r.parent_id AND p.rollup))
+      RETURNING r.*, cur.status AS from_status
+    ),
+    logged AS (
+      INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason,
+        message, outcome, exit_code, meta, attempt, at, forced, actor, parent_id)
+      SELECT pg_current_xact_id(), m.id, m.project, m.from_status, m.status, m.version,
+             ${request.reason}, ${request.message}, ${request.outcome ?? null},
+             ${request.exitCode ?? null}::int,
+             ${request.meta == null ? null : JSON.stringify(request.meta)}::jsonb,
+             m.attempt, m.updated_at, false, ${actor.name}, m.parent_id
+      FROM moved AS m
+      RETURNING id, run_id, project, from_status, to_status, version, reason, message, outcome,
+                exit_code, meta, attempt, at, forced, actor, parent_id
+    )
+    SELECT (SELECT to_jsonb(m) - 'from_status' FROM moved AS m) AS run,
+           (SELECT to_jsonb(l) FROM logged AS l) AS change`,
+  );
+  if (!row?.run || !row.change) return null;
+  const change = mapStatusChangeRow(row.change as RawStatusChange);
+  return { kind: 'accepted', run: reader.read(row.run) as RunRow, change };
+}
+
+function quote(value: string): string {
+  return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
