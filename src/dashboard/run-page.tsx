@@ -7,7 +7,7 @@ import { ago } from './format.js';
 import { PipelineGraph } from './pipeline-graph.js';
 import { RunActions } from './run-actions.js';
 import { labelOf, RunRelations, type RelatedRun } from './run-relations.js';
-import { NativeStatus, ProgressBar, StatusBadge } from './status-badge.js';
+import { NativeStatus, Outcome, ProgressBar, StatusBadge } from './status-badge.js';
 
 interface RunDetail {
   id: string;
@@ -42,6 +42,12 @@ interface RunDetail {
   blockedReason: string | null;
   isStoppable: boolean;
   allowedTransitions: string[];
+  /** What its DONE status came with (`DIFF`); null while not done, and after a resume or retry. */
+  outcome: string | null;
+  /** The worker's exit code, as `outcome`. */
+  exitCode: number | null;
+  /** Free-form JSON object, changed with updateRun. */
+  attributes: Record<string, unknown> | null;
 }
 
 interface Change {
@@ -55,6 +61,10 @@ interface Change {
   message: string | null;
   actor: string | null;
   at: string;
+  outcome: string | null;
+  exitCode: number | null;
+  /** The run's attempt after the change. */
+  attempt: number;
 }
 
 interface Measurement extends AnyPoint {
@@ -64,14 +74,15 @@ interface Measurement extends AnyPoint {
 
 const DETAIL = `id project name status color category progress phase dialect nativeStatus attempt version
   revision createdAt updatedAt startedAt finishedAt heartbeatAt stopMessage tags op
-  parent { id name op project } scheduledAt blockedReason isStoppable allowedTransitions`;
+  parent { id name op project } scheduledAt blockedReason isStoppable allowedTransitions
+  outcome exitCode attributes`;
 /**
  * A run in a blocked reason: its id, and its name in parentheses when it has one (the server
  * writes `<id> (<name>)`).
  */
 const RUN_IN_REASON =
   /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?: \(([^()]*)\))?/gi;
-const CHANGE = `cursor version from to nativeTo reason message actor at`;
+const CHANGE = `cursor version from to nativeTo reason message actor at outcome exitCode attempt`;
 const POINT = `name value data step at`;
 const MAX_PAGES = 10;
 /** Points drawn per series (the newest). */
@@ -223,6 +234,9 @@ export function RunPage({ token, client, id, colors, liveEpoch, mayWrite }: Prop
       () => {},
     );
 
+  /** A run that was retried: each change says which attempt it belongs to. */
+  const retried = history.some((change) => change.attempt > 1);
+
   if (error)
     return (
       <p class="error" role="alert">
@@ -255,7 +269,8 @@ export function RunPage({ token, client, id, colors, liveEpoch, mayWrite }: Prop
         )}
       </p>
       <h1 id="run-title">
-        {run.name ?? run.op ?? run.id} <StatusBadge status={run.status} color={run.color} />
+        {run.name ?? run.op ?? run.id} <StatusBadge status={run.status} color={run.color} />{' '}
+        <Outcome outcome={run.outcome} exitCode={run.exitCode} />{' '}
         <NativeStatus dialect={run.dialect} native={run.nativeStatus} />
       </h1>
       {mayWrite && <RunActions run={run} token={token} onSettled={() => void refresh()} />}
@@ -320,6 +335,7 @@ export function RunPage({ token, client, id, colors, liveEpoch, mayWrite }: Prop
         </div>
       </dl>
       {run.stopMessage && <p class="stop-message">{run.stopMessage}</p>}
+      <Attributes attributes={run.attributes ?? {}} />
 
       <RunRelations
         token={token}
@@ -351,6 +367,12 @@ export function RunPage({ token, client, id, colors, liveEpoch, mayWrite }: Prop
               />
               <StatusBadge status={change.to} color={colors.get(change.to) ?? '#888'} />
               <NativeStatus dialect={run.dialect} native={change.nativeTo} />
+              <Outcome outcome={change.outcome} exitCode={change.exitCode} />
+              {retried && (
+                <span class="attempt muted" data-attempt={change.attempt}>
+                  attempt {change.attempt}
+                </span>
+              )}
               <time dateTime={change.at} title={change.at}>
                 {new Date(change.at).toLocaleString()}
               </time>
@@ -384,6 +406,38 @@ export function RunPage({ token, client, id, colors, liveEpoch, mayWrite }: Prop
         )}
       </section>
     </article>
+  );
+}
+
+/** Text of an attribute's value shown whole up to this length, then cut. */
+const MAX_VALUE_TEXT = 500;
+
+/**
+ * The run's attributes as a small key/value table, keys in order: a string as it is, any other
+ * value as compact JSON. Nothing while there are none.
+ */
+function Attributes({ attributes }: { attributes: Record<string, unknown> }) {
+  const keys = Object.keys(attributes).sort();
+  if (keys.length === 0) return null;
+  return (
+    <section aria-labelledby="attributes-title">
+      <h2 id="attributes-title">Attributes</h2>
+      <table class="attributes" data-testid="attributes">
+        <tbody>
+          {keys.map((key) => {
+            const value = attributes[key];
+            const text = typeof value === 'string' ? value : JSON.stringify(value);
+            const shown = text.length > MAX_VALUE_TEXT ? `${text.slice(0, MAX_VALUE_TEXT)}…` : text;
+            return (
+              <tr key={key} data-key={key}>
+                <th scope="row">{key}</th>
+                <td>{typeof value === 'string' ? shown : <code>{shown}</code>}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </section>
   );
 }
 

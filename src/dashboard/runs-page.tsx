@@ -3,7 +3,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { gql, subscribe } from './api.js';
 import { CountsBar } from './counts-bar.js';
 import { ago, shortId } from './format.js';
-import { NativeStatus, ProgressBar, StatusBadge } from './status-badge.js';
+import { NativeStatus, Outcome, ProgressBar, StatusBadge } from './status-badge.js';
 import { sequence, throttle } from './throttle.js';
 import {
   RUN_SUMMARY,
@@ -403,6 +403,7 @@ await run.start();`}</code>
                 </td>
                 <td role="cell" data-label="Status">
                   <StatusBadge status={run.status} color={run.color} />{' '}
+                  <Outcome outcome={run.outcome} />{' '}
                   <NativeStatus dialect={run.dialect} native={run.nativeStatus} />
                 </td>
                 <td role="cell" data-label="Progress">

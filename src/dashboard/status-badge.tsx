@@ -58,3 +58,35 @@ export function ProgressBar({
     </span>
   );
 }
+
+/**
+ * What a run or a change ended with, beside its status: `· DIFF · exit 64`, read out as
+ * "outcome DIFF, exit code 64". Nothing when neither is set (an exit code of 0 is shown).
+ */
+export function Outcome({
+  outcome,
+  exitCode = null,
+}: {
+  outcome: string | null;
+  exitCode?: number | null;
+}) {
+  if (outcome == null && exitCode == null) return null;
+  const shown = [outcome, exitCode != null ? `exit ${exitCode}` : null].filter(Boolean);
+  const label = [
+    outcome != null ? `outcome ${outcome}` : null,
+    exitCode != null ? `exit code ${exitCode}` : null,
+  ]
+    .filter(Boolean)
+    .join(', ');
+  return (
+    <span
+      class="outcome"
+      data-outcome={outcome ?? undefined}
+      data-exit-code={exitCode ?? undefined}
+      title={label}
+    >
+      <span aria-hidden="true">· {shown.join(' · ')}</span>
+      <span class="sr-only">{label}</span>
+    </span>
+  );
+}

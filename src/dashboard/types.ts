@@ -16,11 +16,13 @@ export interface RunSummary {
   nativeStatus: string;
   /** Grows with every change of the run: the larger of two snapshots is the newer. */
   revision: number;
+  /** What its DONE status came with (`DIFF`, `TIMEOUT`); null while not done. */
+  outcome: string | null;
   createdAt: string;
   updatedAt: string;
 }
 
-export const RUN_SUMMARY = `id project name op status category color progress phase isDone dialect nativeStatus revision createdAt updatedAt`;
+export const RUN_SUMMARY = `id project name op status category color progress phase isDone dialect nativeStatus revision outcome createdAt updatedAt`;
 
 export interface StatusInfo {
   status: string;

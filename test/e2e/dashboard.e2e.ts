@@ -379,6 +379,108 @@ describe('the dashboard in a real browser', () => {
     await page.context().close();
   });
 
+  it("shows a run's outcome, exit code and attributes, and each change's outcome, exit code and attempt; an updateRun shows live", async () => {
+    const project = uniqueProject('records');
+    const run = await createRun(server, {
+      project,
+      name: 'golden-test',
+      attributes: { branch: 'main', shards: 4 },
+    });
+    await transitionRun(server, { id: run.id, to: 'RUNNING' });
+    await transitionRun(server, {
+      id: run.id,
+      to: 'FAILED',
+      outcome: 'DIFF',
+      exitCode: 64,
+      meta: { diff: 'out.txt' },
+    });
+    const update = (input: Record<string, unknown>) =>
+      server
+        .gql(`mutation($input: UpdateRunInput!) { updateRun(input: $input) { revision } }`, {
+          input: { id: run.id, ...input },
+        })
+        .then((response) => expect(response.errors).toBeUndefined());
+    await update({ attributes: { flags: { fast: true, seeds: [1, 2] }, owner: null } });
+
+    // The runs list: the outcome beside the status (the exit code is for the run's page).
+    const page = await openPage({ width: 1280, height: 800 }, `#/?project=${project}`);
+    await signIn(page);
+    const row = page.locator(`tr[data-run-id="${run.id}"]`);
+    await expect.poll(() => badge(page, run.id).textContent()).toBe('FAILED');
+    expect(await row.locator('.outcome').getAttribute('data-outcome')).toBe('DIFF');
+    expect(await row.locator('.outcome [aria-hidden=true]').innerText()).toBe('· DIFF');
+
+    // Its page: "FAILED · DIFF · exit 64", the attributes as a table, the changes with theirs.
+    await row.getByRole('link').click();
+    const heading = page.locator('h1#run-title');
+    await expect.poll(() => heading.locator('.status').textContent()).toBe('FAILED');
+    expect(await heading.locator('.outcome [aria-hidden=true]').innerText()).toBe(
+      '· DIFF · exit 64',
+    );
+    expect(await heading.locator('.outcome').getAttribute('title')).toBe(
+      'outcome DIFF, exit code 64',
+    );
+    const attributes = () =>
+      page
+        .getByTestId('attributes')
+        .locator('tr')
+        .evaluateAll((tr) =>
+          tr.map((r) => [r.querySelector('th')?.textContent, r.querySelector('td')?.textContent]),
+        );
+    await expect.poll(attributes).toEqual([
+      ['branch', 'main'],
+      ['flags', '{"fast":true,"seeds":[1,2]}'],
+      ['shards', '4'],
+    ]);
+    const timeline = () =>
+      page
+        .locator('.timeline li')
+        .evaluateAll((li) =>
+          li.map((l) => [
+            l.dataset['status'],
+            l.querySelector<HTMLElement>('.outcome')?.dataset['outcome'] ?? null,
+            l.querySelector<HTMLElement>('.outcome')?.dataset['exitCode'] ?? null,
+            l.querySelector<HTMLElement>('.attempt')?.dataset['attempt'] ?? null,
+          ]),
+        );
+    await expect.poll(timeline).toEqual([
+      ['CREATED', null, null, null],
+      ['RUNNING', null, null, null],
+      ['FAILED', 'DIFF', '64', null],
+    ]);
+    await page.screenshot({ path: `${SHOTS}dashboard-records.png`, fullPage: true });
+    // Set on the page once: still there at the end, so nothing below reloaded it.
+    await page.evaluate(() => ((window as unknown as { loaded: boolean }).loaded = true));
+
+    // An update arrives live: a key removed, one changed, one added; the name too.
+    await update({
+      name: 'golden-test-2',
+      attributes: { shards: null, branch: 'release', verdict: 'accepted' },
+    });
+    await expect.poll(attributes).toEqual([
+      ['branch', 'release'],
+      ['flags', '{"fast":true,"seeds":[1,2]}'],
+      ['verdict', 'accepted'],
+    ]);
+    expect(await heading.textContent()).toContain('golden-test-2');
+
+    // A retry clears the run's outcome and exit code; each change then says its attempt.
+    await server.gql(`mutation($id: ID!) { retryRun(id: $id) { __typename } }`, { id: run.id });
+    await expect.poll(() => heading.locator('.status').textContent()).toBe('RETRYING');
+    expect(await heading.locator('.outcome').count()).toBe(0);
+    await expect.poll(timeline).toEqual([
+      ['CREATED', null, null, '1'],
+      ['RUNNING', null, null, '1'],
+      ['FAILED', 'DIFF', '64', '1'],
+      ['RETRYING', null, null, '2'],
+    ]);
+    expect(await page.evaluate(() => (window as unknown as { loaded?: boolean }).loaded)).toBe(
+      true,
+    );
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
   it('is usable on a phone-sized screen: no sideways scrolling, every run readable', async () => {
     const project = uniqueProject('phone');
     const run = await createRun(server, { project, name: 'on-the-go' });

@@ -12,6 +12,7 @@
 
 from .client import Pipeline, RunHandle, RunstateClient
 from .errors import (
+    RevisionConflictError,
     RunstateError,
     RunstateException,
     RunstateUnavailableError,
@@ -52,5 +53,6 @@ __all__ = [
     "RunstateException",
     "RunstateError",
     "TransitionRefusedError",
+    "RevisionConflictError",
     "RunstateUnavailableError",
 ]

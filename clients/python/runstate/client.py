@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
+import numbers
 import os
 import re
 import threading
@@ -39,12 +41,17 @@ from .models import (
     TransitionResult,
     transition_result_from_wire,
 )
-from .transport import RetryPolicy, Transport
+from .transport import RetryPolicy, Transport, dumps
 from .watch import ReconnectInfo, StatusChangeWatch
 
 __all__ = ["RunstateClient", "RunHandle", "Pipeline"]
 
 DialectLike = Union[Dialect, str]
+When = Union[datetime, str]
+"""A date-time: an aware datetime (a naive one is taken as local time), or ISO 8601 text."""
+
+# "Not given", where None means something (``update(name=None)`` clears the name).
+_UNSET: Any = object()
 
 # Points gathered before measure() sends them at once, whatever the flush interval.
 MEASUREMENT_BATCH = 1000
@@ -173,6 +180,29 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def _record(
+    outcome: Optional[str], exit_code: Optional[int], meta: Optional[Mapping[str, Any]], at: Optional[When]
+) -> Dict[str, Any]:
+    """What a change reports beside its status: TransitionRunInput's outcome, exitCode, meta and
+    at (None: left out)."""
+    return {
+        "outcome": outcome,
+        "exitCode": exit_code,
+        "meta": dict(meta) if meta is not None else None,
+        "at": at,
+    }
+
+
+def _point_value(value: Any) -> Dict[str, Any]:
+    """A measured point's value on the wire: a number as ``value``, any other JSON as ``data``
+    (copied now: a dict changed after measure() is sent as it was)."""
+    if value is None:
+        raise ValueError("a measurement needs a value: a number, or any other JSON value (not None)")
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return {"value": float(value)}
+    return {"data": json.loads(dumps(value))}  # TypeError now for what JSON cannot hold
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """A pipeline as :meth:`RunstateClient.create_pipeline` made it."""
@@ -274,6 +304,8 @@ class RunstateClient:
         scheduled_at: Optional[Union[datetime, str]] = None,
         parent_id: Optional[str] = None,
         op: Optional[str] = None,
+        created_at: Optional[When] = None,
+        attributes: Optional[Mapping[str, Any]] = None,
         **more: Any,
     ) -> "RunHandle":
         """Create a run (CREATED) and answer a handle on it.
@@ -284,6 +316,10 @@ class RunstateClient:
         :meth:`RunHandle.transition` names are in it. ``dependencies`` are dicts
         ``{"ref": "ops.train", "when": ["FAILED"]}``, ``events`` dicts ``{"ref": ..., "kinds":
         [...]}``; any other CreateRunInput field the server knows may be passed in ``more``.
+
+        ``attributes`` is a JSON object kept with the run and changed later with
+        :meth:`RunHandle.update`. ``created_at`` records a run made elsewhere (an import): not
+        more than 5 s ahead of the server's clock; its changes then take ``at=`` too.
         """
         fields = dict(
             project=project,
@@ -304,6 +340,8 @@ class RunstateClient:
             scheduled_at=scheduled_at,
             parent_id=parent_id,
             op=op,
+            created_at=created_at,
+            attributes=dict(attributes) if attributes is not None else None,
             **more,
         )
         return self._create(_run_input(fields), idempotency_key)
@@ -532,9 +570,17 @@ class RunHandle:
 
     # Reporting.
 
-    def start(self) -> Run:
-        """RUNNING (heartbeats start)."""
-        return self._send({"to": "RUNNING"})
+    def start(
+        self,
+        *,
+        outcome: Optional[str] = None,
+        exit_code: Optional[int] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        at: Optional[When] = None,
+    ) -> Run:
+        """RUNNING (heartbeats start). ``outcome``, ``exit_code``, ``meta`` and ``at`` as for
+        :meth:`succeed`."""
+        return self._send({"to": "RUNNING", **_record(outcome, exit_code, meta, at)})
 
     def progress(self, progress: float, phase: Optional[str] = None) -> Run:
         """Progress in [0, 1], with an optional phase (else the last one stays); a repeated report
@@ -554,13 +600,15 @@ class RunHandle:
         )
         return self._update(Run.from_wire(data["reportProgress"]))
 
-    def measure(self, name: str, value: float, step: Optional[int] = None) -> "Future[None]":
-        """A point of a series. Points are gathered and sent in one batch after the client's
-        ``measurement_flush_interval`` (or at once when 1,000 wait), with an idempotency key.
-        Answers a Future that is done once this point is stored (``.result()`` raises if its
-        batch could not be sent); ignoring it is fine."""
+    def measure(self, name: str, value: Any, step: Optional[int] = None) -> "Future[None]":
+        """A point of a series: a number (sent as ``value``), or any other JSON value, a string,
+        a bool, a dict or a list (sent as ``data``; at most 16 KB as JSON). Points are gathered
+        and sent in one batch after the client's ``measurement_flush_interval`` (or at once when
+        1,000 wait), with an idempotency key. Answers a Future that is done once this point is
+        stored (``.result()`` raises if its batch could not be sent); ignoring it is fine.
+        ValueError for None, TypeError for what JSON cannot hold, at once."""
         future: "Future[None]" = Future()
-        point = {"name": name, "value": float(value), "step": step, "at": _now()}
+        point = {"name": name, **_point_value(value), "step": step, "at": _now()}
         with self._lock:
             self._pending.append((point, future))
             full = len(self._pending) >= MEASUREMENT_BATCH
@@ -610,16 +658,41 @@ class RunHandle:
         except Exception:
             pass  # each point's future holds the error
 
-    def succeed(self, message: Optional[str] = None) -> Run:
-        """SUCCEEDED, after the points gathered so far (heartbeats stop)."""
-        self.flush()
-        return self._send({"to": "SUCCEEDED", "message": message})
+    def succeed(
+        self,
+        message: Optional[str] = None,
+        *,
+        outcome: Optional[str] = None,
+        exit_code: Optional[int] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        at: Optional[When] = None,
+    ) -> Run:
+        """SUCCEEDED, after the points gathered so far (heartbeats stop).
 
-    def fail(self, message: str) -> Run:
-        """FAILED with a message (heartbeats stop). The failure matters more than the last points:
-        it is sent even when they could not be."""
+        Every status change takes these too: ``outcome`` (free text, upper case by convention:
+        ``"PASS"``, ``"DIFF"``, ``"TIMEOUT"``; up to 50 characters) and ``exit_code`` (the
+        worker's), recorded with the change and, for a change that ends the run, on the run
+        (``current.outcome``, ``current.exit_code``); ``meta``, a JSON object recorded with the
+        change (up to 16 KB); ``at``, when it happened elsewhere (an import): not before the run's
+        last change, at most 5 s ahead; default now.
+        """
+        self.flush()
+        return self._send({"to": "SUCCEEDED", "message": message, **_record(outcome, exit_code, meta, at)})
+
+    def fail(
+        self,
+        message: str,
+        *,
+        outcome: Optional[str] = None,
+        exit_code: Optional[int] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        at: Optional[When] = None,
+    ) -> Run:
+        """FAILED with a message (heartbeats stop); ``outcome``, ``exit_code``, ``meta`` and ``at``
+        as for :meth:`succeed`. The failure matters more than the last points: it is sent even
+        when they could not be."""
         self._flush_quietly()
-        return self._send({"to": "FAILED", "message": message})
+        return self._send({"to": "FAILED", "message": message, **_record(outcome, exit_code, meta, at)})
 
     def stop(self, message: Optional[str] = None) -> Run:
         """STOPPED, or STOPPING when the run was handed to an executor (heartbeats stop).
@@ -649,16 +722,30 @@ class RunHandle:
         dialect: Optional[DialectLike] = None,
         message: Optional[str] = None,
         reason: Optional[str] = None,
+        outcome: Optional[str] = None,
+        exit_code: Optional[int] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        at: Optional[When] = None,
     ) -> Run:
         """A status by its native name (``"launched"``, ``"exec_done"`` for Parsl), in the run's
         dialect or ``dialect``; fenced by attempt and retried safely with one idempotency key.
+        ``outcome``, ``exit_code``, ``meta`` and ``at`` as for :meth:`succeed` (a native name's
+        own outcome, Canary's ``diffed``, wins over ``outcome``).
 
         A refused move raises TransitionRefusedError; a name the dialect does not know raises
         RunstateError BAD_USER_INPUT (its ``field`` and the names ``allowed``), and nothing
         changes. The points gathered so far are sent first.
         """
         self._flush_quietly()
-        return self._send({"native": native, "dialect": _dialect(dialect), "message": message, "reason": reason})
+        return self._send(
+            {
+                "native": native,
+                "dialect": _dialect(dialect),
+                "message": message,
+                "reason": reason,
+                **_record(outcome, exit_code, meta, at),
+            }
+        )
 
     def try_transition(
         self,
@@ -668,6 +755,10 @@ class RunHandle:
         dialect: Optional[DialectLike] = None,
         message: Optional[str] = None,
         reason: Optional[str] = None,
+        outcome: Optional[str] = None,
+        exit_code: Optional[int] = None,
+        meta: Optional[Mapping[str, Any]] = None,
+        at: Optional[When] = None,
     ) -> TransitionResult:
         """As :meth:`transition` (or a runstate status with ``to=``), but the server's typed answer
         comes back as a value: TransitionAccepted (``.run``), or IllegalTransition (``.allowed``),
@@ -676,10 +767,55 @@ class RunHandle:
             raise ValueError("give exactly one of native and to")
         self._flush_quietly()
         target = {"native": native, "dialect": _dialect(dialect)} if native is not None else {"to": _status(to)}
-        result = self._transition(dict(target, message=message, reason=reason))
+        result = self._transition(
+            dict(target, message=message, reason=reason, **_record(outcome, exit_code, meta, at))
+        )
         if isinstance(result, TransitionAccepted):
             return TransitionAccepted(run=self._update(result.run))
         return result
+
+    def update(
+        self,
+        *,
+        name: Optional[str] = _UNSET,
+        tags: Optional[Sequence[str]] = None,
+        meta: Optional[Mapping[str, Any]] = _UNSET,
+        attributes: Optional[Mapping[str, Any]] = None,
+        expected_revision: Optional[int] = None,
+    ) -> Run:
+        """Change the run's records after creation; answers the run (its revision one up).
+
+        ``name``, ``tags`` and ``meta`` replace what the run has (``name=None`` or ``meta=None``
+        clears it); ``attributes`` is merged into the run's, key by key, and a key set to None is
+        removed. Arguments left out are left alone; at least one is needed.
+
+        ``expected_revision`` makes it a compare-and-set: nothing is written unless the run is
+        still at that revision (``run.current.revision`` as last read), else
+        :class:`~runstate.RevisionConflictError` (with ``expected_revision`` and
+        ``actual_revision``). Without it, an update whose answer was lost is sent again (the same
+        values again change nothing more); with it, it is not (the retry would conflict with the
+        first try): RunstateUnavailableError says it may or may not have been written.
+        """
+        changes: Dict[str, Any] = {}
+        if name is not _UNSET:
+            changes["name"] = name
+        if tags is not None:
+            changes["tags"] = list(tags)
+        if meta is not _UNSET:
+            changes["meta"] = dict(meta) if meta is not None else None
+        if attributes is not None:
+            changes["attributes"] = dict(attributes)
+        if not changes:
+            raise ValueError("give at least one of name, tags, meta and attributes")
+        if expected_revision is not None:
+            changes["expectedRevision"] = expected_revision
+        data = self._transport.request(
+            f"""mutation Update($input: UpdateRunInput!) {{
+              updateRun(input: $input) {{ {RUN_FIELDS} }} }}""",
+            {"input": {"id": self.id, **changes}},
+            repeatable=expected_revision is None,
+        )
+        return self._update(Run.from_wire(data["updateRun"]))
 
     def history(self, dialect: Optional[DialectLike] = None) -> List[StatusChange]:
         """The run's status changes, oldest first, including its creation (``native_to`` in

@@ -8,6 +8,7 @@ __all__ = [
     "RunstateException",
     "RunstateError",
     "TransitionRefusedError",
+    "RevisionConflictError",
     "RunstateUnavailableError",
 ]
 
@@ -43,6 +44,36 @@ class RunstateError(RunstateException):
 
     def __repr__(self) -> str:
         return f"RunstateError({self.message!r}, code={self.code!r})"
+
+
+class RevisionConflictError(RunstateError):
+    """An update's compare-and-set lost (code REVISION_CONFLICT): the run was not at
+    ``expected_revision`` but at ``actual_revision`` (someone changed it since it was read), and
+    nothing was written. Read the run again (:meth:`~runstate.RunHandle.refresh`) and decide.
+    """
+
+    def __init__(self, message: str, code: str = "REVISION_CONFLICT", extensions: Optional[Mapping[str, Any]] = None):
+        super().__init__(message, code, extensions)
+
+    @property
+    def expected_revision(self) -> Optional[int]:
+        """The revision the update was made against (``extensions.expectedRevision``)."""
+        return _int_or_none(self.extensions.get("expectedRevision"))
+
+    @property
+    def actual_revision(self) -> Optional[int]:
+        """The run's revision when the update arrived (``extensions.actualRevision``)."""
+        return _int_or_none(self.extensions.get("actualRevision"))
+
+    def __repr__(self) -> str:
+        return (
+            f"RevisionConflictError(expected_revision={self.expected_revision!r}, "
+            f"actual_revision={self.actual_revision!r})"
+        )
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class TransitionRefusedError(RunstateException):

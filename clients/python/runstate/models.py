@@ -60,7 +60,7 @@ def parse_datetime(value: Optional[str]) -> Optional[datetime]:
 # TypeScript client asks for them, plus `revision` (which of two snapshots is newer).
 _RUN_BASE_FIELDS = """id project name status category color version revision attempt progress
   phase heartbeatTimeout isRunning isDone tags createdAt updatedAt startedAt finishedAt dialect
-  op rollup scheduledAt blockedReason"""
+  op rollup scheduledAt blockedReason outcome exitCode attributes"""
 
 RUN_FIELDS = _RUN_BASE_FIELDS + " nativeStatus"
 """A run's fields, ``nativeStatus`` in its own dialect."""
@@ -69,7 +69,7 @@ RUN_FIELDS_IN_DIALECT = _RUN_BASE_FIELDS + " nativeStatus(dialect: $dialect)"
 """A run's fields, ``nativeStatus`` in the operation's ``$dialect: Dialect`` (null: the run's)."""
 
 STATUS_CHANGE_FIELDS = """cursor runId from to nativeTo(dialect: $dialect) version reason
-  message forced actor at run { project name }"""
+  message forced actor at outcome exitCode meta attempt run { project name }"""
 """A change's fields; ``nativeTo`` in the operation's ``$dialect: Dialect`` (null: the run's)."""
 
 
@@ -107,6 +107,13 @@ class Run:
     rollup: bool
     scheduled_at: Optional[datetime]
     blocked_reason: Optional[str]
+    outcome: Optional[str] = None
+    """What the change into the current DONE status came with (``DIFF``, ``TIMEOUT``); None while
+    not done, and after a resume or retry."""
+    exit_code: Optional[int] = None
+    """The worker's exit code reported with that change, as ``outcome``."""
+    attributes: Dict[str, Any] = field(default_factory=dict)
+    """Free-form JSON object, changed after creation with :meth:`RunHandle.update`."""
     raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -137,6 +144,9 @@ class Run:
             rollup=bool(data.get("rollup")),
             scheduled_at=parse_datetime(data.get("scheduledAt")),
             blocked_reason=data.get("blockedReason"),
+            outcome=data.get("outcome"),
+            exit_code=data.get("exitCode"),
+            attributes=dict(data.get("attributes") or {}),
             raw=dict(data),
         )
 
@@ -161,6 +171,13 @@ class StatusChange:
     at: Optional[datetime]
     project: Optional[str]
     run_name: Optional[str]
+    outcome: Optional[str] = None
+    """The outcome reported with the change (``DIFF``), or the one its native name carries."""
+    exit_code: Optional[int] = None
+    meta: Optional[Dict[str, Any]] = None
+    """The JSON object reported with the change (Polyaxon's ``meta_info``)."""
+    attempt: int = 1
+    """The run's attempt after the change (a RETRYING change starts the next one)."""
     raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -180,6 +197,10 @@ class StatusChange:
             at=parse_datetime(data.get("at")),
             project=run.get("project"),
             run_name=run.get("name"),
+            outcome=data.get("outcome"),
+            exit_code=data.get("exitCode"),
+            meta=data.get("meta"),
+            attempt=int(data.get("attempt") or 1),
             raw=dict(data),
         )
 

@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Any, Dict, Mapping, Optional, Tuple, cast
 from urllib.parse import urlsplit
 
-from .errors import RunstateError, RunstateUnavailableError
+from .errors import RevisionConflictError, RunstateError, RunstateUnavailableError
 
 __all__ = ["RetryPolicy", "Transport", "backoff"]
 
@@ -215,11 +215,16 @@ class Transport:
             connection.close()
 
 
+# Error codes with an exception class of their own (each a RunstateError).
+_TYPED_ERRORS = {"REVISION_CONFLICT": RevisionConflictError}
+
+
 def _error_of(error: Mapping[str, Any], status: int) -> RunstateError:
     extensions = error.get("extensions") or {}
-    return RunstateError(
+    code = str(extensions.get("code") or "UNKNOWN")
+    return _TYPED_ERRORS.get(code, RunstateError)(
         str(error.get("message") or f"HTTP {status}"),
-        str(extensions.get("code") or "UNKNOWN"),
+        code,
         extensions,
     )
 
