@@ -64,8 +64,13 @@ const READ_TIMEOUT_MS = 15_000;
 export interface ChangeLogTail {
   /** Every committed change with id <= position() has been published; none can appear below it. */
   position(): number;
-  /** Read now (a change was just committed through this instance, or another one said so). */
+  /** Read now (another instance said the log grew, or a read is due for another reason). */
   poke(): void;
+  /**
+   * This instance committed these changes (the rows as written). Those that continue the log
+   * from position() without a gap are published without a read; the rest wait for one.
+   */
+  committed(changes: readonly StatusChangeRow[]): void;
   /** Find the starting position (the end of the log, once in-flight writers are done) and run. */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -124,6 +129,34 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
   let wake: (() => void) | null = null;
   let poked = false;
   let coalescing: NodeJS.Timeout | null = null;
+  /** Whether the next turn must read the log (a poke, a gap, the idle poll, a start). */
+  let readDue = true;
+  /** Changes this instance committed, by id, not published yet. */
+  const local = new Map<number, StatusChangeRow>();
+
+  /**
+   * Publish this instance's own commits that continue the log from position: each was committed
+   * (its transaction answered) and has the next id, so nothing can still appear below it. One
+   * that does not continue the log (another instance's change, or an id a rolled-back
+   * transaction took, lies between) needs a read, and the gap rule above.
+   */
+  async function publishLocal(): Promise<void> {
+    const published: StatusChangeRow[] = [];
+    for (let next = local.get(position + 1); next; next = local.get(position + 1)) {
+      local.delete(next.id);
+      position = next.id;
+      if (gap && position >= gap.upTo) gap = null;
+      publish(next);
+      published.push(next);
+    }
+    forgetPublished();
+    if (local.size > 0) readDue = true;
+    if (published.length > 0 && options.afterBatch) await options.afterBatch(published);
+  }
+
+  function forgetPublished(): void {
+    for (const id of local.keys()) if (id <= position) local.delete(id);
+  }
 
   /** Whether the writers a wait began with have all ended; logs a wait that lasts. */
   async function writersEnded(wait: Gap, what: string): Promise<boolean> {
@@ -209,17 +242,22 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     }
     // Filled by the commits it waited for: nothing below upTo is missing any more.
     if (gap && position >= gap.upTo) gap = null;
+    forgetPublished();
     if (published.length > 0 && options.afterBatch) await options.afterBatch(published);
     return state;
   }
 
+  /** Wait for a poke, a local commit or `ms` (after which a read is due: the safety net). */
   function sleep(ms: number): Promise<void> {
     if (poked) {
       poked = false;
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      const timer = setTimeout(() => {
+        readDue = true;
+        done();
+      }, ms);
       function done() {
         clearTimeout(timer);
         wake = null;
@@ -235,17 +273,25 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     while (running) {
       let state: 'more' | 'idle' | 'gap';
       try {
+        await publishLocal();
+        if (!readDue) {
+          await sleep(idlePollMs);
+          continue;
+        }
+        readDue = false;
         state = await readWithin(READ_TIMEOUT_MS);
         if (failures > 0) logger.info({ failures }, 'change-log tail reads again');
         failures = 0;
       } catch (error) {
         // The database went away (restart, network): keep the position and try again.
         failures++;
+        readDue = true;
         if (failures === 1 || failures % 50 === 0)
           logger.warn({ err: error }, 'change-log tail read failed; retrying');
         await sleep(Math.min(1000, 50 * failures));
         continue;
       }
+      if (state !== 'idle') readDue = true;
       if (state === 'more') continue;
       await sleep(state === 'gap' ? gapPollMs : idlePollMs);
     }
@@ -275,6 +321,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
   return {
     position: () => position,
     poke() {
+      readDue = true;
       if (!wake) {
         poked = true;
         return;
@@ -287,9 +334,16 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
         }, READ_COALESCE_MS);
       }
     },
+    committed(changes) {
+      for (const change of changes) if (change.id > position) local.set(change.id, change);
+      if (wake) wake();
+      else poked = true;
+    },
     async start() {
       if (running) return;
       stopRequested = false;
+      readDue = true;
+      local.clear();
       await findStart();
       if (stopRequested) return; // stopped while it started
       running = true;

@@ -10,6 +10,7 @@ import {
   type RunStatus,
 } from '../lifecycle/lifecycle.js';
 import { mapStatusChangeRow, type RawStatusChange } from '../changelog/change-store.js';
+import { CHANGE_LOG_CHANNEL } from '../changelog/commit-signal.js';
 import type { TransitionRequest } from './policy.js';
 import type { Actor, TransitionOutcome } from './transition-batch.js';
 
@@ -60,6 +61,8 @@ export async function applyDirectly(
   db: Db,
   request: TransitionRequest,
   actor: Actor,
+  /** A NOTIFY on the change log's channel sent with it (commit-signal.ts), or null. */
+  notify: string | null = null,
 ): Promise<TransitionOutcome | null> {
   const to = request.to;
   const done = isDone(to);
@@ -121,7 +124,11 @@ export async function applyDirectly(
                 exit_code, meta, attempt, at, forced, actor, parent_id
     )
     SELECT (SELECT to_jsonb(m) - 'from_status' FROM moved AS m) AS run,
-           (SELECT to_jsonb(l) FROM logged AS l) AS change`,
+           (SELECT to_jsonb(l) FROM logged AS l) AS change${
+             notify == null
+               ? sql``
+               : sql`, pg_notify(${CHANGE_LOG_CHANNEL}, ${notify}) IS NULL AS notified`
+           }`,
   );
   if (!row?.run || !row.change) return null;
   const change = mapStatusChangeRow(row.change as RawStatusChange);

@@ -34,6 +34,7 @@ import {
 } from './policy.js';
 import { canSeeProject, UNRESTRICTED } from '../auth/principal.js';
 import type { Actor } from './transition-batch.js';
+import type { CommitSignal } from '../changelog/commit-signal.js';
 import { applyDirectly, mayApplyDirectly } from './direct-transition.js';
 import { deleteRunTrees } from './retention.js';
 import * as store from './run-store.js';
@@ -162,7 +163,10 @@ export interface RunServiceDeps {
    * (statusChanged, and runUpdated for status) only through the change-log tail, on every
    * instance alike; they are never published from here.
    */
-  changeLog: { committed(): void };
+  changeLog: Pick<
+    CommitSignal,
+    'committed' | 'offerNotification' | 'notificationSent' | 'notificationFailed'
+  >;
   /** Passes progress and heartbeat updates on to the other instances (live/run-signal.ts). */
   runSignal: { runChanged(runId: string): void };
 }
@@ -235,17 +239,26 @@ export function createRunService(deps: RunServiceDeps): RunService {
   async function applyOne(request: TransitionRequest, actor: Actor): Promise<TransitionOutcome> {
     // The common change in one statement; anything it leaves goes the full way.
     if (mayApplyDirectly(request)) {
-      const direct = await applyDirectly(db, request, actor);
-      if (direct) {
-        publishCommitted(direct.kind === 'accepted' && direct.change ? [direct.change] : [], []);
+      // Other instances learn of it from a NOTIFY in the same statement, when one is due.
+      const notification = changeLog.offerNotification();
+      let direct: TransitionOutcome | null;
+      try {
+        direct = await applyDirectly(db, request, actor, notification?.payload ?? null);
+      } catch (error) {
+        if (notification) changeLog.notificationFailed();
+        throw error;
+      }
+      if (direct?.kind === 'accepted' && direct.change) {
+        changeLog.committed([direct.change], notification?.at);
         return direct;
       }
+      if (notification) changeLog.notificationSent(notification.at);
     }
     return (await applyRequests([request], actor))[0]!;
   }
 
   function publishCommitted(changes: readonly StatusChangeRow[], runsChanged: readonly RunRow[]) {
-    if (changes.length > 0) changeLog.committed();
+    if (changes.length > 0) changeLog.committed(changes);
     for (const run of runsChanged) {
       runUpdates.publish(run);
       runSignal.runChanged(run.id);
