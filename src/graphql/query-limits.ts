@@ -3,11 +3,15 @@ import { blockFieldSuggestionsPlugin } from '@escape.tech/graphql-armor-block-fi
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
 import {
+  Kind,
   NoSchemaIntrospectionCustomRule,
+  visit,
+  type DocumentNode,
   type ExecutionArgs,
   type GraphQLError,
   type ValidationContext,
   type ValidationRule,
+  type ValueNode,
 } from 'graphql';
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import type { Plugin } from 'graphql-yoga';
@@ -35,10 +39,25 @@ const DEFAULT_PAGE = 100;
 const UNPAGED_LIST = 10;
 
 /**
+ * How deep introspection may nest, in fields (fragments flattened). graphql-armor's depth rule
+ * leaves `__schema` out (its default): the standard introspection query is 15 fields deep (21
+ * counting its fragments as levels, as that rule does). A rule of its own bounds it instead.
+ */
+const INTROSPECTION_MAX_DEPTH = 20;
+
+/** The arguments the estimator reads: the cost depends on variables only through them. */
+const PRICED_ARGUMENTS = new Set(['first', 'inputs']);
+/** Introspection: what GraphiQL and code generators ask for, answered from memory. */
+const INTROSPECTION_FIELDS = new Set(['__schema', '__type']);
+
+/**
  * One point per field; a list multiplies what is selected inside it by its length: `first`
- * (or the default page), the number of `inputs` of a batch, or a small constant.
+ * (or the default page), the number of `inputs` of a batch, or a small constant. Introspection
+ * (`__schema`, `__type` and all below them) costs nothing: it reads no data, and the depth and
+ * token limits bound it still. (GraphiQL's own introspection query would cost 51,853.)
  */
 const estimateCost: ComplexityEstimator = ({ field, args, childComplexity }) => {
+  if (INTROSPECTION_FIELDS.has(field.name)) return 0;
   if (typeof args['first'] === 'number') return 1 + Math.max(args['first'], 1) * childComplexity;
   if (Array.isArray(args['inputs'])) return 1 + args['inputs'].length * childComplexity;
   if (field.name in DEFAULT_FIRST) return 1 + DEFAULT_FIRST[field.name]! * childComplexity;
@@ -77,14 +96,33 @@ export function useQueryLimits(limits: QueryLimits): Plugin[] {
       onReject: rejectWith('directives', limits.maxDirectives),
     }) as unknown as ValidationRule,
   ];
+  // Introspection is bounded by a depth of its own (in fields); ordinary selections are not
+  // counted twice.
+  const introspectionMax = Math.max(limits.maxDepth, INTROSPECTION_MAX_DEPTH);
+  const introspectionDepthRule = maxDepthRule({
+    n: introspectionMax,
+    ignoreIntrospection: false,
+    flattenFragments: true,
+    propagateOnRejection: false,
+    onReject: rejectWith('depth', introspectionMax),
+  }) as unknown as ValidationRule;
+  rules.push((context) =>
+    introspects(context.getDocument()) ? introspectionDepthRule(context) : {},
+  );
   if (!limits.introspection) rules.push(NoSchemaIntrospectionCustomRule);
 
   /**
-   * The cost depends on variables (`first: $n`), so it is computed per request when the
-   * operation is about to run, not as a validation rule: yoga caches validation per document,
-   * and a document validated once with `$n: 1` would then pass with `$n: 500`.
+   * The cost may depend on variables (`first: $n`), so it is computed when the operation is
+   * about to run, not as a validation rule: yoga caches validation per document, and a document
+   * validated once with `$n: 1` would then pass with `$n: 500`. A document whose priced
+   * arguments and directives hold no variable costs the same on every request: its cost is kept
+   * with the document (yoga hands the same parsed document to every request of the same text).
    */
-  const costError = (args: ExecutionArgs): LimitExceededError | null => {
+  const costs = new WeakMap<DocumentNode, Map<string, number>>();
+  const costOf = (args: ExecutionArgs): number | null => {
+    const operation = args.operationName ?? '';
+    const cached = costs.get(args.document)?.get(operation);
+    if (cached !== undefined) return cached;
     let cost: number;
     try {
       cost = getComplexity({
@@ -98,7 +136,17 @@ export function useQueryLimits(limits: QueryLimits): Plugin[] {
       // Variables that do not fit the operation: execution reports that, with BAD_USER_INPUT.
       return null;
     }
-    if (cost <= limits.maxCost) return null;
+    if (!costDependsOnVariables(args.document)) {
+      let perOperation = costs.get(args.document);
+      if (!perOperation) costs.set(args.document, (perOperation = new Map()));
+      perOperation.set(operation, cost);
+    }
+    return cost;
+  };
+
+  const costError = (args: ExecutionArgs): LimitExceededError | null => {
+    const cost = costOf(args);
+    if (cost === null || cost <= limits.maxCost) return null;
     return new LimitExceededError(
       'cost',
       limits.maxCost,
@@ -125,4 +173,47 @@ export function useQueryLimits(limits: QueryLimits): Plugin[] {
   // Without introspection, "Did you mean …?" would still reveal the schema field by field.
   if (!limits.introspection) plugins.push(blockFieldSuggestionsPlugin() as unknown as Plugin);
   return plugins;
+}
+
+/** Whether the document selects `__schema` or `__type` anywhere. */
+function introspects(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    Field(node) {
+      if (INTROSPECTION_FIELDS.has(node.name.value)) found = true;
+    },
+  });
+  return found;
+}
+
+/**
+ * Whether a variable can change the document's cost: one in a priced argument (`first: $n`,
+ * `inputs: $batch` or `inputs: [$a, $b]`), or in any directive (`@include(if: $x)` drops a
+ * selection from the cost).
+ */
+function costDependsOnVariables(document: DocumentNode): boolean {
+  let depends = false;
+  visit(document, {
+    Field(node) {
+      if (node.arguments?.some((a) => PRICED_ARGUMENTS.has(a.name.value) && holdsVariable(a.value)))
+        depends = true;
+    },
+    Directive(node) {
+      if (node.arguments?.some((a) => holdsVariable(a.value))) depends = true;
+    },
+  });
+  return depends;
+}
+
+function holdsVariable(value: ValueNode): boolean {
+  switch (value.kind) {
+    case Kind.VARIABLE:
+      return true;
+    case Kind.LIST:
+      return value.values.some(holdsVariable);
+    case Kind.OBJECT:
+      return value.fields.some((field) => holdsVariable(field.value));
+    default:
+      return false;
+  }
 }
