@@ -26,6 +26,7 @@ import { foldCountsLog } from './runs/run-counts.js';
 import { createRunService } from './runs/run-service.js';
 import { getRunsByIds } from './runs/run-queries.js';
 import { createHealthEndpoints, tailWaitSeconds } from './server/health.js';
+import { createGraphiQLAssets } from './server/graphiql.js';
 import { createHttpServer } from './server/http.js';
 import { drainAndStop } from './server/shutdown.js';
 import { attachWebSocket } from './server/websocket.js';
@@ -74,6 +75,12 @@ export interface AppOptions {
    * Default: none but the service's own.
    */
   corsOrigins?: readonly string[];
+  /**
+   * An OpenTelemetry span per GraphQL operation (default false). SQL spans come from the
+   * database (createPostgresDatabase's `trace`); a tracer provider must be installed
+   * (ops/tracing.ts), as serve() does when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+   */
+  tracing?: boolean;
 }
 
 export interface App {
@@ -198,12 +205,14 @@ export function buildApp(options: AppOptions): App {
     graphqlPath,
     graphiql: options.graphiql !== false,
     corsOrigins,
+    tracing: options.tracing ?? false,
     nameError,
   });
   const httpServer = createHttpServer({
     yoga,
     health: createHealthEndpoints({ database, tail, metrics, isDraining }),
     dashboard: options.dashboard === false ? null : createDashboardAssets(graphqlPath),
+    graphiql: options.graphiql !== false ? createGraphiQLAssets() : null,
     inflight,
     metrics,
     logger,

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { GraphQLContext } from '../graphql/context.js';
 import type { DashboardAssets } from '../dashboard-assets.js';
+import type { GraphiQLAssets } from './graphiql.js';
 import type { Logger } from '../logger.js';
 import type { Inflight } from '../ops/inflight.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -19,6 +20,8 @@ export function createHttpServer(deps: {
   yoga: YogaServerInstance<object, GraphQLContext>;
   health: HealthEndpoints;
   dashboard: DashboardAssets | null;
+  /** GraphiQL's files (its page is yoga's, on the GraphQL path); null when GraphiQL is off. */
+  graphiql: GraphiQLAssets | null;
   inflight: Inflight;
   metrics: Metrics;
   logger: Logger;
@@ -50,6 +53,7 @@ export function createHttpServer(deps: {
         res.setHeader('connection', 'close');
       }
       if (dashboard?.serve(req, res, path)) return;
+      if (deps.graphiql?.serve(req, res, path)) return;
       if (refuseLargeBody(req, res, deps.maxBodyBytes)) return;
       // On every path: yoga also serves GraphQL under others (`/graphql/`, `//graphql`).
       if (refuseCrossSiteForm(req, res)) return;

@@ -16,6 +16,7 @@ import { useInputErrorCodes } from '../graphql/input-errors.js';
 import { instrumentResolvers, useErrorMetrics } from '../graphql/instrument.js';
 import { useParserLimits } from '../graphql/parser-limits.js';
 import { useQueryLimits } from '../graphql/query-limits.js';
+import { useTracing } from '../graphql/tracing.js';
 import { resolvers } from '../graphql/resolvers.js';
 import { useSharedSubscriptionExecution } from '../graphql/shared-subscription-execution.js';
 import type { Limits } from '../limits/limits.js';
@@ -24,6 +25,8 @@ import type { Inflight } from '../ops/inflight.js';
 import type { Metrics } from '../ops/metrics.js';
 import { fromPackageRoot } from '../package-root.js';
 import { corsFor } from './cross-site.js';
+import { useSingleConnectionSSE } from './graphql-sse.js';
+import { GRAPHIQL_OPTIONS, renderGraphiQLPage, useGraphiQLHeaders } from './graphiql.js';
 
 const SCHEMA_PATH = fromPackageRoot('schema.graphql');
 
@@ -43,6 +46,8 @@ export function createYogaServer(deps: {
   graphqlPath: string;
   graphiql: boolean;
   corsOrigins: readonly string[];
+  /** A span per operation (OpenTelemetry; ops/tracing.ts). */
+  tracing?: boolean;
   /** How errors reach clients (graphql/domain-errors.ts), shared with the WebSocket path. */
   nameError: ErrorNaming;
 }): YogaServerInstance<object, GraphQLContext> {
@@ -53,7 +58,9 @@ export function createYogaServer(deps: {
       resolvers: instrumentResolvers(resolvers, deps.metrics) as never,
     }),
     graphqlEndpoint: deps.graphqlPath,
-    graphiql: deps.graphiql ? { subscriptionsProtocol: 'WS' } : false,
+    // Served with its files from runstate itself, under a strict CSP (graphiql.ts).
+    graphiql: deps.graphiql ? GRAPHIQL_OPTIONS : false,
+    renderGraphiQL: renderGraphiQLPage,
     // Unexpected errors (bugs) become "Unexpected error." with no stack or SQL; a database that
     // is away becomes a retryable 503 SERVICE_UNAVAILABLE.
     maskedErrors: {
@@ -88,9 +95,12 @@ export function createYogaServer(deps: {
       return { ...services, principal, loaders: createLoaders(deps.db) };
     },
     plugins: [
+      ...(deps.tracing ? [useTracing()] : []),
+      useGraphiQLHeaders(),
       useParserLimits({ maxTokens: limits.maxTokens }) as Plugin,
       ...useQueryLimits(limits),
       useSharedSubscriptionExecution(),
+      useSingleConnectionSSE({ graphqlPath: deps.graphqlPath, auth }),
       useInputErrorCodes() as Plugin,
       useErrorMetrics(deps.metrics),
       // Queries and mutations (over any transport) a drain waits for, counted around the
