@@ -80,6 +80,12 @@ const EnvSchema = z.object({
   /** On SIGTERM/SIGINT: how long in-flight requests and mutations may take to finish. */
   DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /**
+   * OpenTelemetry: an OTLP/HTTP collector (`http://collector:4318`; spans go to its /v1/traces).
+   * Unset: no tracing at all.
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default('runstate'),
 });
 
 export type Env = z.infer<typeof EnvSchema>;

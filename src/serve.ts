@@ -10,6 +10,13 @@ import { createLogger } from './logger.js';
 export async function serve(env: Env): Promise<void> {
   const logger = createLogger(env.LOG_LEVEL);
   const started = performance.now();
+  // Loaded only when asked for: the OpenTelemetry SDK costs nothing otherwise.
+  const tracing = env.OTEL_EXPORTER_OTLP_ENDPOINT
+    ? (await import('./ops/tracing.js')).startTracing({
+        endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,
+        serviceName: env.OTEL_SERVICE_NAME,
+      })
+    : null;
   const database = await createDatabase(env);
   await database.migrate();
   const app = buildApp({
@@ -31,6 +38,7 @@ export async function serve(env: Env): Promise<void> {
     drainTimeoutMs: env.DRAIN_TIMEOUT_MS,
     dashboard: env.DASHBOARD,
     corsOrigins: env.CORS_ORIGINS,
+    tracing: tracing !== null,
   });
   const { url, createdAdminToken } = await app.start();
   if (createdAdminToken) {
@@ -72,6 +80,7 @@ export async function serve(env: Env): Promise<void> {
     timer.unref();
     await app.stop();
     await database.close();
+    await tracing?.shutdown().catch(() => {});
     logger.info('stopped');
   };
   // A bug must not take every client down with it: log, keep serving.

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -67,6 +68,8 @@ export interface PostgresOptions {
   connectTimeoutSeconds?: number;
   /** Called with every statement sent (diagnostics: counting round trips per operation). */
   onStatement?: (query: string) => void;
+  /** An OpenTelemetry span for every statement (ops/tracing.ts). */
+  trace?: boolean;
 }
 
 /**
@@ -88,21 +91,50 @@ export interface PostgresOptions {
  * the statement fail, PostgreSQL answers that COMMIT with a ROLLBACK, and the error reaches the
  * caller as before.
  */
-function preparing<T extends postgres.Sql>(client: T): T {
+function preparing<T extends postgres.Sql>(client: T, traced = false): T {
   const unsafe = client.unsafe.bind(client);
-  client.unsafe = ((query: string, args?: unknown[], options?: object) =>
-    unsafe(query, args as never, { ...options, prepare: true })) as typeof client.unsafe;
+  client.unsafe = ((query: string, args?: unknown[], options?: object) => {
+    const pending = unsafe(query, args as never, { ...options, prepare: true });
+    return traced ? traceQuery(query, pending) : pending;
+  }) as typeof client.unsafe;
   // A transaction's nested transactions (savepoint) hand their callback a client of their own.
   const savepoint = (client as unknown as Record<string, unknown>)['savepoint'];
   if (typeof savepoint === 'function') {
     (client as unknown as Record<string, unknown>)['savepoint'] = (...args: unknown[]) => {
       const callback = args.pop() as (tx: postgres.Sql) => unknown;
       return (savepoint as (...a: unknown[]) => unknown).call(client, ...args, (tx: postgres.Sql) =>
-        callback(preparing(tx)),
+        callback(preparing(tx, traced)),
       );
     };
   }
   return client;
+}
+
+const tracer = trace.getTracer('runstate');
+
+/**
+ * A span for a statement, from its sending until its answer, child of whatever span is active
+ * (the GraphQL operation's): named by its leading `/* name *\/` comment, else its first keyword.
+ * Its text, never its parameters. The query is watched without being run: postgres.js runs a
+ * query when its own `then` is called, which this bypasses.
+ */
+function traceQuery<T extends PromiseLike<unknown>>(query: string, pending: T): T {
+  const text = query.trim();
+  const name = /^\/\*\s*([\w.-]+)\s*\*\//.exec(text)?.[1] ?? /^\w+/.exec(text)?.[0]?.toUpperCase();
+  const span = tracer.startSpan(name ? `db ${name}` : 'db', {
+    kind: SpanKind.CLIENT,
+    attributes: { 'db.system': 'postgresql', 'db.query.text': text },
+  });
+  Promise.prototype.then.call(
+    pending,
+    () => span.end(),
+    (error: unknown) => {
+      span.recordException(error as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    },
+  );
+  return pending;
 }
 
 const COMMIT_WITH_NEXT = Symbol('commitWithNextStatement');
@@ -118,7 +150,7 @@ export function commitWithNextStatement(tx: Executor): void {
   if (typeof mark === 'function') (mark as () => void)();
 }
 
-function withPipelinedBegin(client: postgres.Sql): postgres.Sql {
+function withPipelinedBegin(client: postgres.Sql, traced: boolean): postgres.Sql {
   client.begin = (async (...args: unknown[]) => {
     const callback = args.pop() as (tx: postgres.Sql) => unknown;
     const mode = typeof args[0] === 'string' ? args[0].replace(/[^a-z ]/gi, '') : '';
@@ -126,7 +158,7 @@ function withPipelinedBegin(client: postgres.Sql): postgres.Sql {
     try {
       const begin = connection.unsafe(`BEGIN ${mode}`).execute();
       begin.catch(() => {});
-      const tx = preparing(connection as unknown as postgres.Sql);
+      const tx = preparing(connection as unknown as postgres.Sql, traced);
       let commitNext = false;
       let committing: Promise<unknown> | null = null;
       const unsafe = tx.unsafe;
@@ -173,7 +205,10 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
       ? { debug: (_c: number, query: string) => options.onStatement!(query) }
       : {}),
   });
-  const db = drizzlePostgres(withPipelinedBegin(preparing(client)), { schema }) as unknown as Db;
+  const traced = options.trace ?? false;
+  const db = drizzlePostgres(withPipelinedBegin(preparing(client, traced), traced), {
+    schema,
+  }) as unknown as Db;
   return {
     db,
     kind: 'postgres',
