@@ -60,6 +60,12 @@ const READ_COALESCE_MS = 1;
  * delivery without a word.
  */
 const READ_TIMEOUT_MS = 15_000;
+/**
+ * How long this instance's own commits that do not continue the log wait for the ones before
+ * them before the log is read: under concurrent writes, commits end in another order than they
+ * took their ids, and the missing one is nearly always this instance's, a moment behind.
+ */
+const LOCAL_GAP_GRACE_MS = 20;
 
 export interface ChangeLogTail {
   /** Every committed change with id <= position() has been published; none can appear below it. */
@@ -140,7 +146,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
    * that does not continue the log (another instance's change, or an id a rolled-back
    * transaction took, lies between) needs a read, and the gap rule above.
    */
-  async function publishLocal(): Promise<void> {
+  async function publishLocal(): Promise<number> {
     const published: StatusChangeRow[] = [];
     for (let next = local.get(position + 1); next; next = local.get(position + 1)) {
       local.delete(next.id);
@@ -150,9 +156,12 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       published.push(next);
     }
     forgetPublished();
-    if (local.size > 0) readDue = true;
     if (published.length > 0 && options.afterBatch) await options.afterBatch(published);
+    return published.length;
   }
+
+  /** Since when local commits have waited for an id before them (null: none waits). */
+  let localGapSince: number | null = null;
 
   function forgetPublished(): void {
     for (const id of local.keys()) if (id <= position) local.delete(id);
@@ -273,12 +282,19 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     while (running) {
       let state: 'more' | 'idle' | 'gap';
       try {
-        await publishLocal();
+        // The grace counts from the last time the log moved on: a steady stream of commits that
+        // end a little out of order never needs a read.
+        if ((await publishLocal()) > 0 || local.size === 0) localGapSince = null;
+        if (local.size > 0) localGapSince ??= Date.now();
         if (!readDue) {
-          await sleep(idlePollMs);
+          // Nothing asked for a read: wait for the next local commit, a poke, or (when local
+          // commits wait for an earlier id) the grace to run out, which makes a read due.
+          const grace = localGapSince === null ? null : localGapSince + LOCAL_GAP_GRACE_MS;
+          await sleep(grace === null ? idlePollMs : Math.max(0, grace - Date.now()));
           continue;
         }
         readDue = false;
+        if (localGapSince !== null) localGapSince = Date.now();
         state = await readWithin(READ_TIMEOUT_MS);
         if (failures > 0) logger.info({ failures }, 'change-log tail reads again');
         failures = 0;

@@ -74,3 +74,35 @@ it('40 changes in a row: 40 statements on the writing instance, every one delive
   expect(statements.a.length - 40, summary).toBeLessThanOrEqual(12);
   expect(counted.get('tailChangeLog') ?? 0, summary).toBeLessThanOrEqual(3);
 });
+
+it('8 clients at once: commits that end out of order still need no read of the log', async () => {
+  const project = uniqueProject('round-trips-8');
+  const runs = await Promise.all(Array.from({ length: 8 }, () => createRun(a, { project })));
+  for (const run of runs) await transitionRun(a, { id: run.id, to: 'RUNNING' });
+  const ids = runs.map((r) => r.id);
+  const query = `subscription($ids: [ID!]) { statusChanged(filter: { runIds: $ids }) { runId version } }`;
+  const there = record<{ statusChanged: { runId: string; version: number } }>(b.wsClient(), query, {
+    ids,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  statements.a.length = 0;
+  await Promise.all(
+    ids.map(async (id) => {
+      let status = 'RUNNING';
+      for (let i = 0; i < 10; i++) {
+        status = status === 'RUNNING' ? 'PROCESSING' : 'RUNNING';
+        expect((await transitionRun(a, { id, to: status })).__typename).toBe('TransitionAccepted');
+      }
+    }),
+  );
+  await there.waitFor(80);
+  for (const id of ids) {
+    const versions = there.values
+      .filter((v) => v.statusChanged.runId === id)
+      .map((v) => v.statusChanged.version);
+    expect(versions).toEqual(Array.from({ length: 10 }, (_, i) => i + 3));
+  }
+  there.dispose();
+  const reads = statements.a.filter((q) => kind(q) === 'tailChangeLog').length;
+  expect(reads, `${reads} reads of the log for 80 changes`).toBeLessThanOrEqual(8);
+});
