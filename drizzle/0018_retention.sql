@@ -4,6 +4,17 @@ CREATE TABLE "change_log_horizon" (
 );
 --> statement-breakpoint
 INSERT INTO "change_log_horizon" ("id", "through_id") VALUES (1, 0);--> statement-breakpoint
+CREATE TABLE "change_log_marks" (
+	"at" timestamp (3) with time zone PRIMARY KEY NOT NULL,
+	"through_id" bigint NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX "runs_done_roots_finished_at_idx" ON "runs" USING btree ("finished_at") WHERE "runs"."parent_id" IS NULL AND "runs"."finished_at" IS NOT NULL;--> statement-breakpoint
+CREATE INDEX "runs_memoized_from_idx" ON "runs" USING btree ("memoized_from") WHERE "runs"."memoized_from" IS NOT NULL;--> statement-breakpoint
+-- The first mark: changes before it count as old (their runs' own times decide), those after
+-- it as written when their marks say.
+INSERT INTO "change_log_marks" ("at", "through_id")
+SELECT now(), coalesce(max("id"), 0) FROM "status_changes";--> statement-breakpoint
 CREATE INDEX "measurement_keys_created_at_idx" ON "measurement_keys" USING btree ("created_at");--> statement-breakpoint
 CREATE INDEX "transition_keys_created_at_idx" ON "transition_keys" USING btree ("created_at");--> statement-breakpoint
 -- Measurements become a table partitioned by week of "at" (Monday 00:00 UTC to the next), so that

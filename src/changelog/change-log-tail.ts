@@ -156,7 +156,12 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       published.push(next);
     }
     forgetPublished();
-    if (published.length > 0 && options.afterBatch) await options.afterBatch(published);
+    // Under the read's timeout too: a query that never settles must not stop the tail.
+    if (published.length > 0 && options.afterBatch) {
+      await settleWithin(options.afterBatch(published), READ_TIMEOUT_MS).catch((error: unknown) =>
+        logger.warn({ err: error }, 'change-log tail: follow-up of published changes failed'),
+      );
+    }
     return published.length;
   }
 
@@ -382,6 +387,15 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       return { state: 'ok' };
     },
   };
+}
+
+/** `work`, or a rejection once `ms` passed (the work itself is left to settle, unobserved). */
+function settleWithin<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A wait, begun now, for `writers` to end before ids up to `upTo` count as resolved. */

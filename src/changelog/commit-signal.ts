@@ -7,8 +7,13 @@ import type { ChangeLogTail } from './change-log-tail.js';
 /** The channel on which instances tell each other that the change log grew. */
 export const CHANGE_LOG_CHANNEL = 'runstate_change_log';
 
-/** Least time between two NOTIFYs of one instance: the most it adds to cross-instance delivery. */
+/** Least time between two notifications handed to writes. */
 const NOTIFY_INTERVAL_MS = 2;
+/**
+ * How long a commit waits for a write to carry a notification before one is sent on its own:
+ * the most this adds to delivery on other instances.
+ */
+const UNCOVERED_MS = 8;
 
 /**
  * Wakes change-log tails after commits: this instance's at once (with the committed rows, which
@@ -16,8 +21,7 @@ const NOTIFY_INTERVAL_MS = 2;
  * NOTIFY, never one per commit. A NOTIFY rides along with a write that is about to be sent
  * (RunService's one-statement change takes it with `offerNotification`) at most every
  * NOTIFY_INTERVAL_MS, so under load no transaction exists for it alone; a commit that no such
- * write covered gets a NOTIFY of its own, sent after the commit, NOTIFY_INTERVAL_MS later at the
- * most. (A NOTIFY in every write transaction would take PostgreSQL's global notification lock
+ * write covered within UNCOVERED_MS gets a NOTIFY of its own. (A NOTIFY in every write transaction would take PostgreSQL's global notification lock
  * through every commit and serialise the writers; one every few milliseconds does not.) A
  * notification covers what was committed before its statement was sent: listeners read after
  * receiving it. It carries its instance's id, so an instance ignores its own. A lost notification
@@ -50,49 +54,47 @@ export function createCommitSignal(deps: {
 }): CommitSignal {
   const { database, tail, logger } = deps;
   const instanceId = randomUUID();
-  /** Commits acknowledged up to this time are covered by a notification that committed. */
-  let coveredThrough = 0;
-  /** The latest acknowledgement of a commit (not itself carrying a notification). */
-  let lastCommit = 0;
+  /** Acknowledgement times of commits no notification covered yet, oldest first. */
+  const uncovered: number[] = [];
   /** When a notification was last handed out or sent (they are spaced by the interval). */
   let lastOffered = 0;
   let timer: NodeJS.Timeout | null = null;
   let sending = false;
-  /** Notifications handed out whose statements have not answered yet. */
-  let riding = 0;
   let unlisten: (() => Promise<void>) | null = null;
   const now = () => performance.now();
 
+  /** A notification sent at `at` committed: it covers every commit acknowledged before. */
   function cover(at: number) {
-    coveredThrough = Math.max(coveredThrough, at);
+    let n = 0;
+    while (n < uncovered.length && uncovered[n]! < at) n++;
+    uncovered.splice(0, n);
   }
 
   /**
-   * A NOTIFY of its own for commits nothing covered: while a write carrying one is on its way it
-   * will cover them; else two intervals after the last one (a write may take it before).
+   * A NOTIFY of its own once a commit waited UNCOVERED_MS for a write to carry one (under load
+   * one does long before; a write that hangs or fails covers nothing, and this still comes).
    */
   function schedule() {
-    if (timer || sending || riding > 0 || lastCommit <= coveredThrough) return;
-    const wait = Math.max(0, lastOffered + 2 * NOTIFY_INTERVAL_MS - now());
+    if (timer || sending || uncovered.length === 0) return;
+    const wait = Math.max(0, uncovered[0]! + UNCOVERED_MS - now());
     timer = setTimeout(() => {
       timer = null;
-      void sendAlone();
+      if (uncovered.length > 0 && uncovered[0]! + UNCOVERED_MS <= now()) void sendAlone();
+      else schedule();
     }, wait);
   }
 
   async function sendAlone() {
-    if (riding > 0 || lastCommit <= coveredThrough) return;
     sending = true;
     const at = now();
     lastOffered = at;
     try {
       await database.notify(CHANGE_LOG_CHANNEL, instanceId);
-      cover(at);
     } catch (error) {
+      // Not retried: the other instances' idle poll catches up.
       logger.warn({ err: error }, 'change-log NOTIFY failed; other instances catch up by polling');
-      // Not retried at once: the next commit schedules again; the idle poll catches up anyway.
-      cover(at);
     } finally {
+      cover(at);
       sending = false;
       schedule();
     }
@@ -101,10 +103,8 @@ export function createCommitSignal(deps: {
   return {
     committed(changes, notifiedAt) {
       tail.committed(changes);
-      if (notifiedAt != null) {
-        riding--;
-        cover(notifiedAt);
-      } else lastCommit = now();
+      if (notifiedAt != null) cover(notifiedAt);
+      else if (database.kind !== 'pglite') uncovered.push(now());
       schedule();
     },
     offerNotification() {
@@ -112,16 +112,13 @@ export function createCommitSignal(deps: {
       const at = now();
       if (at - lastOffered < NOTIFY_INTERVAL_MS) return null;
       lastOffered = at;
-      riding++;
       return { payload: instanceId, at };
     },
     notificationSent(at) {
-      riding--;
       cover(at);
       schedule();
     },
     notificationFailed() {
-      riding--;
       schedule();
     },
     async start() {

@@ -135,6 +135,13 @@ export const runs = pgTable(
       .where(sql`${t.idempotencyKey} IS NOT NULL`),
     // Keyset orders (created_at, id) and (updated_at, id), alone and within a project / status.
     index('runs_created_at_id_idx').on(t.createdAt, t.id),
+    // Retention: the roots done longest ago; and a deleted run's memoized ones (set null).
+    index('runs_done_roots_finished_at_idx')
+      .on(t.finishedAt)
+      .where(sql`${t.parentId} IS NULL AND ${t.finishedAt} IS NOT NULL`),
+    index('runs_memoized_from_idx')
+      .on(t.memoizedFrom)
+      .where(sql`${t.memoizedFrom} IS NOT NULL`),
     // RunFilter.meta / RunFilter.attributes: JSON containment (@>).
     index('runs_meta_gin_idx').using('gin', sql`${t.meta} jsonb_path_ops`),
     index('runs_attributes_gin_idx').using('gin', sql`${t.attributes} jsonb_path_ops`),
@@ -394,6 +401,16 @@ export const measurements = pgTable(
  */
 export const changeLogHorizon = pgTable('change_log_horizon', {
   id: integer('id').primaryKey().default(1),
+  throughId: bigint('through_id', { mode: 'number' }).notNull(),
+});
+
+/**
+ * Where the change log's head was, now and then (retention.ts writes one every few minutes, and
+ * migration 0018 the first): retention deletes only runs whose history was written before the
+ * cutoff, so deleting a run imported today with old times does not expire everyone's cursors.
+ */
+export const changeLogMarks = pgTable('change_log_marks', {
+  at: ts('at').primaryKey(),
   throughId: bigint('through_id', { mode: 'number' }).notNull(),
 });
 

@@ -18,7 +18,14 @@ import type { Logger } from '../logger.js';
 const DONE: readonly RunStatus[] = getStatusesInCategories(['DONE']);
 
 /** pg_try_advisory_xact_lock keys: one per kind of work, so different kinds may overlap. */
-const LOCK = { runs: 7_301_001, partitions: 7_301_002, keys: 7_301_003 } as const;
+const LOCK = {
+  runs: 7_301_001,
+  partitions: 7_301_002,
+  keys: 7_301_003,
+  points: 7_301_004,
+} as const;
+/** How often the log's head is marked with the time (change_log_marks). */
+const MARK_EVERY_MINUTES = 10;
 
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 /** Weeks ahead that always have a partition (the current one and the next two). */
@@ -34,6 +41,8 @@ export interface RetentionOptions {
 }
 
 export interface RetentionPass {
+  /** Steps that failed (each its own transaction; the others went on). */
+  failed: { step: string; error: unknown }[];
   runsDeleted: number;
   keysDeleted: number;
   pointsDeleted: number;
@@ -46,7 +55,8 @@ export interface RetentionPass {
 /** Deleting runs: what is refused, in the words a client reads. */
 export type DeleteRefusal =
   | { kind: 'notDone'; runId: string; status: RunStatus }
-  | { kind: 'awaited'; runId: string; downstreamId: string };
+  | { kind: 'awaited'; runId: string; downstreamId: string }
+  | { kind: 'recent'; runId: string };
 
 /**
  * Delete whole trees (a run with its steps, their history, points and keys) in one statement,
@@ -62,21 +72,39 @@ export async function deleteRunTrees(
   tx: Tx,
   rootIds: readonly string[],
   advanceHorizon: boolean,
+  /** Retention: refuse a tree with a change logged after this id (see change_log_marks). */
+  loggedThrough: number | null = null,
 ): Promise<{ deleted: number; refusal: DeleteRefusal | null }> {
   if (rootIds.length === 0) return { deleted: 0, refusal: null };
   const roots = JSON.stringify(rootIds);
   await tx.execute(sql`SELECT through_id FROM run_counts_position WHERE id = 1 FOR UPDATE`);
-  const tree = await queryRows<{ id: string; status: RunStatus }>(
-    tx,
-    sql`
-    /* lockRunTrees */
-    WITH RECURSIVE tree(id) AS (
-      SELECT id FROM runs WHERE id IN (SELECT jsonb_array_elements_text(${roots}::jsonb)::uuid)
-      UNION ALL
-      SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id
-    )
-    SELECT r.id, r.status FROM runs r JOIN tree USING (id) ORDER BY r.id FOR UPDATE OF r`,
-  );
+  // Parents first, as transitions lock (ORDER BY depth, id). Read again once locked: a step
+  // created after the first read's snapshot, before the locks, is found by the second.
+  const lockTree = () =>
+    queryRows<{ id: string; status: RunStatus; logged: string | number | null }>(
+      tx,
+      sql`
+      /* lockRunTrees */
+      WITH RECURSIVE tree(id) AS (
+        SELECT id FROM runs WHERE id IN (SELECT jsonb_array_elements_text(${roots}::jsonb)::uuid)
+        UNION ALL
+        SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id
+      )
+      SELECT r.id, r.status,
+             (SELECT max(c.id) FROM status_changes c WHERE c.run_id = r.id) AS logged
+      FROM runs r JOIN tree USING (id) ORDER BY r.depth, r.id FOR UPDATE OF r`,
+    );
+  let tree = await lockTree();
+  for (let again = 0; again < 3; again++) {
+    const reread = await lockTree();
+    const same = reread.length === tree.length && reread.every((r, i) => r.id === tree[i]!.id);
+    tree = reread;
+    if (same) break;
+  }
+  if (loggedThrough != null) {
+    const recent = tree.find((r) => r.logged != null && Number(r.logged) > loggedThrough);
+    if (recent) return { deleted: 0, refusal: { kind: 'recent', runId: recent.id } };
+  }
   const notDone = tree.find((r) => !DONE.includes(r.status));
   if (notDone) {
     return { deleted: 0, refusal: { kind: 'notDone', runId: notDone.id, status: notDone.status } };
@@ -179,6 +207,7 @@ export async function runRetentionPass(
 ): Promise<RetentionPass> {
   const batch = options.batchSize ?? 200;
   const pass: RetentionPass = {
+    failed: [],
     runsDeleted: 0,
     keysDeleted: 0,
     pointsDeleted: 0,
@@ -191,7 +220,15 @@ export async function runRetentionPass(
       ? null
       : new Date(now.getTime() - options.retentionDays * 24 * 3600 * 1000);
 
-  await onlyOne(db, LOCK.partitions, async (tx) => {
+  const step = async (name: string, key: number, work: (tx: Tx) => Promise<void>) => {
+    try {
+      await onlyOne(db, key, work);
+    } catch (error) {
+      pass.failed.push({ step: name, error });
+    }
+  };
+
+  await step('measurement partitions', LOCK.partitions, async (tx) => {
     const existing = new Set(await listPartitions(tx));
     for (let week = 0; week <= WEEKS_AHEAD; week++) {
       const monday = new Date(weekOf(now).getTime() + week * WEEK_MS);
@@ -209,23 +246,29 @@ export async function runRetentionPass(
       await tx.execute(sql.raw(`DROP TABLE "${name}"`));
       pass.partitionsDropped.push(name);
     }
-    // Points older than the first week made (imports, or from before migration 0018).
-    const [old] = await queryRows<{ n: string | number }>(
-      tx,
-      sql`
-      /* expireDefaultPartition */
-      WITH gone AS (
-        DELETE FROM measurements_default WHERE ctid IN (
-          SELECT ctid FROM measurements_default WHERE at < ${cutoff.toISOString()}::timestamptz
-          LIMIT ${batch * 50})
-        RETURNING 1)
-      SELECT count(*) AS n FROM gone`,
-    );
-    pass.pointsDeleted = Number(old?.n ?? 0);
-    if (pass.pointsDeleted === batch * 50) pass.more = true;
   });
 
-  await onlyOne(db, LOCK.keys, async (tx) => {
+  // Apart from the partitions' DDL, whose lock on measurements would block every point meanwhile.
+  if (cutoff != null) {
+    await step('old points', LOCK.points, async (tx) => {
+      // Points older than the first week made (imports, or from before migration 0018).
+      const [old] = await queryRows<{ n: string | number }>(
+        tx,
+        sql`
+        /* expireDefaultPartition */
+        WITH gone AS (
+          DELETE FROM measurements_default WHERE ctid IN (
+            SELECT ctid FROM measurements_default WHERE at < ${cutoff.toISOString()}::timestamptz
+            LIMIT ${batch * 50})
+          RETURNING 1)
+        SELECT count(*) AS n FROM gone`,
+      );
+      pass.pointsDeleted = Number(old?.n ?? 0);
+      if (pass.pointsDeleted === batch * 50) pass.more = true;
+    });
+  }
+
+  await step('idempotency keys', LOCK.keys, async (tx) => {
     const before = new Date(now.getTime() - options.idempotencyTtlHours * 3600 * 1000);
     const [gone] = await queryRows<{ n: string | number }>(
       tx,
@@ -248,7 +291,34 @@ export async function runRetentionPass(
   });
 
   if (cutoff == null) return pass;
-  await onlyOne(db, LOCK.runs, async (tx) => {
+  await step('runs', LOCK.runs, async (tx) => {
+    // Where the log's head was at the cutoff: a run with a change logged after it stays, however
+    // old its own times (an import), so deleting it cannot expire recent cursors.
+    const [mark] = await queryRows<{ through_id: string | number | null }>(
+      tx,
+      sql`
+      /* markLogHead */
+      WITH made AS (
+        INSERT INTO change_log_marks (at, through_id)
+        SELECT date_trunc('milliseconds', now()), coalesce(max(id), 0) FROM status_changes
+        HAVING NOT EXISTS (
+          SELECT 1 FROM change_log_marks
+          WHERE at > now() - make_interval(mins => ${MARK_EVERY_MINUTES}))
+        RETURNING 1
+      ),
+      pruned AS (
+        DELETE FROM change_log_marks
+        WHERE at < (SELECT max(at) FROM change_log_marks
+                    WHERE at < ${cutoff.toISOString()}::timestamptz)
+        RETURNING 1
+      )
+      SELECT coalesce(
+        (SELECT max(through_id) FROM change_log_marks
+         WHERE at < ${cutoff.toISOString()}::timestamptz),
+        (SELECT through_id FROM change_log_marks ORDER BY at LIMIT 1), 0) AS through_id,
+        (SELECT count(*) FROM made) + (SELECT count(*) FROM pruned) AS touched`,
+    );
+    const loggedThrough = Number(mark?.through_id ?? 0);
     // Roots whose tree is done; a tree with a step still going waits for it.
     const candidates = await queryRows<{ id: string }>(
       tx,
@@ -260,11 +330,11 @@ export async function runRetentionPass(
       ORDER BY finished_at LIMIT ${batch}`,
     );
     for (const { id } of candidates) {
-      // Each tree on its own: a refused one (a step still going, a run waiting for it) writes
-      // nothing and stays, the others go.
-      pass.runsDeleted += (await deleteRunTrees(tx, [id], true)).deleted;
+      // Each tree on its own: a refused one (a step still going, a run waiting for it, a
+      // change logged after the cutoff) writes nothing and stays, the others go.
+      pass.runsDeleted += (await deleteRunTrees(tx, [id], true, loggedThrough)).deleted;
     }
-    if (candidates.length === batch) pass.more = true;
+    if (candidates.length === batch && pass.runsDeleted > 0) pass.more = true;
   });
   return pass;
 }
@@ -277,6 +347,8 @@ export async function runRetentionPass(
 async function makePartition(tx: Tx, name: string, monday: Date): Promise<void> {
   const from = `'${monday.toISOString()}'`;
   const to = `'${new Date(monday.getTime() + WEEK_MS).toISOString()}'`;
+  // Points arriving meanwhile wait (the default partition is locked) rather than land there.
+  await tx.execute(sql`LOCK TABLE measurements_default IN EXCLUSIVE MODE`);
   const [held] = await queryRows<{ held: boolean }>(
     tx,
     sql.raw(
@@ -348,6 +420,8 @@ export function createRetention(deps: {
       if (Date.now() < next) return;
       const done = await runRetentionPass(deps.db, deps.options);
       next = done.more ? 0 : Date.now() + intervalMs;
+      for (const { step, error } of done.failed)
+        deps.logger.warn({ err: error }, `retention: ${step} failed; tried again next pass`);
       if (
         done.runsDeleted ||
         done.keysDeleted ||
@@ -355,7 +429,7 @@ export function createRetention(deps: {
         done.partitionsDropped.length ||
         done.partitionsMade.length
       ) {
-        const { more: _more, ...what } = done;
+        const { more: _more, failed: _failed, ...what } = done;
         deps.logger.info(what, 'retention pass');
       }
     },

@@ -347,9 +347,9 @@ export async function updateRunRecord(
       ...(update.tags === undefined ? {} : { tags: update.tags }),
       ...(update.meta === undefined ? {} : { meta: update.meta }),
       attributes: merged,
+      // Not updatedAt: the deadlines (heartbeat, queue, stop) count from it, and an import's
+      // next `at` must not be refused for an update in between. Like a heartbeat.
       revision: sql`${runs.revision} + 1`,
-      // Never backwards, like every change of the run.
-      updatedAt: sql`greatest(now(), ${runs.updatedAt})`,
     })
     .where(
       and(

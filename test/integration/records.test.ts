@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRun, dataOf, record, transitionRun } from '../support/operations.js';
+import { createRun, dataOf, record, transitionRun, waitUntil } from '../support/operations.js';
 import { uniqueProject, useServers, type GqlResponse, type TestServer } from '../support/server.js';
 
 // records.md: what a change reports beside its status (outcome, exit code, meta, attempt), the
@@ -295,11 +295,16 @@ describe('updateRun', () => {
         meta: { owner: 'bob' },
         attributes: { keep: 1, added: { mean: 0.5, std: [0.1] } },
       });
-      const seen = await updates.waitFor(1);
-      expect(seen.at(-1)!.runUpdated).toEqual({
+      // The subscription answers the run as it is first, then each update.
+      await waitUntil('the update on the other instance', () =>
+        updates.values.some((v) => v.runUpdated.revision === updated.revision),
+      );
+      expect(updates.values.at(-1)!.runUpdated).toEqual({
         revision: updated.revision,
         attributes: updated.attributes,
       });
+      // Its deadlines count from its last status change or progress, not from an update.
+      expect((await read(run.id)).updatedAt).toBe(run.updatedAt);
       // Fields left out are left alone; null clears name and meta.
       const cleared = dataOf(await update({ id: run.id, name: null, meta: null })).updateRun;
       expect(cleared).toMatchObject({

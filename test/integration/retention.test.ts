@@ -104,8 +104,12 @@ describe('retention', () => {
           { input: { runId: id, measurements: [{ name: 'loss', value: 1 }] } },
         );
       }
-      // Kept: a recent one, a running one, an old one with a step still going, and an old one a
-      // waiting run still needs.
+      // Their history was written long ago (as the reaper marks the log's head every few
+      // minutes): what is imported after this mark is recent in the log, however old its times.
+      await sql`INSERT INTO change_log_marks (at, through_id)
+        SELECT now() - interval '35 days', max(id) FROM status_changes`;
+      // Kept: a recent one, a running one, an old one with a step still going, an old one a
+      // waiting run still needs, and one imported just now with old times.
       const recent = await importOld(b, project, 10);
       const running = await create(b, { project });
       await move(b, running, 'RUNNING');
@@ -115,6 +119,7 @@ describe('retention', () => {
       await move(b, liveStep, 'RUNNING');
       const awaited = await importOld(b, project, 40);
       const waiting = await create(b, { project, dependsOn: [awaited.id, running] });
+      const importedNow = await importOld(b, project, 40);
 
       await waitUntil('the old runs to be deleted', async () => {
         const left = await Promise.all(old.map(({ id }) => exists(sql, id)));
@@ -122,7 +127,15 @@ describe('retention', () => {
       });
       for (const { stepIds } of old)
         for (const s of stepIds) expect(await exists(sql, s)).toBe(false);
-      for (const id of [recent.id, running, withLiveStep, liveStep, awaited.id, waiting])
+      for (const id of [
+        recent.id,
+        running,
+        withLiveStep,
+        liveStep,
+        awaited.id,
+        waiting,
+        importedNow.id,
+      ])
         expect(await exists(sql, id), id).toBe(true);
       const [orphans] = await sql<{ changes: number; points: number }[]>`
         SELECT (SELECT count(*) FROM status_changes c WHERE NOT EXISTS

@@ -114,7 +114,8 @@ export type Mutation = {
   recordMeasurements: Scalars['Int']['output'];
   /**
    * Change a run's name, tags, meta (replaced) and attributes (merged); `runUpdated` fires. Needs
-   * a WRITE token. Its revision goes up by one, and `updatedAt` moves to now.
+   * a WRITE token. Its revision goes up by one; `updatedAt` stays (it dates status changes and
+   * progress, which the deadlines count from).
    */
   updateRun: Run;
   /**
