@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fromPackageRoot } from './package-root.js';
+import { sendAsset } from './server/respond.js';
 
 const DIR = fromPackageRoot('dist/dashboard');
 
@@ -63,22 +64,12 @@ export function createDashboardAssets(graphqlPath: string) {
         res.end(body);
         return true;
       }
-      const headers = {
-        'content-type': found.type,
-        etag: found.etag,
-        'cache-control': 'no-cache',
-        'x-content-type-options': 'nosniff',
-        ...(path === '/'
-          ? { 'content-security-policy': CSP, 'referrer-policy': 'no-referrer' }
-          : {}),
-      };
-      if (req.headers['if-none-match'] === found.etag) {
-        res.writeHead(304, headers);
-        res.end();
-        return true;
-      }
-      res.writeHead(200, { ...headers, 'content-length': found.body.length });
-      res.end(req.method === 'HEAD' ? undefined : found.body);
+      sendAsset(
+        req,
+        res,
+        found,
+        path === '/' ? { 'content-security-policy': CSP, 'referrer-policy': 'no-referrer' } : {},
+      );
       return true;
     },
   };

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { GraphiQLOptions, Plugin } from 'graphql-yoga';
 import { fromPackageRoot } from '../package-root.js';
+import { sendAsset } from './respond.js';
 
 /**
  * GraphiQL, served by runstate itself: yoga's page loads its script, styles and editor workers
@@ -170,19 +171,7 @@ export function createGraphiQLAssets() {
         res.end('Not found\n');
         return true;
       }
-      const headers = {
-        'content-type': found.type,
-        etag: found.etag,
-        'cache-control': 'no-cache',
-        'x-content-type-options': 'nosniff',
-      };
-      if (req.headers['if-none-match'] === found.etag) {
-        res.writeHead(304, headers);
-        res.end();
-        return true;
-      }
-      res.writeHead(200, { ...headers, 'content-length': found.body.length });
-      res.end(req.method === 'HEAD' ? undefined : found.body);
+      sendAsset(req, res, found);
       return true;
     },
   };
