@@ -387,26 +387,29 @@ export function createRunService(deps: RunServiceDeps): RunService {
 
     async deleteRun(id, actor) {
       const runId = checkUuid('id', id);
-      return db.transaction(async (tx) => {
-        const run = await store.getRunById(tx, runId);
-        if (!run || !canSeeProject(actor, run.project)) throw new NotFoundError('run', runId);
-        const { deleted, refusal } = await deleteRunTrees(tx, [runId], false);
-        if (refusal?.kind === 'notDone') {
-          throw new BadUserInputError(
-            'id',
-            `run ${refusal.runId}${refusal.runId === runId ? '' : ', a step of this run,'} is ` +
-              `${refusal.status}: only a run that is done, with all its steps, can be deleted`,
-          );
-        }
-        if (refusal?.kind === 'awaited') {
-          throw new BadUserInputError(
-            'id',
-            `run ${refusal.downstreamId} still waits for run ${refusal.runId}: delete it first, ` +
-              'or wait until it is done',
-          );
-        }
-        return deleted > 0;
-      });
+      // Its locks (parents first) can still meet a cascade's in a cycle: run it again then.
+      return retryOnDeadlock(() =>
+        db.transaction(async (tx) => {
+          const run = await store.getRunById(tx, runId);
+          if (!run || !canSeeProject(actor, run.project)) throw new NotFoundError('run', runId);
+          const { deleted, refusal } = await deleteRunTrees(tx, [runId], false);
+          if (refusal?.kind === 'notDone') {
+            throw new BadUserInputError(
+              'id',
+              `run ${refusal.runId}${refusal.runId === runId ? '' : ', a step of this run,'} is ` +
+                `${refusal.status}: only a run that is done, with all its steps, can be deleted`,
+            );
+          }
+          if (refusal?.kind === 'awaited') {
+            throw new BadUserInputError(
+              'id',
+              `run ${refusal.downstreamId} still waits for run ${refusal.runId}: delete it first, ` +
+                'or wait until it is done',
+            );
+          }
+          return deleted > 0;
+        }),
+      );
     },
 
     async heartbeat(id, attempt, actor) {
