@@ -137,6 +137,7 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
   let coalescing: NodeJS.Timeout | null = null;
   /** Whether the next turn must read the log (a poke, a gap, the idle poll, a start). */
   let readDue = true;
+  let localWake: NodeJS.Immediate | null = null;
   /** Changes this instance committed, by id, not published yet. */
   const local = new Map<number, StatusChangeRow>();
 
@@ -357,8 +358,13 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     },
     committed(changes) {
       for (const change of changes) if (change.id > position) local.set(change.id, change);
-      if (wake) wake();
-      else poked = true;
+      // After this turn of the event loop: the committer's answer goes out first, and commits
+      // of the same turn are published together.
+      localWake ??= setImmediate(() => {
+        localWake = null;
+        if (wake) wake();
+        else poked = true;
+      });
     },
     async start() {
       if (running) return;
@@ -375,6 +381,8 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       running = false;
       if (coalescing) clearTimeout(coalescing);
       coalescing = null;
+      if (localWake) clearImmediate(localWake);
+      localWake = null;
       wake?.();
       await loop;
       loop = null;
