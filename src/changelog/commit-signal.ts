@@ -16,16 +16,17 @@ const NOTIFY_INTERVAL_MS = 2;
 const UNCOVERED_MS = 8;
 
 /**
- * Wakes change-log tails after commits: this instance's at once (with the committed rows, which
- * it publishes without reading them back when they continue the log), the others' through a
+ * Wakes change-log tails after commits: this instance's with the committed rows (which it
+ * publishes without reading them back when they continue the log), the others' through a
  * NOTIFY, never one per commit. A NOTIFY rides along with a write that is about to be sent
  * (RunService's one-statement change takes it with `offerNotification`) at most every
  * NOTIFY_INTERVAL_MS, so under load no transaction exists for it alone; a commit that no such
- * write covered within UNCOVERED_MS gets a NOTIFY of its own. (A NOTIFY in every write transaction would take PostgreSQL's global notification lock
- * through every commit and serialise the writers; one every few milliseconds does not.) A
- * notification covers what was committed before its statement was sent: listeners read after
- * receiving it. It carries its instance's id, so an instance ignores its own. A lost notification
- * only delays delivery until the tail's idle poll; nothing is lost.
+ * write covered within UNCOVERED_MS gets a NOTIFY of its own. (A NOTIFY in every write
+ * transaction would take PostgreSQL's global notification lock through every commit and
+ * serialise the writers; one every few milliseconds does not.) A notification covers what was
+ * committed before its statement was sent: listeners read after receiving it. It carries its
+ * instance's id, so an instance ignores its own. A lost notification only delays delivery until
+ * the tail's idle poll; nothing is lost.
  */
 export interface CommitSignal {
   /**
