@@ -1,6 +1,7 @@
 import type { Db } from '../db/client.js';
 import type { StatusChangeRow } from '../db/schema.js';
 import type { Logger } from '../logger.js';
+import { withTimeout } from '../ops/timeout.js';
 import {
   findLogEnd,
   listChangeLogWriters,
@@ -159,7 +160,11 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
     forgetPublished();
     // Under the read's timeout too: a query that never settles must not stop the tail.
     if (published.length > 0 && options.afterBatch) {
-      await settleWithin(options.afterBatch(published), READ_TIMEOUT_MS).catch((error: unknown) =>
+      await withTimeout(
+        options.afterBatch(published),
+        READ_TIMEOUT_MS,
+        'the follow-up of published changes',
+      ).catch((error: unknown) =>
         logger.warn({ err: error }, 'change-log tail: follow-up of published changes failed'),
       );
     }
@@ -199,18 +204,9 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
   /** readOnce, abandoned (and the tail's state left as it was) if it hangs. */
   async function readWithin(timeoutMs: number): Promise<'more' | 'idle' | 'gap'> {
     const generation = ++readGeneration;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        readGeneration++;
-        reject(new Error(`a change-log read did not answer within ${timeoutMs} ms; reading again`));
-      }, timeoutMs);
+    return withTimeout(readOnce(generation), timeoutMs, 'a change-log read', () => {
+      readGeneration++;
     });
-    try {
-      return await Promise.race([readOnce(generation), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** Throws when the read this is part of was abandoned (readWithin). */
@@ -395,15 +391,6 @@ export function createChangeLogTail(options: ChangeLogTailOptions): ChangeLogTai
       return { state: 'ok' };
     },
   };
-}
-
-/** `work`, or a rejection once `ms` passed (the work itself is left to settle, unobserved). */
-function settleWithin<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`did not settle within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A wait, begun now, for `writers` to end before ids up to `upTo` count as resolved. */

@@ -291,6 +291,14 @@ export async function queryRows<T = Record<string, unknown>>(
   return ((result as { rows?: T[] }).rows ?? []) as T[];
 }
 
+/**
+ * An array literal (`{"a","b,c"}`) to pass as one parameter cast to `text[]` (or an enum's
+ * array): each element quoted, as names may hold commas, quotes and braces.
+ */
+export function arrayLiteral(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;
+}
+
 /** Whether the database answers (for readiness checks and tests). */
 export async function pingDatabase(executor: Executor): Promise<boolean> {
   const rows = await queryRows<{ ok: number }>(executor, sql`/* ping */ SELECT 1 AS ok`);

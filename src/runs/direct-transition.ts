@@ -1,7 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { queryRows, type Db } from '../db/client.js';
-import { runs, type RunRow } from '../db/schema.js';
-import { createRowReader } from '../db/row-reader.js';
+import { arrayLiteral, queryRows, type Db } from '../db/client.js';
 import {
   getStatusesAllowedInto,
   getStatusesInCategories,
@@ -12,6 +10,7 @@ import {
 import { mapStatusChangeRow, type RawStatusChange } from '../changelog/change-store.js';
 import { CHANGE_LOG_CHANNEL } from '../changelog/commit-signal.js';
 import type { TransitionRequest } from './policy.js';
+import { readRunRow } from './run-store.js';
 import type { Actor, TransitionOutcome } from './transition-batch.js';
 
 /**
@@ -25,7 +24,6 @@ import type { Actor, TransitionOutcome } from './transition-batch.js';
  * guarantees are those of the full path; only the common case is cheaper.
  */
 
-const reader = createRowReader(runs);
 const DONE = getStatusesInCategories(['DONE']);
 /** For each target: the statuses it may be entered from directly (never itself: a noop). */
 const FROM = new Map<RunStatus, string>();
@@ -66,7 +64,7 @@ export async function applyDirectly(
 ): Promise<TransitionOutcome | null> {
   const to = request.to;
   const done = isDone(to);
-  const projects = actor.projects == null ? null : `{${actor.projects.map(quote).join(',')}}`;
+  const projects = actor.projects == null ? null : arrayLiteral(actor.projects);
   const at = request.at?.toISOString() ?? null;
   // When it happens: as reported, else now, never before the run's last change (changeTimeFor).
   const changeAt = sql`coalesce(${at}::timestamptz, greatest(date_trunc('milliseconds', now()), r.updated_at))`;
@@ -132,9 +130,5 @@ export async function applyDirectly(
   );
   if (!row?.run || !row.change) return null;
   const change = mapStatusChangeRow(row.change as RawStatusChange);
-  return { kind: 'accepted', run: reader.read(row.run) as RunRow, change };
-}
-
-function quote(value: string): string {
-  return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+  return { kind: 'accepted', run: readRunRow(row.run), change };
 }

@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.js';
+import { withTimeout } from '../ops/timeout.js';
 import type { RunService } from './run-service.js';
 
 /**
@@ -14,14 +15,6 @@ export interface Reaper {
 
 /** A reaper pass that takes longer is given up (and logged); the next one starts. */
 const PASS_TIMEOUT_MS = 30_000;
-
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the pass did not end within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
 
 export function createReaper(deps: {
   runs: RunService;
@@ -49,7 +42,7 @@ export function createReaper(deps: {
       // A pass whose query never answers (postgres.js can leave one unsettled after the
       // database restarted: see change-log-tail.ts) must not stop every later pass. A late
       // answer does no harm: each move is a compare-and-set, each fold moves its position.
-      pass = withTimeout(work, PASS_TIMEOUT_MS)
+      pass = withTimeout(work, PASS_TIMEOUT_MS, 'the reaper pass')
         .catch((error: unknown) => logger.warn({ err: error }, 'reaper pass failed'))
         .finally(schedule);
     }, intervalMs);

@@ -252,42 +252,18 @@ export async function runRetentionPass(
   if (cutoff != null) {
     await step('old points', LOCK.points, async (tx) => {
       // Points older than the first week made (imports, or from before migration 0018).
-      const [old] = await queryRows<{ n: string | number }>(
-        tx,
-        sql`
-        /* expireDefaultPartition */
-        WITH gone AS (
-          DELETE FROM measurements_default WHERE ctid IN (
-            SELECT ctid FROM measurements_default WHERE at < ${cutoff.toISOString()}::timestamptz
-            LIMIT ${batch * 50})
-          RETURNING 1)
-        SELECT count(*) AS n FROM gone`,
-      );
-      pass.pointsDeleted = Number(old?.n ?? 0);
+      pass.pointsDeleted = await deleteOlder(tx, 'measurements_default', 'at', cutoff, batch * 50);
       if (pass.pointsDeleted === batch * 50) pass.more = true;
     });
   }
 
   await step('idempotency keys', LOCK.keys, async (tx) => {
     const before = new Date(now.getTime() - options.idempotencyTtlHours * 3600 * 1000);
-    const [gone] = await queryRows<{ n: string | number }>(
-      tx,
-      sql`
-      /* expireIdempotencyKeys */
-      WITH t AS (
-        DELETE FROM transition_keys WHERE ctid IN (
-          SELECT ctid FROM transition_keys WHERE created_at < ${before.toISOString()}::timestamptz
-          LIMIT ${batch * 10})
-        RETURNING 1),
-      m AS (
-        DELETE FROM measurement_keys WHERE ctid IN (
-          SELECT ctid FROM measurement_keys WHERE created_at < ${before.toISOString()}::timestamptz
-          LIMIT ${batch * 10})
-        RETURNING 1)
-      SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM m) AS n`,
-    );
-    pass.keysDeleted = Number(gone?.n ?? 0);
-    if (pass.keysDeleted >= batch * 10) pass.more = true;
+    for (const table of ['transition_keys', 'measurement_keys']) {
+      const gone = await deleteOlder(tx, table, 'created_at', before, batch * 10);
+      pass.keysDeleted += gone;
+      if (gone === batch * 10) pass.more = true;
+    }
   });
 
   if (cutoff == null) return pass;
@@ -377,6 +353,28 @@ async function makePartition(tx: Tx, name: string, monday: Date): Promise<void> 
       `ALTER TABLE measurements ATTACH PARTITION "${name}" FOR VALUES FROM (${from}) TO (${to})`,
     ),
   );
+}
+
+/** Delete up to `limit` rows of `table` whose `column` is before `before`; answers how many. */
+async function deleteOlder(
+  tx: Tx,
+  table: string,
+  column: string,
+  before: Date,
+  limit: number,
+): Promise<number> {
+  const [gone] = await queryRows<{ n: string | number }>(
+    tx,
+    sql`
+    /* expireRows */
+    WITH gone AS (
+      DELETE FROM ${sql.identifier(table)} WHERE ctid IN (
+        SELECT ctid FROM ${sql.identifier(table)}
+        WHERE ${sql.identifier(column)} < ${before.toISOString()}::timestamptz LIMIT ${limit})
+      RETURNING 1)
+    SELECT count(*) AS n FROM gone`,
+  );
+  return Number(gone?.n ?? 0);
 }
 
 /** Run `work` in a transaction if no other instance holds `key`; skip it otherwise. */

@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
-import { queryRows, type Db, type Executor } from '../db/client.js';
+import { arrayLiteral, queryRows, type Db, type Executor } from '../db/client.js';
 import type { RunStatus } from '../lifecycle/lifecycle.js';
 
 /**
@@ -29,7 +29,7 @@ export async function countRunsByStatus(
   const projects = (column: SQL) =>
     scope.projects == null
       ? sql`true`
-      : sql`${column} = ANY(${`{${scope.projects.map(quoteArrayItem).join(',')}}`}::text[])`;
+      : sql`${column} = ANY(${arrayLiteral(scope.projects)}::text[])`;
   if (scope.parentId != null) {
     // Steps are never roots, and live in their parent's project.
     if (scope.roots === true) return new Map();
@@ -37,6 +37,38 @@ export async function countRunsByStatus(
   }
   const roots = (isRoot: SQL) =>
     scope.roots == null ? sql`true` : sql`${isRoot} = ${scope.roots}`;
+  return countAsOfPosition(
+    ex,
+    sql`SELECT status, n FROM run_counts WHERE ${projects(sql`project`)} AND ${roots(sql`is_root`)}`,
+    sql`${projects(sql`c.project`)} AND ${roots(sql`(c.parent_id IS NULL)`)}`,
+  );
+}
+
+/** A parent's steps per status: run_child_counts plus the parent's log rows after the position. */
+function countChildren(
+  ex: Executor,
+  parentId: string,
+  parentInProjects: SQL,
+): Promise<Map<RunStatus, number>> {
+  return countAsOfPosition(
+    ex,
+    sql`SELECT status, n FROM run_child_counts WHERE parent_id = ${parentId}`,
+    sql`c.parent_id = ${parentId}`,
+    sql`EXISTS (SELECT 1 FROM runs p WHERE p.id = ${parentId} AND ${parentInProjects})`,
+  );
+}
+
+/**
+ * Counts per status in one statement (one snapshot, so exact): `base` (rows of status and n, as
+ * of the fold position) plus the change-log rows after the position that `logWhere` picks (on
+ * `c`), each +1 for its `to` and -1 for its `from`; nothing unless `gate` holds.
+ */
+async function countAsOfPosition(
+  ex: Executor,
+  base: SQL,
+  logWhere: SQL,
+  gate: SQL = sql`true`,
+): Promise<Map<RunStatus, number>> {
   const rows = await queryRows<{ status: RunStatus; n: string | number }>(
     ex,
     sql`
@@ -44,49 +76,17 @@ export async function countRunsByStatus(
     WITH pos AS (SELECT through_id FROM run_counts_position WHERE id = 1),
     recent AS (
       SELECT c.from_status, c.to_status FROM status_changes c, pos
-      WHERE c.id > pos.through_id AND ${projects(sql`c.project`)}
-        AND ${roots(sql`(c.parent_id IS NULL)`)}
+      WHERE c.id > pos.through_id AND ${logWhere}
     )
     SELECT status, sum(n) AS n FROM (
-      SELECT status, n FROM run_counts
-      WHERE ${projects(sql`project`)} AND ${roots(sql`is_root`)}
+      ${base}
       UNION ALL SELECT to_status, 1 FROM recent
       UNION ALL SELECT from_status, -1 FROM recent WHERE from_status IS NOT NULL
     ) AS t
+    WHERE ${gate}
     GROUP BY status HAVING sum(n) <> 0`,
   );
   return new Map(rows.map((r) => [r.status, Number(r.n)]));
-}
-
-/** A parent's steps per status: run_child_counts plus the parent's log rows after the position. */
-async function countChildren(
-  ex: Executor,
-  parentId: string,
-  parentInProjects: SQL,
-): Promise<Map<RunStatus, number>> {
-  const rows = await queryRows<{ status: RunStatus; n: string | number }>(
-    ex,
-    sql`
-    /* countChildren */
-    WITH pos AS (SELECT through_id FROM run_counts_position WHERE id = 1),
-    recent AS (
-      SELECT c.from_status, c.to_status FROM status_changes c, pos
-      WHERE c.parent_id = ${parentId} AND c.id > pos.through_id
-    )
-    SELECT status, sum(n) AS n FROM (
-      SELECT status, n FROM run_child_counts WHERE parent_id = ${parentId}
-      UNION ALL SELECT to_status, 1 FROM recent
-      UNION ALL SELECT from_status, -1 FROM recent WHERE from_status IS NOT NULL
-    ) AS t
-    WHERE EXISTS (SELECT 1 FROM runs p WHERE p.id = ${parentId} AND ${parentInProjects})
-    GROUP BY status HAVING sum(n) <> 0`,
-  );
-  return new Map(rows.map((r) => [r.status, Number(r.n)]));
-}
-
-/** An element of a text[] literal, quoted (project names may hold commas, quotes, braces). */
-function quoteArrayItem(value: string): string {
-  return `"${value.replace(/["\\]/g, (c) => `\\${c}`)}"`;
 }
 
 /**

@@ -68,20 +68,13 @@ export async function insertRun(tx: Executor, values: NewRun): Promise<RunRow | 
   return rows[0] ?? null;
 }
 
-export async function getRunByIdempotencyKey(
-  ex: Executor,
-  project: string,
-  key: string,
-): Promise<RunRow | null> {
-  const rows = await ex
-    .select()
-    .from(runs)
-    .where(and(eq(runs.project, project), eq(runs.idempotencyKey, key)));
-  return rows[0] ?? null;
-}
-
 /** Whole runs, read by hand-written SQL on the read paths a page or a loader takes. */
 const runReader = createRowReader(runs);
+
+/** A whole runs row as a driver hands it over (keyed by column name), as select() answers it. */
+export function readRunRow(raw: Record<string, unknown>): RunRow {
+  return runReader.read(raw);
+}
 
 /** Runs matching `where`, ordered and limited by `tail` (hand-written SQL: see row-reader.ts). */
 async function selectRuns(
@@ -93,7 +86,16 @@ async function selectRuns(
     ex,
     sql`SELECT ${runReader.columns} FROM runs WHERE ${where ?? sql`true`} ${tail}`,
   );
-  return rows.map((row) => runReader.read(row));
+  return rows.map(readRunRow);
+}
+
+export async function getRunByIdempotencyKey(
+  ex: Executor,
+  project: string,
+  key: string,
+): Promise<RunRow | null> {
+  const rows = await selectRuns(ex, and(eq(runs.project, project), eq(runs.idempotencyKey, key)));
+  return rows[0] ?? null;
 }
 
 export async function getRunById(ex: Executor, id: string): Promise<RunRow | null> {
@@ -106,10 +108,7 @@ export async function getRunByOp(
   parentId: string,
   op: string,
 ): Promise<RunRow | null> {
-  const rows = await ex
-    .select()
-    .from(runs)
-    .where(and(eq(runs.parentId, parentId), eq(runs.op, op)));
+  const rows = await selectRuns(ex, and(eq(runs.parentId, parentId), eq(runs.op, op)));
   return rows[0] ?? null;
 }
 

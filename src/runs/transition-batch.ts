@@ -5,6 +5,7 @@ import { canSeeProject, type Principal } from '../auth/principal.js';
 import { cascadeToDownstreams, stopDescendants } from './orchestration.js';
 import {
   applyTransition,
+  changeOf,
   decideTransition,
   refuseStaleAttempt,
   planChanges,
@@ -162,19 +163,7 @@ export async function runTransitionBatch(
         for (const step of planChanges(run, request.to, request)) {
           const next = applyTransition(current, step, at);
           changes.push({
-            runId: run.id,
-            project: run.project,
-            parentId: run.parentId,
-            fromStatus: current.status,
-            toStatus: next.status,
-            version: next.version,
-            reason: step.reason,
-            message: step.message,
-            outcome: step.outcome ?? null,
-            exitCode: step.exitCode ?? null,
-            meta: step.meta ?? null,
-            attempt: next.attempt,
-            at,
+            ...changeOf(current, next, step),
             forced: request.force === true,
             actor: actor.name,
           });

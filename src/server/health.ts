@@ -4,6 +4,7 @@ import { listPendingMigrations } from '../db/migrations.js';
 import type { ChangeLogTail, TailStatus } from '../changelog/change-log-tail.js';
 import type { Metrics } from '../ops/metrics.js';
 import { sendJson } from './respond.js';
+import { TimeoutError, withTimeout } from '../ops/timeout.js';
 
 /** A wait of the change-log tail shorter than this is business as usual (concurrent writers). */
 const TAIL_WAIT_REPORTED_MS = 1000;
@@ -32,7 +33,7 @@ export function createHealthEndpoints(deps: {
       const checks: Record<string, string> = {};
       const attempt = async (name: string, check: () => Promise<string>) => {
         try {
-          checks[name] = await withTimeout(check(), CHECK_TIMEOUT_MS);
+          checks[name] = await withTimeout(check(), CHECK_TIMEOUT_MS, `the ${name} check`);
         } catch (error) {
           checks[name] = error instanceof TimeoutError ? 'timed out' : 'unreachable';
         }
@@ -82,14 +83,4 @@ function describeTail(status: TailStatus): { check: string; degraded: boolean } 
   if (status.state === 'starting') return { check: `starting: ${what}`, degraded: false };
   if (waited < TAIL_WAIT_REPORTED_MS) return { check: 'ok', degraded: false };
   return { check: what, degraded: true };
-}
-
-class TimeoutError extends Error {}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError()), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,37 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createRunstateClient,
-  RunstateError,
-  type RunstateClient,
-} from '../../src/client/index.js';
-import {
-  startServer,
-  TEST_ADMIN_TOKEN,
-  uniqueProject,
-  type TestServer,
-} from '../support/server.js';
+import { describe, expect, it } from 'vitest';
+import { RunstateError } from '../../src/client/index.js';
+import { useClientOnServer } from '../support/client-server.js';
+import { uniqueProject } from '../support/server.js';
 
 // The worker client's side of records.md: outcome and exit code on succeed/fail, run.update()
 // with its compare-and-set, and an import with the times it happened.
 
 describe('the worker client reports records', () => {
-  let server: TestServer;
-  let client: RunstateClient;
-  beforeAll(async () => {
-    server = await startServer();
-    client = createRunstateClient({ url: server.url, token: TEST_ADMIN_TOKEN });
-  });
-  afterAll(async () => {
-    await client.close();
-    await server.stop();
-  });
+  const use = useClientOnServer();
 
   it('succeed and fail carry an outcome, an exit code and meta', async () => {
-    const passed = await client.createRun({ project: uniqueProject('cr') });
+    const passed = await use.client.createRun({ project: uniqueProject('cr') });
     await passed.start();
     const done = await passed.succeed('ok', { outcome: 'PASS', exitCode: 0, meta: { host: 'h1' } });
     expect(done).toMatchObject({ status: 'SUCCEEDED', outcome: 'PASS', exitCode: 0 });
-    const diffed = await client.createRun({ project: uniqueProject('cr'), dialect: 'CANARY' });
+    const diffed = await use.client.createRun({ project: uniqueProject('cr'), dialect: 'CANARY' });
     await diffed.transition('running');
     const failed = await diffed.fail('output differs', { exitCode: 64, outcome: 'DIFF' });
     expect(failed).toMatchObject({ status: 'FAILED', outcome: 'DIFF', exitCode: 64 });
@@ -39,7 +22,7 @@ describe('the worker client reports records', () => {
   });
 
   it('run.update merges attributes, and a stale expectedRevision is refused', async () => {
-    const run = await client.createRun({
+    const run = await use.client.createRun({
       project: uniqueProject('cr'),
       attributes: { suite: 'nightly' },
     });
@@ -59,7 +42,7 @@ describe('the worker client reports records', () => {
 
   it('imports a run that ran elsewhere, at the times it happened', async () => {
     const t = (s: number) => new Date(Date.UTC(2026, 5, 1, 12, 0, s)).toISOString();
-    const run = await client.createRun({ project: uniqueProject('cr'), createdAt: t(0) });
+    const run = await use.client.createRun({ project: uniqueProject('cr'), createdAt: t(0) });
     await run.transition('RUNNING', { at: t(10) });
     const done = await run.succeed(undefined, { at: t(70), exitCode: 0 });
     expect(done).toMatchObject({ createdAt: t(0), startedAt: t(10), finishedAt: t(70) });

@@ -260,4 +260,38 @@ describe('deleteRun', () => {
       expect((await del(done.id)).errors?.[0]?.extensions?.['code']).toBe('NOT_FOUND');
     });
   });
+
+  it('a delete racing a resume on two instances: exactly one lands, and counts stay exact', async () => {
+    await withTwoServers(null, async (a, b, sql) => {
+      const project = uniqueProject('delete-race');
+      const outcomes: string[] = [];
+      for (let round = 0; round < 6; round++) {
+        const id = await create(a, { project });
+        await move(a, id, 'RUNNING');
+        await move(a, id, 'FAILED');
+        const [deleted, resumed] = await Promise.all([
+          a.gql<{ deleteRun: boolean }>(`mutation($id: ID!) { deleteRun(id: $id) }`, { id }),
+          b.gql<{ resumeRun: { __typename: string } }>(
+            `mutation($id: ID!) { resumeRun(id: $id) { __typename } }`,
+            { id },
+          ),
+        ]);
+        if (deleted.data?.deleteRun === true) {
+          // The delete came first: the resume found no run, and none is left.
+          expect(resumed.data?.resumeRun.__typename).toBe('RunNotFound');
+          expect(await exists(sql, id)).toBe(false);
+          outcomes.push('deleted');
+        } else {
+          // The resume came first: the delete was refused (not done), the run goes on.
+          expect(deleted.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
+          expect(resumed.data?.resumeRun.__typename).toBe('TransitionAccepted');
+          expect(await exists(sql, id)).toBe(true);
+          outcomes.push('resumed');
+        }
+        await expectExactCounts(a, sql, project);
+        await expectExactCounts(b, sql, project);
+      }
+      expect(outcomes).toHaveLength(6);
+    });
+  });
 });

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import unittest
 import tempfile
 import threading
 import time
@@ -351,3 +352,22 @@ def _kill(sock: socket.socket) -> None:
         sock.close()
     except OSError:
         pass
+
+
+class ServiceTest(unittest.TestCase):
+    """A test case with the shared service and a client on it (admin token), closed afterwards.
+    ``client_options`` are passed to the client."""
+
+    client_options: Dict[str, Any] = {}
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        from runstate import RunstateClient
+
+        cls.service = service()
+        cls.client = RunstateClient(cls.service.url, ADMIN_TOKEN, **cls.client_options)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.client.close()
+

@@ -5,20 +5,12 @@ from __future__ import annotations
 import unittest
 from typing import List, Tuple
 
-from runstate import Dialect, RunstateClient, TransitionRefusedError
+from runstate import Dialect, TransitionRefusedError
 
-from .support import ADMIN_TOKEN, history, service, unique_project
+from .support import ServiceTest, history, unique_project
 
 
-class DialectsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.service = service()
-        cls.client = RunstateClient(cls.service.url, ADMIN_TOKEN)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.client.close()
+class DialectsTest(ServiceTest):
 
     def drive(self, dialect: str, path: List[str]) -> Tuple[object, List[Tuple[str, str]]]:
         """Create a run in `dialect` and move it along `path`; each answer names the status natively."""

@@ -8,18 +8,10 @@ import unittest
 
 from runstate import RunstateClient
 
-from .support import ADMIN_TOKEN, server_run, service, unique_project, wait_until
+from .support import ADMIN_TOKEN, ServiceTest, server_run, service, unique_project, wait_until
 
 
-class HeartbeatsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.service = service()
-        cls.client = RunstateClient(cls.service.url, ADMIN_TOKEN)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.client.close()
+class HeartbeatsTest(ServiceTest):
 
     def test_heartbeats_keep_a_run_with_a_heartbeat_timeout_alive(self) -> None:
         project = unique_project("beat")

@@ -6,18 +6,10 @@ import unittest
 
 from runstate import RunstateClient, RunstateError
 
-from .support import ADMIN_TOKEN, FlakyProxy, history, server_run, service, unique_project
+from .support import ADMIN_TOKEN, FlakyProxy, ServiceTest, history, server_run, service, unique_project
 
 
-class PipelinesTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.service = service()
-        cls.client = RunstateClient(cls.service.url, ADMIN_TOKEN)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.client.close()
+class PipelinesTest(ServiceTest):
 
     def runs_of(self, project: str) -> list:
         return list(self.client.iter_runs({"project": project}))

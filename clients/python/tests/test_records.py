@@ -16,7 +16,7 @@ from runstate import (
     TransitionAccepted,
 )
 
-from .support import ADMIN_TOKEN, FlakyProxy, server_run, service, unique_project
+from .support import ADMIN_TOKEN, FlakyProxy, ServiceTest, server_run, service, unique_project
 
 
 def points(run_id: str) -> List[Dict[str, Any]]:
@@ -28,15 +28,8 @@ def points(run_id: str) -> List[Dict[str, Any]]:
     return [edge["node"] for edge in data["run"]["measurements"]["edges"]]
 
 
-class RecordsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.service = service()
-        cls.client = RunstateClient(cls.service.url, ADMIN_TOKEN, measurement_flush_interval=0.05)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.client.close()
+class RecordsTest(ServiceTest):
+    client_options = {"measurement_flush_interval": 0.05}
 
     def test_a_change_records_its_outcome_exit_code_and_meta_and_the_run_keeps_the_last(self) -> None:
         run = self.client.create_run(unique_project("records"))
