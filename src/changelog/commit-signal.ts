@@ -14,6 +14,12 @@ const NOTIFY_INTERVAL_MS = 2;
  * the most this adds to delivery on other instances.
  */
 const UNCOVERED_MS = 8;
+/**
+ * How long a write carrying a notification, sent after an uncovered commit, holds back that
+ * commit's NOTIFY of its own: under load its commit covers it (a write's answer takes longer
+ * than UNCOVERED_MS), and one that hangs or fails delays the NOTIFY at most this long.
+ */
+const IN_FLIGHT_MS = 100;
 
 /**
  * Wakes change-log tails after commits: this instance's with the committed rows (which it
@@ -21,7 +27,8 @@ const UNCOVERED_MS = 8;
  * NOTIFY, never one per commit. A NOTIFY rides along with a write that is about to be sent
  * (RunService's one-statement change takes it with `offerNotification`) at most every
  * NOTIFY_INTERVAL_MS, so under load no transaction exists for it alone; a commit that no such
- * write covered within UNCOVERED_MS gets a NOTIFY of its own. (A NOTIFY in every write
+ * write covered within UNCOVERED_MS, and that no write carrying one is on its way to cover, gets a
+ * NOTIFY of its own. (A NOTIFY in every write
  * transaction would take PostgreSQL's global notification lock through every commit and
  * serialise the writers; one every few milliseconds does not.) A notification covers what was
  * committed before its statement was sent: listeners read after receiving it. It carries its
@@ -42,8 +49,8 @@ export interface CommitSignal {
   offerNotification(): { payload: string; at: number } | null;
   /** A statement that carried an offered notification committed without log rows. */
   notificationSent(at: number): void;
-  /** A statement that carried an offered notification failed (it was not sent). */
-  notificationFailed(): void;
+  /** A statement that carried the notification offered at `at` failed (it was not sent). */
+  notificationFailed(at: number): void;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -57,6 +64,8 @@ export function createCommitSignal(deps: {
   const instanceId = randomUUID();
   /** Acknowledgement times of commits no notification covered yet, oldest first. */
   const uncovered: number[] = [];
+  /** When the notifications handed to writes still on their way were handed out. */
+  const inFlight = new Set<number>();
   /** When a notification was last handed out or sent (they are spaced by the interval). */
   let lastOffered = 0;
   let timer: NodeJS.Timeout | null = null;
@@ -72,17 +81,38 @@ export function createCommitSignal(deps: {
   }
 
   /**
-   * A NOTIFY of its own once a commit waited UNCOVERED_MS for a write to carry one (under load
-   * one does long before; a write that hangs or fails covers nothing, and this still comes).
+   * When the oldest uncovered commit gets a NOTIFY of its own: UNCOVERED_MS after it, or later
+   * while a write carrying one, sent after it, is on its way (for at most IN_FLIGHT_MS).
+   */
+  function dueAt(): number {
+    const oldest = uncovered[0]!;
+    let due = oldest + UNCOVERED_MS;
+    for (const at of inFlight) if (at > oldest) due = Math.max(due, at + IN_FLIGHT_MS);
+    return due;
+  }
+
+  /**
+   * A NOTIFY of its own once a commit waited that long (under load a write carries one long
+   * before; a write that hangs or fails covers nothing, and this still comes).
    */
   function schedule() {
     if (timer || sending || uncovered.length === 0) return;
-    const wait = Math.max(0, uncovered[0]! + UNCOVERED_MS - now());
-    timer = setTimeout(() => {
-      timer = null;
-      if (uncovered.length > 0 && uncovered[0]! + UNCOVERED_MS <= now()) void sendAlone();
-      else schedule();
-    }, wait);
+    timer = setTimeout(
+      () => {
+        timer = null;
+        if (uncovered.length > 0 && dueAt() <= now()) void sendAlone();
+        else schedule();
+      },
+      Math.max(0, dueAt() - now()),
+    );
+  }
+
+  /** The write that carried the notification offered at `at` is answered. */
+  function settled(at: number) {
+    inFlight.delete(at);
+    // A timer set while it was on its way may be set too late now that it failed.
+    if (timer) clearTimeout(timer);
+    timer = null;
   }
 
   async function sendAlone() {
@@ -104,8 +134,10 @@ export function createCommitSignal(deps: {
   return {
     committed(changes, notifiedAt) {
       tail.committed(changes);
-      if (notifiedAt != null) cover(notifiedAt);
-      else if (database.kind !== 'pglite') uncovered.push(now());
+      if (notifiedAt != null) {
+        settled(notifiedAt);
+        cover(notifiedAt);
+      } else if (database.kind !== 'pglite') uncovered.push(now());
       schedule();
     },
     offerNotification() {
@@ -113,13 +145,16 @@ export function createCommitSignal(deps: {
       const at = now();
       if (at - lastOffered < NOTIFY_INTERVAL_MS) return null;
       lastOffered = at;
+      inFlight.add(at);
       return { payload: instanceId, at };
     },
     notificationSent(at) {
+      settled(at);
       cover(at);
       schedule();
     },
-    notificationFailed() {
+    notificationFailed(at) {
+      settled(at);
       schedule();
     },
     async start() {

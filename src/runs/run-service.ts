@@ -245,7 +245,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
       try {
         direct = await applyDirectly(db, request, actor, notification?.payload ?? null);
       } catch (error) {
-        if (notification) changeLog.notificationFailed();
+        if (notification) changeLog.notificationFailed(notification.at);
         throw error;
       }
       if (direct?.kind === 'accepted' && direct.change) {
