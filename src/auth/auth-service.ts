@@ -67,13 +67,15 @@ export function createAuthService(options: {
 }): AuthService {
   const { database, logger, enabled } = options;
   const db = database.db;
+  /** Principals of recently seen secrets, by secret (in this process's memory only). */
   const cache = new Map<string, { principal: Principal; expires: number }>();
   const watchers = new Map<string, Set<() => void>>();
   let unlisten: (() => Promise<void>) | null = null;
   let sweepTimer: NodeJS.Timeout | null = null;
 
   function forget(tokenId: string): void {
-    for (const [hash, entry] of cache) if (entry.principal.tokenId === tokenId) cache.delete(hash);
+    for (const [secret, entry] of cache)
+      if (entry.principal.tokenId === tokenId) cache.delete(secret);
     const callbacks = watchers.get(tokenId);
     watchers.delete(tokenId);
     for (const callback of callbacks ?? []) {
@@ -102,19 +104,19 @@ export function createAuthService(options: {
       if (secret == null || secret.length === 0 || secret.length > 200) {
         throw new UnauthenticatedError();
       }
-      const hash = hashSecret(secret);
+      // Keyed by the secret itself: a hash per request was most of the cost of a cache hit.
       const now = Date.now();
-      const cached = cache.get(hash);
+      const cached = cache.get(secret);
       if (cached && cached.expires > now) return cached.principal;
-      const row = await store.findLiveTokenByHash(db, hash);
+      const row = await store.findLiveTokenByHash(db, hashSecret(secret));
       if (!row) {
-        cache.delete(hash);
+        cache.delete(secret);
         throw new UnauthenticatedError('the API token is unknown or revoked');
       }
       const principal = principalOf(row);
-      cache.delete(hash);
+      cache.delete(secret);
       if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
-      cache.set(hash, { principal, expires: now + CACHE_TTL_MS });
+      cache.set(secret, { principal, expires: now + CACHE_TTL_MS });
       return principal;
     },
 

@@ -48,11 +48,23 @@ export type AppServices = Omit<GraphQLContext, 'loaders' | 'request' | 'principa
  * its whole life, and a cached run or measurement would be served stale to every later event.
  */
 export function createLoaders(db: Db): Loaders {
+  // Made when first used: most operations (a status change, a heartbeat) use none of them.
+  let runById: Loaders['runById'] | undefined;
+  let dependencies: Loaders['dependencies'] | undefined;
+  let latestMeasurements: Loaders['latestMeasurements'] | undefined;
   return {
-    runById: new DataLoader((ids) => getRunsInOrder(db, ids), { cache: false }),
-    dependencies: new DataLoader((runIds) => getDependencyIds(db, runIds), { cache: false }),
-    latestMeasurements: new DataLoader((runIds) => getLatestMeasurements(db, runIds), {
-      cache: false,
-    }),
+    get runById() {
+      return (runById ??= new DataLoader((ids) => getRunsInOrder(db, ids), { cache: false }));
+    },
+    get dependencies() {
+      return (dependencies ??= new DataLoader((runIds) => getDependencyIds(db, runIds), {
+        cache: false,
+      }));
+    },
+    get latestMeasurements() {
+      return (latestMeasurements ??= new DataLoader((runIds) => getLatestMeasurements(db, runIds), {
+        cache: false,
+      }));
+    },
   };
 }

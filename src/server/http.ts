@@ -39,10 +39,11 @@ export function createHttpServer(deps: {
       uncount();
       const seconds = (performance.now() - started) / 1000;
       metrics.observeRequest(metrics.routeOf(path), req.method ?? 'GET', res.statusCode, seconds);
-      logger.debug(
-        { requestId, method: req.method, path, status: res.statusCode, ms: seconds * 1000 },
-        'request',
-      );
+      if (logger.isLevelEnabled('debug'))
+        logger.debug(
+          { requestId, method: req.method, path, status: res.statusCode, ms: seconds * 1000 },
+          'request',
+        );
     });
     runInRequest({ requestId }, () => {
       if (path === '/ready') return void health.answerReady(res).catch(() => res.destroy());
