@@ -68,14 +68,24 @@ export function decodeCursor(
 /** A Relay connection page built from `first + 1` fetched rows. */
 export function toConnection<T>(rows: T[], first: number, cursorOf: (row: T) => string) {
   const page = rows.slice(0, first);
-  const edges = page.map((node) => ({ cursor: cursorOf(node), node }));
+  // Cursors are made only when asked for: most pages are read without them.
+  const cursorAt = (i: number) => (page[i] === undefined ? null : cursorOf(page[i]));
   return {
-    edges,
+    edges: page.map((node) => ({
+      node,
+      get cursor() {
+        return cursorOf(node);
+      },
+    })),
     pageInfo: {
       hasNextPage: rows.length > first,
       hasPreviousPage: false,
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
+      get startCursor() {
+        return cursorAt(0);
+      },
+      get endCursor() {
+        return cursorAt(page.length - 1);
+      },
     },
   };
 }

@@ -11,15 +11,21 @@ export interface RowReader<T extends Table> {
   readonly columns: SQL;
   /** One row as the driver hands it over (keyed by column name), as select() would answer it. */
   read(raw: Record<string, unknown>): InferSelectModel<T>;
+  /**
+   * A reader of only these fields (keys of the row, not column names): a list page reads the
+   * columns its answer shows, not all of them. Its rows lack every other field.
+   */
+  only(keys: readonly string[]): RowReader<T>;
 }
 
 export function createRowReader<T extends Table>(table: T): RowReader<T> {
-  const columns = Object.entries(getTableColumns(table)).map(([key, column]) => ({
+  const all = Object.entries(getTableColumns(table)).map(([key, column]) => ({
     key,
     name: column.name,
     decode: (value: unknown): unknown => column.mapFromDriverValue(value),
   }));
-  return {
+  const subsets = new Map<string, RowReader<T>>();
+  const readerOf = (columns: typeof all): RowReader<T> => ({
     columns: sql.raw(columns.map((c) => `"${c.name}"`).join(', ')),
     read(raw) {
       const row: Record<string, unknown> = {};
@@ -29,5 +35,19 @@ export function createRowReader<T extends Table>(table: T): RowReader<T> {
       }
       return row as InferSelectModel<T>;
     },
-  };
+    only(keys) {
+      const wanted = new Set(keys);
+      const id = all
+        .filter((c) => wanted.has(c.key))
+        .map((c) => c.key)
+        .join(',');
+      let subset = subsets.get(id);
+      if (subset === undefined) {
+        subset = readerOf(all.filter((c) => wanted.has(c.key)));
+        subsets.set(id, subset);
+      }
+      return subset;
+    },
+  });
+  return readerOf(all);
 }

@@ -152,6 +152,8 @@ export async function listRuns(
   scope: readonly string[] | null,
   /** Narrows the filter (a run's children). */
   within: Partial<store.RunQuery> = {},
+  /** Only these fields of each run (graphql/run-fields.ts); null: all. */
+  fields: readonly (keyof RunRow)[] | null = null,
 ) {
   const first = checkFirst('first', args.first, 50);
   const orderField = args.orderBy?.field ?? 'CREATED_AT';
@@ -169,6 +171,7 @@ export async function listRuns(
     direction,
     after,
     limit: first + 1,
+    fields,
   });
   const keyOf = (run: RunRow) =>
     (orderField === 'UPDATED_AT' ? run.updatedAt : run.createdAt).getTime();

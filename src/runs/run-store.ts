@@ -81,12 +81,13 @@ async function selectRuns(
   ex: Executor,
   where: SQL | undefined,
   tail: SQL = sql``,
+  reader = runReader,
 ): Promise<RunRow[]> {
   const rows = await queryRows<Record<string, unknown>>(
     ex,
-    sql`SELECT ${runReader.columns} FROM runs WHERE ${where ?? sql`true`} ${tail}`,
+    sql`SELECT ${reader.columns} FROM runs WHERE ${where ?? sql`true`} ${tail}`,
   );
-  return rows.map(readRunRow);
+  return rows.map((row) => reader.read(row));
 }
 
 export async function getRunByIdempotencyKey(
@@ -410,7 +411,21 @@ export interface RunPageQuery extends RunQuery {
   direction: OrderDirection;
   after: { at: Date; id: string } | null;
   limit: number;
+  /**
+   * Only these fields of each run (null: all). The page's rows then lack the others: only the
+   * GraphQL answer that asked for these fields reads them.
+   */
+  fields?: readonly (keyof RunRow)[] | null;
 }
+
+/** What a page needs of each run whatever is asked: its cursor's keys and its visibility. */
+const PAGE_FIELDS: readonly (keyof RunRow)[] = [
+  'id',
+  'project',
+  'status',
+  'createdAt',
+  'updatedAt',
+];
 
 /** The WHERE of a run query; null when it matches nothing (an empty list). */
 function runConditions(q: RunQuery): SQL | undefined | null {
@@ -456,6 +471,7 @@ export async function listRuns(ex: Executor, q: RunPageQuery): Promise<RunRow[]>
     ex,
     and(...conditions),
     sql`ORDER BY ${orderColumn} ${dir}, ${runs.id} ${dir} LIMIT ${q.limit}`,
+    q.fields == null ? runReader : runReader.only([...PAGE_FIELDS, ...q.fields]),
   );
 }
 

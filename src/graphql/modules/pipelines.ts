@@ -9,6 +9,7 @@ import {
   statusChangeCursor,
 } from '../../runs/run-queries.js';
 import type { Resolvers } from '../generated/resolvers-types.js';
+import { runFieldsOf } from '../run-fields.js';
 import { loadVisibleRun, visible } from '../access.js';
 
 /** Counts per status in lifecycle order, without zeros. */
@@ -29,9 +30,11 @@ export const pipelineResolvers: Resolvers = {
   },
   Run: {
     parent: (run, _, ctx) => loadVisibleRun(ctx, run.parentId),
-    children: async (run, args, { db, tail, principal }) => {
+    children: async (run, args, { db, tail, principal }, info) => {
       const logCursor = statusChangeCursor({ id: tail.position() });
-      return { ...(await listRuns(db, args, principal.projects, { parentId: run.id })), logCursor };
+      const within = { parentId: run.id };
+      const page = await listRuns(db, args, principal.projects, within, runFieldsOf(info));
+      return { ...page, logCursor };
     },
     childCounts: async (run: RunRow, _, { db, principal }) =>
       statusCounts(

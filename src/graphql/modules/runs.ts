@@ -11,6 +11,7 @@ import { listMeasurements } from '../../measurements/measurement-service.js';
 import { allowedNextFor, type TransitionOutcome } from '../../runs/run-service.js';
 import { listRunHistory, listRuns, statusChangeCursor } from '../../runs/run-queries.js';
 import type { Resolvers } from '../generated/resolvers-types.js';
+import { runFieldsOf } from '../run-fields.js';
 import {
   authorizeWrite,
   getVisibleRun,
@@ -38,10 +39,11 @@ const RESULT_TYPE = {
 export const runResolvers: Resolvers = {
   Query: {
     run: (_, { id }, { db, principal }) => getVisibleRun(db, principal, id),
-    runs: async (_, args, { db, tail, principal }) => {
+    runs: async (_, args, { db, tail, principal }, info) => {
       // Read before the page: every change at or below it is committed, so the page shows it.
       const logCursor = statusChangeCursor({ id: tail.position() });
-      return { ...(await listRuns(db, args, principal.projects)), logCursor };
+      const page = await listRuns(db, args, principal.projects, {}, runFieldsOf(info));
+      return { ...page, logCursor };
     },
   },
 
@@ -91,6 +93,7 @@ export const runResolvers: Resolvers = {
     },
   },
 
+  // Fields read from the run's status or blockedReason alone are listed in run-fields.ts.
   Run: {
     category: (run) => getStatusInfo(run.status).category,
     color: (run) => getStatusInfo(run.status).color,

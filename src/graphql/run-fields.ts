@@ -1,0 +1,89 @@
+import { getTableColumns } from 'drizzle-orm';
+import {
+  Kind,
+  isObjectType,
+  type GraphQLResolveInfo,
+  type GraphQLSchema,
+  type SelectionSetNode,
+} from 'graphql';
+import { runs, type RunRow } from '../db/schema.js';
+
+/**
+ * The fields of RunRow a page of runs (`RunConnection`) must read for what the operation asks of
+ * its nodes, so a list of 50 runs reads a handful of columns, not all 35 (issue 18). Null when
+ * the nodes ask for anything this cannot vouch for: then the whole row is read, as before.
+ *
+ * A node field is vouched for when it is a column read by the default resolver (the schema has
+ * no resolver for it: one added later takes it out of here by itself), or when it is one of the
+ * fields below, whose resolvers (graphql/modules/runs.ts) read only the columns listed.
+ */
+const DERIVED: Readonly<Record<string, readonly (keyof RunRow)[]>> = {
+  category: ['status'],
+  color: ['status'],
+  isDone: ['status'],
+  isFinal: ['status'],
+  isRunning: ['status'],
+  isPending: ['status'],
+  isReady: ['blockedReason'],
+};
+
+const COLUMNS = new Set(Object.keys(getTableColumns(runs)));
+
+/** Per schema: Run's fields a page may read by column alone, and the columns each needs. */
+const readable = new WeakMap<GraphQLSchema, ReadonlyMap<string, readonly (keyof RunRow)[]>>();
+
+function readableFields(schema: GraphQLSchema): ReadonlyMap<string, readonly (keyof RunRow)[]> {
+  let fields = readable.get(schema);
+  if (fields === undefined) {
+    const map = new Map<string, readonly (keyof RunRow)[]>();
+    const run = schema.getType('Run');
+    if (isObjectType(run)) {
+      for (const field of Object.values(run.getFields())) {
+        if (DERIVED[field.name]) map.set(field.name, DERIVED[field.name]!);
+        else if (field.resolve === undefined && COLUMNS.has(field.name))
+          map.set(field.name, [field.name as keyof RunRow]);
+      }
+    }
+    fields = map;
+    readable.set(schema, fields);
+  }
+  return fields;
+}
+
+/** The RunRow fields the nodes of the connection `info` resolves need; null: all of them. */
+export function runFieldsOf(info: GraphQLResolveInfo): (keyof RunRow)[] | null {
+  const fields = readableFields(info.schema);
+  const needed = new Set<keyof RunRow>();
+  let vouched = true;
+
+  /** Visit the fields of `set` (fragments included), calling `onField` with each name. */
+  const visit = (
+    set: SelectionSetNode | undefined,
+    onField: (name: string, set: SelectionSetNode | undefined) => void,
+  ) => {
+    for (const selection of set?.selections ?? []) {
+      if (selection.kind === Kind.FIELD) onField(selection.name.value, selection.selectionSet);
+      else if (selection.kind === Kind.INLINE_FRAGMENT) visit(selection.selectionSet, onField);
+      else {
+        const fragment = info.fragments[selection.name.value];
+        if (fragment) visit(fragment.selectionSet, onField);
+        else vouched = false;
+      }
+    }
+  };
+
+  const onNodeField = (name: string) => {
+    if (name === '__typename') return;
+    const columns = fields.get(name);
+    if (columns === undefined) vouched = false;
+    else for (const column of columns) needed.add(column);
+  };
+  for (const node of info.fieldNodes)
+    visit(node.selectionSet, (name, edges) => {
+      if (name !== 'edges') return;
+      visit(edges, (inner, nodeSet) => {
+        if (inner === 'node') visit(nodeSet, onNodeField);
+      });
+    });
+  return vouched ? [...needed] : null;
+}

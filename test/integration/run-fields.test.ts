@@ -1,0 +1,101 @@
+import { buildSchema, getNamedType, isLeafType, type GraphQLObjectType } from 'graphql';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { createPostgresDatabase, type Database } from '../../src/db/client.js';
+import { createRun, dataOf, transitionRun } from '../support/operations.js';
+import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+
+// A page of runs reads the columns its nodes ask for, not whole rows (issue 18). Whatever a
+// page asks, each field answers what a whole row would: checked field by field against run(id),
+// which reads the whole row.
+
+const statements: string[] = [];
+let database: Database;
+let server: TestServer;
+
+beforeAll(async () => {
+  database = createPostgresDatabase({
+    url: inject('databaseUrl'),
+    poolSize: 3,
+    onStatement: (query) => statements.push(query),
+  });
+  server = await startServer({ database });
+});
+afterAll(async () => {
+  await server?.stop();
+  await database?.close();
+});
+
+/** Run's fields without arguments whose values are scalars or enums (lists of them too). */
+const LEAF_FIELDS = Object.values(
+  (
+    buildSchema(readFileSync('schema.graphql', 'utf8')).getType('Run') as GraphQLObjectType
+  ).getFields(),
+)
+  .filter((f) => f.args.length === 0 && isLeafType(getNamedType(f.type)))
+  .map((f) => f.name);
+
+async function page(project: string, selection: string) {
+  return dataOf(
+    await server.gql<{ runs: { edges: { node: Record<string, unknown> }[] } }>(
+      `query($project: String) {
+        runs(filter: { project: $project }, first: 10) { edges { node { id ${selection} } } } }`,
+      { project },
+    ),
+  ).runs.edges.map((e) => e.node);
+}
+
+it('every field of a page answers what the whole run answers, asked alone and all together', async () => {
+  expect(LEAF_FIELDS).toEqual(expect.arrayContaining(['name', 'status', 'category', 'meta']));
+  const project = uniqueProject('run-fields');
+  const parent = await createRun(server, { project, name: 'parent' });
+  const run = await createRun(server, {
+    project,
+    name: 'a run',
+    tags: ['x', 'y'],
+    meta: { k: 1 },
+    attributes: { owner: 'me' },
+    maxRetries: 2,
+    parentId: parent.id,
+  });
+  await transitionRun(server, { id: run.id, to: 'RUNNING' });
+  await transitionRun(server, { id: run.id, to: 'SUCCEEDED', outcome: 'ok', exitCode: 0 });
+  const whole = async (id: string) =>
+    dataOf(
+      await server.gql<{ run: Record<string, unknown> }>(
+        `query($id: ID!) { run(id: $id) { id ${LEAF_FIELDS.join(' ')} } }`,
+        { id },
+      ),
+    ).run;
+  const expected = [await whole(run.id), await whole(parent.id)]; // newest first
+  for (const field of LEAF_FIELDS) {
+    const nodes = await page(project, field);
+    expect(nodes, field).toEqual(expected.map((r) => ({ id: r['id'], [field]: r[field] })));
+  }
+  expect(await page(project, LEAF_FIELDS.join(' '))).toEqual(expected);
+});
+
+it('a page of names reads a few columns, and one asking for more reads what it needs', async () => {
+  const project = uniqueProject('run-columns');
+  await createRun(server, { project, name: 'one', meta: { big: 'x'.repeat(1000) } });
+  const pageQuery = () => statements.filter((s) => /FROM runs WHERE/.test(s)).at(-1)!;
+
+  statements.length = 0;
+  expect(await page(project, 'name createdAt')).toHaveLength(1);
+  const narrow = pageQuery();
+  expect(narrow).toMatch(/"name"/);
+  expect(narrow).not.toMatch(/"meta"|"attributes"|"trigger"/);
+
+  statements.length = 0;
+  const [node] = await page(project, 'name meta isDone ... on Run { tags }');
+  expect(node).toMatchObject({ name: 'one', meta: { big: 'x'.repeat(1000) }, isDone: false });
+  const wider = pageQuery();
+  expect(wider).toMatch(/"meta"/);
+  expect(wider).toMatch(/"tags"/);
+  expect(wider).not.toMatch(/"attributes"/);
+
+  // A field with a resolver of its own that the page cannot vouch for: the whole row.
+  statements.length = 0;
+  await page(project, 'name duration');
+  expect(pageQuery()).toMatch(/"attributes"/);
+});
