@@ -1,5 +1,5 @@
 import type { GraphQLScalarType } from 'graphql';
-import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
+import { DateTimeISOResolver, JSONResolver } from 'graphql-scalars';
 import type { Resolvers } from '../generated/resolvers-types.js';
 
 /**
@@ -14,6 +14,10 @@ function codecOf(scalar: GraphQLScalarType): GraphQLScalarType {
 
 /** The scalars. */
 export const commonResolvers: Resolvers = {
-  DateTime: codecOf(DateTimeResolver),
+  // DateTimeResolver serializes to the Date itself (graphql-scalars#1641), which JSON.stringify
+  // turns into the same string, but through toJSON calls that took the slow path for the whole
+  // answer: 90 µs of a page of 50 runs' 25 µs (issue 18). DateTimeISO reads dates as it does
+  // and writes strings.
+  DateTime: codecOf(DateTimeISOResolver),
   JSON: codecOf(JSONResolver),
 };
