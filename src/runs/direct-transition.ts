@@ -9,6 +9,7 @@ import {
 import { mapStatusChangeRow, type RawStatusChange } from '../changelog/change-store.js';
 import { CHANGE_LOG_CHANNEL } from '../changelog/commit-signal.js';
 import type { TransitionRequest } from './policy.js';
+import type { RunRow } from '../db/schema.js';
 import { readRunRow } from './run-store.js';
 import type { Actor, TransitionOutcome } from './transition-batch.js';
 
@@ -159,5 +160,14 @@ export async function applyDirectly(
   );
   if (!row?.run || !row.change) return null;
   const change = mapStatusChangeRow(row.change as RawStatusChange);
-  return { kind: 'accepted', run: readRunRow(row.run), change };
+  // The run is decoded only if the answer asks for it: a worker's report rarely does.
+  const raw = row.run;
+  let run: RunRow | undefined;
+  return {
+    kind: 'accepted',
+    get run() {
+      return (run ??= readRunRow(raw));
+    },
+    change,
+  };
 }
