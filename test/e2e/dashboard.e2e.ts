@@ -36,7 +36,14 @@ describe('the dashboard in a real browser', () => {
     proxy = await startFlakyProxy(server.url);
     origin = new URL(proxy.url).origin;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  });
+    // A browser's first page pays for its start-up: here, not in the first test's time (on a
+    // fresh CI machine, where Chromium had just been installed, the first test once ran out of
+    // its 60 s; it did not happen again).
+    const first = await browser.newPage();
+    await first.goto(`${origin}/`);
+    await first.getByLabel('API token').waitFor({ timeout: 90_000 });
+    await first.context().close();
+  }, 120_000);
   afterAll(async () => {
     await browser?.close();
     await proxy?.close();
