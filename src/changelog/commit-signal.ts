@@ -27,13 +27,12 @@ const IN_FLIGHT_MS = 100;
  * NOTIFY, never one per commit. A NOTIFY rides along with a write that is about to be sent
  * (RunService's one-statement change takes it with `offerNotification`) at most every
  * NOTIFY_INTERVAL_MS, so under load no transaction exists for it alone; a commit that no such
- * write covered within UNCOVERED_MS, and that no write carrying one is on its way to cover, gets a
- * NOTIFY of its own. (A NOTIFY in every write
- * transaction would take PostgreSQL's global notification lock through every commit and
- * serialise the writers; one every few milliseconds does not.) A notification covers what was
- * committed before its statement was sent: listeners read after receiving it. It carries its
- * instance's id, so an instance ignores its own. A lost notification only delays delivery until
- * the tail's idle poll; nothing is lost.
+ * write covered within UNCOVERED_MS, and that no write carrying one is on its way to cover, gets
+ * a NOTIFY of its own. (A NOTIFY in every write transaction would take PostgreSQL's global
+ * notification lock through every commit and serialise the writers; one every few milliseconds
+ * does not.) A notification covers what was committed before its statement was sent: listeners
+ * read after receiving it. It carries its instance's id, so an instance ignores its own. A lost
+ * notification only delays delivery until the tail's idle poll; nothing is lost.
  */
 export interface CommitSignal {
   /**
@@ -110,7 +109,7 @@ export function createCommitSignal(deps: {
   /** The write that carried the notification offered at `at` is answered. */
   function settled(at: number) {
     inFlight.delete(at);
-    // A timer set while it was on its way may be set too late now that it failed.
+    // A timer set while that write was on its way waits for it: set it again from what is left.
     if (timer) clearTimeout(timer);
     timer = null;
   }
