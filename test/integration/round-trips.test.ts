@@ -32,15 +32,31 @@ afterAll(async () => {
   await Promise.all(databases.map((d) => d.close()));
 });
 
+/** Statements of the reaper's and retention's passes (and their transactions). */
+const BACKGROUND = new Set([
+  'findDeadlineCandidates',
+  'lockCountsPosition',
+  'foldCountsLog',
+  'listMeasurementPartitions',
+  'expireRows',
+  'SELECT pg_try_advisory_xact_lock($1)',
+  'BEGIN',
+  'COMMIT',
+]);
+
 const kind = (query: string) =>
   /\/\* (\w+) \*\//.exec(query)?.[1] ?? query.trim().split(/\s+/, 2).join(' ').slice(0, 40);
 
 it('40 changes in a row: 40 statements on the writing instance, every one delivered on both', async () => {
   const run = await createRun(a, { project: uniqueProject('round-trips') });
-  await transitionRun(a, { id: run.id, to: 'RUNNING' });
-  const query = `subscription($id: ID!) { statusChanged(filter: { runIds: [$id] }) { version } }`;
-  const here = record<{ statusChanged: { version: number } }>(a.wsClient(), query, { id: run.id });
-  const there = record<{ statusChanged: { version: number } }>(b.wsClient(), query, { id: run.id });
+  const running = await transitionRun(a, { id: run.id, to: 'RUNNING' });
+  // After that change: without a cursor, an instance that has not read it yet would send it too.
+  const after = running.change!.cursor;
+  const query = `subscription($id: ID!, $after: String) {
+    statusChanged(filter: { runIds: [$id] }, after: $after) { version } }`;
+  const vars = { id: run.id, after };
+  const here = record<{ statusChanged: { version: number } }>(a.wsClient(), query, vars);
+  const there = record<{ statusChanged: { version: number } }>(b.wsClient(), query, vars);
   await new Promise((resolve) => setTimeout(resolve, 300));
   statements.a.length = 0;
   statements.b.length = 0;
@@ -69,20 +85,27 @@ it('40 changes in a row: 40 statements on the writing instance, every one delive
   for (const q of statements.a) counted.set(kind(q), (counted.get(kind(q)) ?? 0) + 1);
   const summary = JSON.stringify(Object.fromEntries(counted));
   expect(counted.get('transitionDirect'), summary).toBe(40);
-  // The rest: the token checks' cache misses, the idle poll, a NOTIFY for the last commits,
-  // the reaper's passes. Before, every change also cost a read of the log and most a NOTIFY.
-  expect(statements.a.length - 40, summary).toBeLessThanOrEqual(12);
+  // The rest: the token checks' cache misses, the idle poll, a NOTIFY for the last commits.
+  // Before, every change also cost a read of the log and most a NOTIFY. The reaper's and
+  // retention's passes come on their own timers whatever the changes, when they fall in.
+  const background = statements.a.filter((q) => BACKGROUND.has(kind(q))).length;
+  expect(statements.a.length - 40 - background, summary).toBeLessThanOrEqual(12);
   expect(counted.get('tailChangeLog') ?? 0, summary).toBeLessThanOrEqual(3);
 });
 
 it('8 clients at once: commits that end out of order still need no read of the log', async () => {
   const project = uniqueProject('round-trips-8');
   const runs = await Promise.all(Array.from({ length: 8 }, () => createRun(a, { project })));
-  for (const run of runs) await transitionRun(a, { id: run.id, to: 'RUNNING' });
+  let after = '';
+  for (const run of runs)
+    after = (await transitionRun(a, { id: run.id, to: 'RUNNING' })).change!.cursor;
   const ids = runs.map((r) => r.id);
-  const query = `subscription($ids: [ID!]) { statusChanged(filter: { runIds: $ids }) { runId version } }`;
+  // After the last of those changes: b may not have read them yet when it subscribes.
+  const query = `subscription($ids: [ID!], $after: String) {
+    statusChanged(filter: { runIds: $ids }, after: $after) { runId version } }`;
   const there = record<{ statusChanged: { runId: string; version: number } }>(b.wsClient(), query, {
     ids,
+    after,
   });
   await new Promise((resolve) => setTimeout(resolve, 300));
   statements.a.length = 0;
