@@ -13,10 +13,18 @@ export interface RowReader<T extends Table> {
   read(raw: Record<string, unknown>): InferSelectModel<T>;
   /**
    * A reader of only these fields (keys of the row, not column names): a list page reads the
-   * columns its answer shows, not all of them. Its rows lack every other field.
+   * columns its answer shows, not all of them. Its rows lack every other field. Past
+   * MAX_SUBSETS different sets of fields, the whole row's reader.
    */
   only(keys: readonly string[]): RowReader<T>;
 }
+
+/**
+ * How many column lists a table's reader makes. Clients choose the fields they ask for, so there
+ * could be as many lists as sets of columns, each a statement PostgreSQL prepares on every
+ * connection: past this, pages read whole rows as before.
+ */
+const MAX_SUBSETS = 64;
 
 export function createRowReader<T extends Table>(table: T): RowReader<T> {
   const all = Object.entries(getTableColumns(table)).map(([key, column]) => ({
@@ -43,11 +51,13 @@ export function createRowReader<T extends Table>(table: T): RowReader<T> {
         .join(',');
       let subset = subsets.get(id);
       if (subset === undefined) {
+        if (subsets.size >= MAX_SUBSETS) return whole;
         subset = readerOf(all.filter((c) => wanted.has(c.key)));
         subsets.set(id, subset);
       }
       return subset;
     },
   });
-  return readerOf(all);
+  const whole = readerOf(all);
+  return whole;
 }
