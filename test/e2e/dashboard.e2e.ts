@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, SHOTS } from '../support/browser.js';
 import { startFlakyProxy } from '../support/flaky-proxy.js';
 import { createRun, transitionRun } from '../support/operations.js';
 import {
@@ -9,9 +9,6 @@ import {
   uniqueProject,
   type TestServer,
 } from '../support/server.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = new URL('../../test-results/', import.meta.url).pathname;
 
 /** The lifecycle's colors as the browser reports them. */
 const CREATED_COLOR = 'rgb(72, 85, 99)'; // #485563
@@ -30,12 +27,11 @@ describe('the dashboard in a real browser', () => {
   let cutOff = false;
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
     server = await startServer();
     // The browser reaches the service through a proxy the test can cut.
     proxy = await startFlakyProxy(server.url);
     origin = new URL(proxy.url).origin;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    browser = await launchBrowser();
     // A browser's first page pays for its start-up: here, not in the first test's time (on a
     // fresh CI machine, where Chromium had just been installed, the first test once ran out of
     // its 60 s; it did not happen again).

@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, SHOTS } from '../support/browser.js';
 import { createRun, dataOf } from '../support/operations.js';
 import {
   startServer,
@@ -14,19 +14,15 @@ import {
 // docs, autocompletion, queries, mutations and subscriptions (over SSE, which carries the
 // headers) all work.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = new URL('../../test-results/', import.meta.url).pathname;
-
 describe('GraphiQL in a real browser', () => {
   let server: TestServer;
   let origin: string;
   let browser: Browser;
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
     server = await startServer();
     origin = new URL(server.url).origin;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    browser = await launchBrowser();
   });
   afterAll(async () => {
     await browser?.close();
