@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** CPU and memory of a process, read from /proc (Linux). */
 
@@ -37,4 +37,38 @@ export function cpuMeter(pid: number) {
 export function schedSeconds(pid: number): { running: number; waiting: number } {
   const [running, waiting] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ').map(Number);
   return { running: running! / 1e9, waiting: waiting! / 1e9 };
+}
+
+/**
+ * CPU seconds used so far by every PostgreSQL process on this machine (`comm` = postgres): the
+ * server's backends and its helpers. Backends that exit in between take their time with them, so
+ * measure over spans in which the pools keep their connections.
+ */
+export function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone since the listing
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    if (comm !== 'postgres') continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    total += (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  }
+  return total;
+}
+
+/** PostgreSQL's CPU over a span, as `cpuMeter` gives it for one process. */
+export function postgresCpuMeter() {
+  const startCpu = postgresCpuSeconds();
+  const startWall = performance.now();
+  return () => {
+    const cpu = postgresCpuSeconds() - startCpu;
+    const wall = (performance.now() - startWall) / 1000;
+    return { cpuSeconds: cpu, share: cpu / wall };
+  };
 }

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { spawnAndWaitForUrl, withBenchService } from '../lib/environment.js';
 import { createGraphQLClient, dataOrThrow } from '../lib/http.js';
-import { cpuMeter } from '../lib/proc.js';
+import { cpuMeter, postgresCpuMeter } from '../lib/proc.js';
 import { ratioOf, type Row } from '../lib/report.js';
 import { createRunningRuns, flip } from '../lib/runs.js';
 import type { Scenario } from '../lib/scenario.js';
@@ -72,6 +72,7 @@ export const transitions: Scenario = {
           const commitsBefore = targeted ? await commits(sql) : 0;
           log(`transitionRun, ${clients} clients`);
           const server = cpuMeter(service.pid);
+          const database = postgresCpuMeter();
           const acceptedBefore = accepted;
           const viaService = await closedLoop({
             clients,
@@ -79,6 +80,7 @@ export const transitions: Scenario = {
             operation: moveVia(client, serviceRuns, (ok) => (ok ? accepted++ : refused++)),
           });
           const serverCpu = server();
+          const databaseCpu = database();
           const changes = accepted - acceptedBefore;
           let perChange: number | null = null;
           if (targeted) {
@@ -88,17 +90,22 @@ export const transitions: Scenario = {
             perChange /= changes;
           }
           log(`  bare transaction, ${clients} clients`);
+          const bareDatabase = postgresCpuMeter();
           const bare = await runBareTransitions({ sql, runs: bareRuns, status, clients, seconds });
+          const bareDatabaseCpu = bareDatabase();
           rows.push(...rowsFor(clients, viaService, bare));
           notes.push(
             `${clients} clients: service CPU ${fmt(serverCpu.share * 100, 0)} % of a core ` +
-              `(${fmt((serverCpu.cpuSeconds / changes) * 1e6, 0)} µs per change); load generator ` +
-              `CPU ${fmt(viaService.generatorCpu * 100, 0)} % (service run), ` +
-              `${fmt(bare.generatorCpu * 100, 0)} % (baseline run).`,
+              `(${fmt((serverCpu.cpuSeconds / changes) * 1e6, 0)} µs per change); PostgreSQL ` +
+              `${describeDatabaseCpu(databaseCpu, changes)}; load generator CPU ` +
+              `${fmt(viaService.generatorCpu * 100, 0)} % (service run), ` +
+              `${fmt(bare.generatorCpu * 100, 0)} % (baseline run, PostgreSQL ` +
+              `${describeDatabaseCpu(bareDatabaseCpu, bare.perSecond * seconds)}).`,
           );
           if (!targeted) continue;
           log(`  ceiling (bare yoga, one statement), ${clients} clients`);
           const ceilingCpu = cpuMeter(ceiling.pid);
+          const ceilingDatabase = postgresCpuMeter();
           let ceilingChanges = 0;
           const top = await closedLoop({
             clients,
@@ -109,11 +116,13 @@ export const transitions: Scenario = {
             }),
           });
           const topCpu = ceilingCpu();
+          const topDatabaseCpu = ceilingDatabase();
           rows.push(...ceilingRows(clients, viaService, bare, top, perChange!, serverCpu, changes));
           notes.push(
             `${clients} clients, ceiling: CPU ${fmt(topCpu.share * 100, 0)} % of a core ` +
-              `(${fmt((topCpu.cpuSeconds / ceilingChanges) * 1e6, 0)} µs per change); load ` +
-              `generator CPU ${fmt(top.generatorCpu * 100, 0)} %.`,
+              `(${fmt((topCpu.cpuSeconds / ceilingChanges) * 1e6, 0)} µs per change); PostgreSQL ` +
+              `${describeDatabaseCpu(topDatabaseCpu, ceilingChanges)}; load generator CPU ` +
+              `${fmt(top.generatorCpu * 100, 0)} %.`,
           );
         }
       } finally {
@@ -151,6 +160,11 @@ export const transitions: Scenario = {
     });
   },
 };
+
+/** PostgreSQL's CPU over a run: its share of a core and its time per change. */
+function describeDatabaseCpu(cpu: { cpuSeconds: number; share: number }, changes: number) {
+  return `${fmt(cpu.share * 100, 0)} % of a core (${fmt((cpu.cpuSeconds / changes) * 1e6, 0)} µs per change)`;
+}
 
 /** The ceiling server, on the bench database (the same pool size as the service's default). */
 async function startCeiling(databaseUrl: string) {
