@@ -3,7 +3,8 @@ import type { StatusChangeRow } from '../db/schema.js';
 import type { RunStatus } from '../lifecycle/lifecycle.js';
 import { listStatusChanges } from '../changelog/change-store.js';
 import type { ChangeLogTail } from './change-log-tail.js';
-import { filterEvents, interruptible, type TerminalError } from '../live/terminal-error.js';
+import { GraphQLError } from 'graphql';
+import type { TerminalError } from '../live/terminal-error.js';
 import { ALL, type RunstateEvents } from '../live/topics.js';
 
 export interface CheckedStatusChangeFilter {
@@ -53,36 +54,98 @@ export function streamStatusChanges(
   });
   const seam = deps.tail.position();
   floor = Math.max(floor, seam);
-  const source = filterEvents(live);
-  return interruptible(replayThenLive(deps.db, filter, afterId, seam, source), source);
+  return replayThenLive(deps.db, filter, afterId, seam, live);
 }
 
-async function* replayThenLive(
+/**
+ * Every matching change after `afterId` through `seam` (read from the database a page at a
+ * time), then the live events, as one iterator: every event of every subscriber passes through
+ * it, so it is written out instead of stacking an async generator and wrappers (each layer costs
+ * promises per event; issue 18's all-events fan-out). A GraphQLError thrown by the live source
+ * becomes a final TerminalError, as filterEvents makes it; `return()` ends the live subscription
+ * at once, even while a `next()` waits on it or on a replay page.
+ */
+function replayThenLive(
   db: Db,
   filter: CheckedStatusChangeFilter,
   afterId: number | null,
   seam: number,
-  source: AsyncIterableIterator<StatusChangeRow | TerminalError>,
-): AsyncGenerator<StatusChangeRow | TerminalError> {
-  try {
-    if (afterId != null && afterId < seam) {
-      let cursor = afterId;
-      for (;;) {
-        const page = await listStatusChanges(db, {
-          ...filter,
-          afterId: cursor,
-          throughId: seam,
-          limit: REPLAY_PAGE,
-        });
-        for (const change of page) {
-          yield change;
-          cursor = change.id;
-        }
-        if (page.length < REPLAY_PAGE) break;
+  live: AsyncIterator<StatusChangeRow>,
+): AsyncIterableIterator<StatusChangeRow | TerminalError> {
+  let replaying = afterId != null && afterId < seam;
+  let cursor = afterId ?? 0;
+  let page: StatusChangeRow[] = [];
+  let index = 0;
+  let finished = false;
+  const done = (): IteratorResult<StatusChangeRow | TerminalError> => ({
+    value: undefined,
+    done: true,
+  });
+  const finish = async () => {
+    finished = true;
+    await live.return?.();
+  };
+
+  async function nextReplayed(): Promise<StatusChangeRow | null> {
+    while (!finished) {
+      if (index < page.length) {
+        const change = page[index++]!;
+        cursor = change.id;
+        return change;
       }
+      // The last page was short (or empty): the replay reached the seam.
+      if (index > 0 && page.length < REPLAY_PAGE) return null;
+      page = await listStatusChanges(db, {
+        ...filter,
+        afterId: cursor,
+        throughId: seam,
+        limit: REPLAY_PAGE,
+      });
+      index = 0;
+      if (page.length === 0) return null;
     }
-    yield* source;
-  } finally {
-    await source.return?.();
+    return null;
   }
+
+  const iterator: AsyncIterableIterator<StatusChangeRow | TerminalError> = {
+    async next() {
+      if (replaying) {
+        let change: StatusChangeRow | null;
+        try {
+          change = await nextReplayed();
+        } catch (error) {
+          await finish();
+          throw error;
+        }
+        if (change) return { value: change, done: false };
+        replaying = false;
+      }
+      if (finished) return done();
+      let result: IteratorResult<StatusChangeRow>;
+      try {
+        result = await live.next();
+      } catch (error) {
+        await finish();
+        if (error instanceof GraphQLError) return { value: { terminalError: error }, done: false };
+        throw error;
+      }
+      if (result.done || finished) {
+        finished = true;
+        return done();
+      }
+      return result;
+    },
+    async return() {
+      await finish();
+      return done();
+    },
+    async throw(error?: unknown) {
+      await finish();
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
 }

@@ -71,31 +71,6 @@ export function filterEvents<T>(
 }
 
 /**
- * An async generator whose `return()` first ends `source` (the subscription it waits on), so the
- * generator is released from its pending `await` and runs its `finally` right away.
- */
-export function interruptible<T>(
-  generator: AsyncGenerator<T>,
-  source: { return?(): unknown },
-): AsyncIterableIterator<T> {
-  const iterator: AsyncIterableIterator<T> = {
-    next: () => generator.next(),
-    async return(value?: unknown) {
-      await source.return?.();
-      return generator.return(value as never);
-    },
-    async throw(error?: unknown) {
-      await source.return?.();
-      return generator.throw(error);
-    },
-    [Symbol.asyncIterator]() {
-      return iterator;
-    },
-  };
-  return iterator;
-}
-
-/**
  * End `iterator` when the HTTP request behind it is aborted (SSE). Yoga returns the iterators it
  * received, but not one created while the client went away during an await in `subscribe`.
  */
