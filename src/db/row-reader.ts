@@ -9,6 +9,8 @@ import { getTableColumns, sql, type InferSelectModel, type SQL, type Table } fro
 export interface RowReader<T extends Table> {
   /** `"id", "project", …`: every column, in the order of the table's definition. */
   readonly columns: SQL;
+  /** The same list as text, for statements written as text (db/client.ts queryText). */
+  readonly columnList: string;
   /** One row as the driver hands it over (keyed by column name), as select() would answer it. */
   read(raw: Record<string, unknown>): InferSelectModel<T>;
   /**
@@ -33,31 +35,35 @@ export function createRowReader<T extends Table>(table: T): RowReader<T> {
     decode: (value: unknown): unknown => column.mapFromDriverValue(value),
   }));
   const subsets = new Map<string, RowReader<T>>();
-  const readerOf = (columns: typeof all): RowReader<T> => ({
-    columns: sql.raw(columns.map((c) => `"${c.name}"`).join(', ')),
-    read(raw) {
-      const row: Record<string, unknown> = {};
-      for (const { key, name, decode } of columns) {
-        const value = raw[name];
-        row[key] = value === null || value === undefined ? null : decode(value);
-      }
-      return row as InferSelectModel<T>;
-    },
-    only(keys) {
-      const wanted = new Set(keys);
-      const id = all
-        .filter((c) => wanted.has(c.key))
-        .map((c) => c.key)
-        .join(',');
-      let subset = subsets.get(id);
-      if (subset === undefined) {
-        if (subsets.size >= MAX_SUBSETS) return whole;
-        subset = readerOf(all.filter((c) => wanted.has(c.key)));
-        subsets.set(id, subset);
-      }
-      return subset;
-    },
-  });
+  const readerOf = (columns: typeof all): RowReader<T> => {
+    const columnList = columns.map((c) => `"${c.name}"`).join(', ');
+    return {
+      columns: sql.raw(columnList),
+      columnList,
+      read(raw) {
+        const row: Record<string, unknown> = {};
+        for (const { key, name, decode } of columns) {
+          const value = raw[name];
+          row[key] = value === null || value === undefined ? null : decode(value);
+        }
+        return row as InferSelectModel<T>;
+      },
+      only(keys) {
+        const wanted = new Set(keys);
+        const id = all
+          .filter((c) => wanted.has(c.key))
+          .map((c) => c.key)
+          .join(',');
+        let subset = subsets.get(id);
+        if (subset === undefined) {
+          if (subsets.size >= MAX_SUBSETS) return whole;
+          subset = readerOf(all.filter((c) => wanted.has(c.key)));
+          subsets.set(id, subset);
+        }
+        return subset;
+      },
+    };
+  };
   const whole = readerOf(all);
   return whole;
 }

@@ -1,5 +1,5 @@
 import { visibleProjects } from '../auth/principal.js';
-import type { Executor } from '../db/client.js';
+import type { Db, Executor } from '../db/client.js';
 import type { RunRow, StatusChangeRow } from '../db/schema.js';
 import { BadUserInputError, CursorExpiredError } from '../errors.js';
 import { findPredicate, getDialect, type Dialect } from '../lifecycle/dialects.js';
@@ -141,7 +141,7 @@ export function checkRunFilter(
 }
 
 export async function listRuns(
-  ex: Executor,
+  ex: Db,
   args: {
     filter?: RunFilterInput | null;
     first?: number | null;

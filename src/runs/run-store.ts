@@ -15,7 +15,14 @@ import {
   sql,
   type SQL,
 } from 'drizzle-orm';
-import { queryRows, type Executor, type Tx } from '../db/client.js';
+import {
+  arrayLiteral,
+  queryRows,
+  queryText,
+  type Db,
+  type Executor,
+  type Tx,
+} from '../db/client.js';
 import { createRowReader } from '../db/row-reader.js';
 import { runs, type RunRow, type StatusChangeRow, type TriggerPolicy } from '../db/schema.js';
 import type { Dialect } from '../lifecycle/dialects.js';
@@ -452,27 +459,66 @@ function runConditions(q: RunQuery): SQL | undefined | null {
   return and(...conditions);
 }
 
+/**
+ * The conditions of a run filter as SQL text, its values appended to `params` ($1, $2, …); null
+ * when nothing can match. Written out rather than built with drizzle: listRuns is the hottest
+ * read, and building its statement cost more of the service's CPU than PostgreSQL spent on it
+ * (issue 18). Lists are one array parameter each, so a filter's statement text does not vary
+ * with their length. The same conditions as runConditions.
+ */
+function runConditionsText(q: RunQuery, params: unknown[]): string[] | null {
+  const $ = (value: unknown) => `$${params.push(value)}`;
+  const conditions: string[] = [];
+  if (q.project != null) conditions.push(`project = ${$(q.project)}`);
+  if (q.projects != null) {
+    if (q.projects.length === 0) return null;
+    conditions.push(`project = ANY(${$(arrayLiteral(q.projects))}::text[])`);
+  }
+  if (q.statuses != null) {
+    if (q.statuses.length === 0) return null;
+    conditions.push(`status = ANY(${$(arrayLiteral(q.statuses))}::run_status[])`);
+  }
+  if (q.tags != null && q.tags.length > 0)
+    conditions.push(`tags @> ${$(arrayLiteral(q.tags))}::text[]`);
+  if (q.nameContains != null) conditions.push(`name ILIKE ${$(`%${escapeLike(q.nameContains)}%`)}`);
+  if (q.createdAfter != null)
+    conditions.push(`created_at >= ${$(q.createdAfter.toISOString())}::timestamptz`);
+  if (q.createdBefore != null)
+    conditions.push(`created_at < ${$(q.createdBefore.toISOString())}::timestamptz`);
+  if (q.parentId != null) conditions.push(`parent_id = ${$(q.parentId)}::uuid`);
+  if (q.roots != null) conditions.push(q.roots ? 'parent_id IS NULL' : 'parent_id IS NOT NULL');
+  // JSON containment, through the GIN (jsonb_path_ops) indexes.
+  if (q.meta != null) conditions.push(`meta @> ${$(JSON.stringify(q.meta))}::jsonb`);
+  if (q.attributes != null)
+    conditions.push(`attributes @> ${$(JSON.stringify(q.attributes))}::jsonb`);
+  return conditions;
+}
+
 /** Keyset-paginated runs; every filter and order is backed by an index (see schema.ts). */
-export async function listRuns(ex: Executor, q: RunPageQuery): Promise<RunRow[]> {
-  const where = runConditions(q);
-  if (where === null) return [];
-  const orderColumn = q.orderField === 'UPDATED_AT' ? runs.updatedAt : runs.createdAt;
-  const conditions: (SQL | undefined)[] = [where];
+export async function listRuns(db: Db, q: RunPageQuery): Promise<RunRow[]> {
+  const params: unknown[] = [];
+  const conditions = runConditionsText(q, params);
+  if (conditions === null) return [];
+  const order = q.orderField === 'UPDATED_AT' ? 'updated_at' : 'created_at';
+  const dir = q.direction === 'DESC' ? 'DESC' : 'ASC';
   if (q.after) {
     // Row comparison: one index range scan on (column, id).
+    params.push(q.after.at.toISOString(), q.after.id);
     conditions.push(
-      q.direction === 'DESC'
-        ? sql`(${orderColumn}, ${runs.id}) < (${q.after.at.toISOString()}::timestamptz, ${q.after.id}::uuid)`
-        : sql`(${orderColumn}, ${runs.id}) > (${q.after.at.toISOString()}::timestamptz, ${q.after.id}::uuid)`,
+      `(${order}, id) ${dir === 'DESC' ? '<' : '>'} ` +
+        `($${params.length - 1}::timestamptz, $${params.length}::uuid)`,
     );
   }
-  const dir = q.direction === 'DESC' ? sql.raw('DESC') : sql.raw('ASC');
-  return selectRuns(
-    ex,
-    and(...conditions),
-    sql`ORDER BY ${orderColumn} ${dir}, ${runs.id} ${dir} LIMIT ${q.limit}`,
-    q.fields == null ? runReader : runReader.only([...PAGE_FIELDS, ...q.fields]),
+  params.push(q.limit);
+  const reader = q.fields == null ? runReader : runReader.only([...PAGE_FIELDS, ...q.fields]);
+  const rows = await queryText(
+    db,
+    `/* listRuns */ SELECT ${reader.columnList} FROM runs ` +
+      `WHERE ${conditions.length > 0 ? conditions.join(' AND ') : 'true'} ` +
+      `ORDER BY ${order} ${dir}, id ${dir} LIMIT $${params.length}`,
+    params,
   );
+  return rows.map((row) => reader.read(row));
 }
 
 /**
