@@ -107,34 +107,39 @@ function replayThenLive(
     return null;
   }
 
+  const onLive = (
+    result: IteratorResult<StatusChangeRow>,
+  ): IteratorResult<StatusChangeRow | TerminalError> => {
+    if (result.done || finished) {
+      finished = true;
+      return done();
+    }
+    return result;
+  };
+  const onLiveError = async (error: unknown): Promise<IteratorResult<TerminalError>> => {
+    await finish();
+    if (error instanceof GraphQLError) return { value: { terminalError: error }, done: false };
+    throw error;
+  };
+  /** The live events: one promise reaction each (no async function on the per-event path). */
+  const nextLive = () =>
+    finished ? Promise.resolve(done()) : live.next().then(onLive, onLiveError);
+
+  async function nextReplayedOrLive(): Promise<IteratorResult<StatusChangeRow | TerminalError>> {
+    let change: StatusChangeRow | null;
+    try {
+      change = await nextReplayed();
+    } catch (error) {
+      await finish();
+      throw error;
+    }
+    if (change) return { value: change, done: false };
+    replaying = false;
+    return nextLive();
+  }
+
   const iterator: AsyncIterableIterator<StatusChangeRow | TerminalError> = {
-    async next() {
-      if (replaying) {
-        let change: StatusChangeRow | null;
-        try {
-          change = await nextReplayed();
-        } catch (error) {
-          await finish();
-          throw error;
-        }
-        if (change) return { value: change, done: false };
-        replaying = false;
-      }
-      if (finished) return done();
-      let result: IteratorResult<StatusChangeRow>;
-      try {
-        result = await live.next();
-      } catch (error) {
-        await finish();
-        if (error instanceof GraphQLError) return { value: { terminalError: error }, done: false };
-        throw error;
-      }
-      if (result.done || finished) {
-        finished = true;
-        return done();
-      }
-      return result;
-    },
+    next: () => (replaying ? nextReplayedOrLive() : nextLive()),
     async return() {
       await finish();
       return done();

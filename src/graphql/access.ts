@@ -74,22 +74,23 @@ export function guardSubscription<T>(
     unwatch();
   };
   const done = (): IteratorResult<T | TerminalError> => ({ value: undefined, done: true });
+  // One reaction per event, not an async function's: every event of every subscriber passes here.
+  const onResult = (result: IteratorResult<T | TerminalError>) => {
+    if (revoked) {
+      finish();
+      return { value: { terminalError: new TokenRevokedError() }, done: false };
+    }
+    if (result.done) finish();
+    return result;
+  };
+  const onError = (error: unknown): never => {
+    finish();
+    throw error;
+  };
   const iterator: AsyncIterableIterator<T | TerminalError> = {
-    async next() {
-      if (finished) return done();
-      let result: IteratorResult<T | TerminalError>;
-      try {
-        result = await source.next();
-      } catch (error) {
-        finish();
-        throw error;
-      }
-      if (revoked) {
-        finish();
-        return { value: { terminalError: new TokenRevokedError() }, done: false };
-      }
-      if (result.done) finish();
-      return result;
+    next() {
+      if (finished) return Promise.resolve(done());
+      return source.next().then(onResult, onError);
     },
     async return() {
       finish();

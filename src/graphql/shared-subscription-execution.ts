@@ -52,11 +52,18 @@ export function useSharedSubscriptionExecution(): Plugin {
         if (!(Symbol.asyncIterator in stream)) return stream as ExecutionResult;
         const source = stream as AsyncIterableIterator<unknown>;
         const shape = shapeOf(args);
+        // Promise reactions rather than an async function: this runs for every event of every
+        // subscriber.
+        const toItem = (value: ExecutionResult) => ({ value, done: false as const });
         const mapped: AsyncIterableIterator<ExecutionResult> = {
-          async next() {
-            const item = await source.next();
-            if (item.done) return { value: undefined, done: true };
-            return { value: await executeShared(args, shape, item.value), done: false };
+          next() {
+            return source
+              .next()
+              .then((item) =>
+                item.done
+                  ? { value: undefined, done: true as const }
+                  : executeShared(args, shape, item.value).then(toItem),
+              );
           },
           async return() {
             await source.return?.();
