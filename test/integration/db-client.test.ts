@@ -70,30 +70,3 @@ describe('transactions on PostgreSQL', () => {
     expect(await rows()).toEqual([1, 2, 4, 5, 6]);
   });
 });
-
-describe('the pool (postgres.js, patched)', () => {
-  it('reuses the connection that went idle last, so a burst’s extra connections stay idle', async () => {
-    const pooled = createPostgresDatabase({ url: inject('databaseUrl'), poolSize: 4 });
-    try {
-      const pid = async () =>
-        (await queryRows<{ pid: number }>(pooled.db, sql`SELECT pg_backend_pid() AS pid`))[0]!.pid;
-      // A burst opens all four connections …
-      const burst = await Promise.all(
-        [1, 2, 3, 4].map(() =>
-          queryRows<{ pid: number }>(
-            pooled.db,
-            sql`SELECT pg_backend_pid() AS pid, pg_sleep(0.05)`,
-          ),
-        ),
-      );
-      expect(new Set(burst.map(([row]) => row!.pid)).size).toBe(4);
-      // … then one query at a time uses one of them, its caches warm, instead of taking each
-      // in turn (taking the longest idle one spread the load over every backend).
-      const serial: number[] = [];
-      for (let i = 0; i < 8; i++) serial.push(await pid());
-      expect(new Set(serial).size).toBe(1);
-    } finally {
-      await pooled.close();
-    }
-  });
-});
