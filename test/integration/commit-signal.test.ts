@@ -1,7 +1,11 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import type { ChangeLogTail } from '../../src/changelog/change-log-tail.js';
-import { CHANGE_LOG_CHANNEL, createCommitSignal } from '../../src/changelog/commit-signal.js';
+import {
+  CHANGE_LOG_CHANNEL,
+  NOTIFY_INTERVAL_MS,
+  createCommitSignal,
+} from '../../src/changelog/commit-signal.js';
 import { createPostgresDatabase, type Database } from '../../src/db/client.js';
 import { createLogger } from '../../src/logger.js';
 
@@ -36,7 +40,7 @@ async function instance() {
   const signal = createCommitSignal({ database, tail, logger: createLogger('silent') });
   const offer = signal.offerNotification()!;
   signal.notificationSent(offer.at); // it covered nothing
-  await sleep(5); // past the spacing of offers
+  await sleep(NOTIFY_INTERVAL_MS + 2); // past the spacing of offers
   return { signal, id: offer.payload };
 }
 
