@@ -192,10 +192,7 @@ function sum(counts: ReadonlyMap<RunStatus, number>): number {
  * Runs per status for a checked filter: from the counts tables (run-counts.ts) when they can answer
  * (projects, statuses, roots, a parent), else counted from runs.
  */
-export async function countRuns(
-  ex: Executor,
-  query: store.RunQuery,
-): Promise<Map<RunStatus, number>> {
+export async function countRuns(ex: Db, query: store.RunQuery): Promise<Map<RunStatus, number>> {
   const byTable =
     !query.tags?.length &&
     query.nameContains == null &&

@@ -1,16 +1,10 @@
 import {
   and,
-  arrayContains,
   asc,
   desc,
   eq,
   getTableColumns,
-  gte,
-  ilike,
   inArray,
-  isNotNull,
-  isNull,
-  lt,
   notInArray,
   sql,
   type SQL,
@@ -434,37 +428,12 @@ const PAGE_FIELDS: readonly (keyof RunRow)[] = [
   'updatedAt',
 ];
 
-/** The WHERE of a run query; null when it matches nothing (an empty list). */
-function runConditions(q: RunQuery): SQL | undefined | null {
-  const conditions: (SQL | undefined)[] = [];
-  if (q.project != null) conditions.push(eq(runs.project, q.project));
-  if (q.projects != null) {
-    if (q.projects.length === 0) return null;
-    conditions.push(inArray(runs.project, [...q.projects]));
-  }
-  if (q.statuses != null) {
-    if (q.statuses.length === 0) return null;
-    conditions.push(inArray(runs.status, [...q.statuses]));
-  }
-  if (q.tags != null && q.tags.length > 0) conditions.push(arrayContains(runs.tags, [...q.tags]));
-  if (q.nameContains != null) conditions.push(ilike(runs.name, `%${escapeLike(q.nameContains)}%`));
-  if (q.createdAfter != null) conditions.push(gte(runs.createdAt, q.createdAfter));
-  if (q.createdBefore != null) conditions.push(lt(runs.createdAt, q.createdBefore));
-  if (q.parentId != null) conditions.push(eq(runs.parentId, q.parentId));
-  if (q.roots != null) conditions.push(q.roots ? isNull(runs.parentId) : isNotNull(runs.parentId));
-  // JSON containment, through the GIN (jsonb_path_ops) indexes.
-  if (q.meta != null) conditions.push(sql`${runs.meta} @> ${JSON.stringify(q.meta)}::jsonb`);
-  if (q.attributes != null)
-    conditions.push(sql`${runs.attributes} @> ${JSON.stringify(q.attributes)}::jsonb`);
-  return and(...conditions);
-}
-
 /**
  * The conditions of a run filter as SQL text, its values appended to `params` ($1, $2, …); null
  * when nothing can match. Written out rather than built with drizzle: listRuns is the hottest
  * read, and building its statement cost more of the service's CPU than PostgreSQL spent on it
  * (issue 18). Lists are one array parameter each, so a filter's statement text does not vary
- * with their length. The same conditions as runConditions.
+ * with their length.
  */
 function runConditionsText(q: RunQuery, params: unknown[]): string[] | null {
   const $ = (value: unknown) => `$${params.push(value)}`;
@@ -525,17 +494,16 @@ export async function listRuns(db: Db, q: RunPageQuery): Promise<RunRow[]> {
  * Runs per status matching `q`, counted from the runs table (run-counts.ts answers the filters
  * its table can; a parent's children are counted through runs_parent_status_idx).
  */
-export async function countRunsMatching(
-  ex: Executor,
-  q: RunQuery,
-): Promise<Map<RunStatus, number>> {
-  const where = runConditions(q);
-  if (where === null) return new Map();
-  const rows = await ex
-    .select({ status: runs.status, n: sql<number>`count(*)::int` })
-    .from(runs)
-    .where(where)
-    .groupBy(runs.status);
+export async function countRunsMatching(db: Db, q: RunQuery): Promise<Map<RunStatus, number>> {
+  const params: unknown[] = [];
+  const conditions = runConditionsText(q, params);
+  if (conditions === null) return new Map();
+  const rows = await queryText<{ status: RunStatus; n: number }>(
+    db,
+    `/* countRunsMatching */ SELECT status, count(*)::int AS n FROM runs ` +
+      `WHERE ${conditions.length > 0 ? conditions.join(' AND ') : 'true'} GROUP BY status`,
+    params,
+  );
   return new Map(rows.map((r) => [r.status, Number(r.n)]));
 }
 
