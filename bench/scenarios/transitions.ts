@@ -97,10 +97,10 @@ export const transitions: Scenario = {
           notes.push(
             `${clients} clients: service CPU ${fmt(serverCpu.share * 100, 0)} % of a core ` +
               `(${fmt((serverCpu.cpuSeconds / changes) * 1e6, 0)} µs per change); PostgreSQL ` +
-              `${describeDatabaseCpu(databaseCpu, changes)}; load generator CPU ` +
+              `${describeDatabaseCpu(databaseCpu, viaService.perSecond)}; load generator CPU ` +
               `${fmt(viaService.generatorCpu * 100, 0)} % (service run), ` +
               `${fmt(bare.generatorCpu * 100, 0)} % (baseline run, PostgreSQL ` +
-              `${describeDatabaseCpu(bareDatabaseCpu, bare.perSecond * seconds)}).`,
+              `${describeDatabaseCpu(bareDatabaseCpu, bare.perSecond)}).`,
           );
           if (!targeted) continue;
           log(`  ceiling (bare yoga, one statement), ${clients} clients`);
@@ -121,7 +121,7 @@ export const transitions: Scenario = {
           notes.push(
             `${clients} clients, ceiling: CPU ${fmt(topCpu.share * 100, 0)} % of a core ` +
               `(${fmt((topCpu.cpuSeconds / ceilingChanges) * 1e6, 0)} µs per change); PostgreSQL ` +
-              `${describeDatabaseCpu(topDatabaseCpu, ceilingChanges)}; load generator CPU ` +
+              `${describeDatabaseCpu(topDatabaseCpu, top.perSecond)}; load generator CPU ` +
               `${fmt(top.generatorCpu * 100, 0)} %.`,
           );
         }
@@ -161,9 +161,12 @@ export const transitions: Scenario = {
   },
 };
 
-/** PostgreSQL's CPU over a run: its share of a core and its time per change. */
-function describeDatabaseCpu(cpu: { cpuSeconds: number; share: number }, changes: number) {
-  return `${fmt(cpu.share * 100, 0)} % of a core (${fmt((cpu.cpuSeconds / changes) * 1e6, 0)} µs per change)`;
+/**
+ * PostgreSQL's CPU over a run (warm-up included): its share of a core, and that share over the
+ * changes per second measured after the warm-up, as time per change.
+ */
+function describeDatabaseCpu(cpu: { share: number }, changesPerSecond: number) {
+  return `${fmt(cpu.share * 100, 0)} % of a core (${fmt((cpu.share / changesPerSecond) * 1e6, 0)} µs per change)`;
 }
 
 /** The ceiling server, on the bench database (the same pool size as the service's default). */
