@@ -182,10 +182,6 @@ export async function lockRunsForTransition(
   ids: readonly string[],
 ): Promise<{ rows: RunRow[]; now: Date }> {
   if (ids.length === 0) return { rows: [], now: new Date() };
-  const list = sql.join(
-    ids.map((id) => sql`${id}::uuid`),
-    sql`, `,
-  );
   const rows = await tx
     .select({
       ...getTableColumns(runs),
@@ -195,7 +191,7 @@ export async function lockRunsForTransition(
     .where(
       sql`${runs.id} IN (
         WITH RECURSIVE up(id, parent_id) AS (
-          SELECT id, parent_id FROM runs WHERE id IN (${list})
+          SELECT id, parent_id FROM runs WHERE id = ANY(${arrayLiteral(ids)}::uuid[])
           UNION
           SELECT p.id, p.parent_id FROM runs p JOIN up ON p.id = up.parent_id WHERE p.rollup
         )

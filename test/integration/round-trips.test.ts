@@ -129,3 +129,22 @@ it('8 clients at once: commits that end out of order still need no read of the l
   const reads = statements.a.filter((q) => kind(q) === 'tailChangeLog').length;
   expect(reads, `${reads} reads of the log for 80 changes`).toBeLessThanOrEqual(8);
 });
+
+it('transitionRuns locks its runs with one statement text whatever their number: one prepared statement, not one per batch size', async () => {
+  const project = uniqueProject('lock-text');
+  const runs = await Promise.all(Array.from({ length: 7 }, () => createRun(a, { project })));
+  statements.a.length = 0;
+  // Batches of 1, 2 and 4 runs.
+  for (const batch of [runs.slice(0, 1), runs.slice(1, 3), runs.slice(3, 7)]) {
+    const answer = await a.gql<{ transitionRuns: { __typename: string }[] }>(
+      `mutation($inputs: [TransitionRunInput!]!) { transitionRuns(inputs: $inputs) { __typename } }`,
+      { inputs: batch.map((r) => ({ id: r.id, to: 'QUEUED' })) },
+    );
+    expect(dataOf(answer).transitionRuns.map((r) => r.__typename)).toEqual(
+      batch.map(() => 'TransitionAccepted'),
+    );
+  }
+  const locks = statements.a.filter((q) => q.includes('WITH RECURSIVE up'));
+  expect(locks).toHaveLength(3);
+  expect(new Set(locks).size).toBe(1);
+});
