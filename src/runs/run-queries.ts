@@ -141,7 +141,7 @@ export function checkRunFilter(
 }
 
 export async function listRuns(
-  ex: Db,
+  db: Db,
   args: {
     filter?: RunFilterInput | null;
     first?: number | null;
@@ -165,7 +165,7 @@ export async function listRuns(
     after = { at: new Date(Number(at)), id: String(id) };
   }
   const query = { ...checkRunFilter('filter', args.filter, scope), ...within };
-  const rows = await store.listRuns(ex, {
+  const rows = await store.listRuns(db, {
     ...query,
     orderField,
     direction,
@@ -178,7 +178,7 @@ export async function listRuns(
   return {
     ...toConnection(rows, first, (run) => encodeCursor(kind, [keyOf(run), run.id])),
     /** Counted only when asked for (RunConnection.totalCount). */
-    totalCount: async () => sum(await countRuns(ex, query)),
+    totalCount: async () => sum(await countRuns(db, query)),
   };
 }
 
@@ -192,7 +192,7 @@ function sum(counts: ReadonlyMap<RunStatus, number>): number {
  * Runs per status for a checked filter: from the counts tables (run-counts.ts) when they can answer
  * (projects, statuses, roots, a parent), else counted from runs.
  */
-export async function countRuns(ex: Db, query: store.RunQuery): Promise<Map<RunStatus, number>> {
+export async function countRuns(db: Db, query: store.RunQuery): Promise<Map<RunStatus, number>> {
   const byTable =
     !query.tags?.length &&
     query.nameContains == null &&
@@ -200,12 +200,12 @@ export async function countRuns(ex: Db, query: store.RunQuery): Promise<Map<RunS
     query.createdBefore == null &&
     query.meta == null &&
     query.attributes == null;
-  if (!byTable) return store.countRunsMatching(ex, query);
+  if (!byTable) return store.countRunsMatching(db, query);
   let projects = query.projects ?? null;
   if (query.project != null) {
     projects = projects == null || projects.includes(query.project) ? [query.project] : [];
   }
-  const counts = await countRunsByStatus(ex, {
+  const counts = await countRunsByStatus(db, {
     projects,
     roots: query.roots ?? null,
     parentId: query.parentId ?? null,

@@ -459,6 +459,11 @@ function runConditionsText(q: RunQuery, params: unknown[]): string[] | null {
   return conditions;
 }
 
+/** A WHERE clause's text from runConditionsText's conditions (none: every run). */
+function whereText(conditions: readonly string[]): string {
+  return conditions.length > 0 ? conditions.join(' AND ') : 'true';
+}
+
 /** Keyset-paginated runs; every filter and order is backed by an index (see schema.ts). */
 export async function listRuns(db: Db, q: RunPageQuery): Promise<RunRow[]> {
   const params: unknown[] = [];
@@ -478,8 +483,7 @@ export async function listRuns(db: Db, q: RunPageQuery): Promise<RunRow[]> {
   const reader = q.fields == null ? runReader : runReader.only([...PAGE_FIELDS, ...q.fields]);
   const rows = await queryText(
     db,
-    `/* listRuns */ SELECT ${reader.columnList} FROM runs ` +
-      `WHERE ${conditions.length > 0 ? conditions.join(' AND ') : 'true'} ` +
+    `/* listRuns */ SELECT ${reader.columnList} FROM runs WHERE ${whereText(conditions)} ` +
       `ORDER BY ${order} ${dir}, id ${dir} LIMIT $${params.length}`,
     params,
   );
@@ -497,7 +501,7 @@ export async function countRunsMatching(db: Db, q: RunQuery): Promise<Map<RunSta
   const rows = await queryText<{ status: RunStatus; n: number }>(
     db,
     `/* countRunsMatching */ SELECT status, count(*)::int AS n FROM runs ` +
-      `WHERE ${conditions.length > 0 ? conditions.join(' AND ') : 'true'} GROUP BY status`,
+      `WHERE ${whereText(conditions)} GROUP BY status`,
     params,
   );
   return new Map(rows.map((r) => [r.status, Number(r.n)]));
