@@ -66,8 +66,8 @@ export interface PostgresOptions {
   poolSize?: number;
   /** Seconds a new connection may take (default 5): past it, requests waiting for it fail. */
   connectTimeoutSeconds?: number;
-  /** Called with every statement sent (diagnostics: counting round trips per operation). */
-  onStatement?: (query: string) => void;
+  /** Called with every statement sent and its values (diagnostics: round trips, plans). */
+  onStatement?: (query: string, parameters: readonly unknown[]) => void;
   /** An OpenTelemetry span for every statement (ops/tracing.ts). */
   trace?: boolean;
 }
@@ -202,7 +202,10 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
     onnotice: () => {},
     connection: { application_name: 'runstate' },
     ...(options.onStatement
-      ? { debug: (_c: number, query: string) => options.onStatement!(query) }
+      ? {
+          debug: (_c: number, query: string, parameters: unknown[]) =>
+            options.onStatement!(query, parameters),
+        }
       : {}),
   });
   const traced = options.trace ?? false;
