@@ -9,7 +9,7 @@ import {
 import { mapStatusChangeRow, type RawStatusChange } from '../changelog/change-store.js';
 import { CHANGE_LOG_CHANNEL } from '../changelog/commit-signal.js';
 import type { TransitionRequest } from './policy.js';
-import type { RunRow } from '../db/schema.js';
+import type { RunRow, StatusChangeRow } from '../db/schema.js';
 import { readRunRow } from './run-store.js';
 import type { Actor, TransitionOutcome } from './transition-batch.js';
 
@@ -22,6 +22,10 @@ import type { Actor, TransitionOutcome } from './transition-batch.js';
  * statement does not apply (a refusal, a retry, a cascade, a same-status report) it leaves
  * untouched and the caller takes the full path, which decides it under the same lock. So the
  * guarantees are those of the full path; only the common case is cheaper.
+ *
+ * A batch of such changes, each to another run (transitionRuns from a worker or a scheduler), is
+ * one statement too, all or none: no change of it causes anything that another of it could
+ * see, so applying them together is applying them in turn.
  */
 
 const DONE = getStatusesInCategories(['DONE']);
@@ -52,84 +56,69 @@ export function mayApplyDirectly(request: TransitionRequest): boolean {
 }
 
 /**
- * The statement, as fixed text with positional parameters: built once (with and without the
- * NOTIFY) and sent straight to the driver, prepared. drizzle's building of it from a template
- * cost more of the service's CPU per change than anything else of ours (issue 18's profile).
+ * Where the statement takes each value of a request from: positional parameters (one request)
+ * or the columns of a row of requests `q` (a batch). Keyed as `requestValues` orders them.
  */
-function statementText(withNotify: boolean): string {
-  // When it happens: as reported, else now, never before the run's last change (changeTimeFor).
-  const changeAt = `coalesce($4::timestamptz, greatest(date_trunc('milliseconds', now()), r.updated_at))`;
-  return `
-    /* transitionDirect */
-    WITH cur AS (
-      SELECT id, status FROM runs WHERE id = $1::uuid FOR NO KEY UPDATE
-    ),
-    moved AS (
-      UPDATE runs AS r SET
-        status = $2::run_status,
-        version = r.version + 1,
-        revision = r.revision + 1,
-        attempt = r.attempt + $3::int,
-        updated_at = ${changeAt},
-        status_reason = $5::text,
-        outcome = $6::text,
-        exit_code = $7::int,
-        started_at = CASE WHEN $8::boolean AND r.started_at IS NULL THEN ${changeAt}
-                          ELSE r.started_at END,
-        finished_at = CASE WHEN $9::boolean THEN ${changeAt}
-                           WHEN r.status = ANY('{${DONE.join(',')}}'::run_status[]) THEN NULL
-                           ELSE r.finished_at END,
-        stop_message = CASE WHEN $9::boolean
-                              THEN coalesce($10::text,
-                                            CASE WHEN r.status = 'STOPPING' THEN r.stop_message END)
-                            WHEN $11::boolean THEN $10::text END
-      FROM cur
-      WHERE r.id = cur.id
-        AND r.status = ANY($12::run_status[])
-        AND ($13::text[] IS NULL OR r.project = ANY($13::text[]))
-        AND ($14::int IS NULL OR r.attempt = $14::int)
-        AND ($15::run_status IS NULL OR r.status = $15::run_status)
-        AND ($16::int IS NULL OR r.version = $16::int)
-        AND r.followers = 0
-        AND NOT ($17::boolean AND r.attempt <= r.max_retries AND r.status <> 'STOPPING')
-        AND ($4::timestamptz IS NULL OR $4::timestamptz >= r.updated_at)
-        AND (r.parent_id IS NULL
-             OR NOT EXISTS (SELECT 1 FROM runs p WHERE p.id = r.parent_id AND p.rollup))
-      RETURNING r.*, cur.status AS from_status
-    ),
-    logged AS (
-      INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason,
-        message, outcome, exit_code, meta, attempt, at, forced, actor, parent_id)
-      SELECT pg_current_xact_id(), m.id, m.project, m.from_status, m.status, m.version,
-             $5::text, $10::text, $18::text, $19::int, $20::jsonb,
-             m.attempt, m.updated_at, false, $21::text, m.parent_id
-      FROM moved AS m
-      RETURNING id, run_id, project, from_status, to_status, version, reason, message, outcome,
-                exit_code, meta, attempt, at, forced, actor, parent_id
-    )
-    SELECT (SELECT to_jsonb(m) - 'from_status' FROM moved AS m) AS run,
-           (SELECT to_jsonb(l) FROM logged AS l) AS change${
-             withNotify ? `, pg_notify('${CHANGE_LOG_CHANNEL}', $22::text) IS NULL AS notified` : ''
-           }`;
-}
+type ValueSource = Record<(typeof VALUE_NAMES)[number], string>;
 
-const STATEMENT = statementText(false);
-const STATEMENT_WITH_NOTIFY = statementText(true);
+/** A request's values, in the order of the one-request statement's parameters ($1, $2, …). */
+const VALUE_NAMES = [
+  'id',
+  'to',
+  'retry',
+  'at',
+  'reason',
+  'runOutcome',
+  'runExitCode',
+  'starts',
+  'done',
+  'message',
+  'stopping',
+  'from',
+  'projects',
+  'attempt',
+  'expectedStatus',
+  'expectedVersion',
+  'failed',
+  'outcome',
+  'exitCode',
+  'meta',
+  'actor',
+] as const;
 
-/**
- * Apply `request` in one statement if it is the common case; null when the full path must
- * decide it (nothing was written then).
- */
-export async function applyDirectly(
-  db: Db,
-  request: TransitionRequest,
-  actor: Actor,
-  /** A NOTIFY on the change log's channel sent with it (commit-signal.ts), or null. */
-  notify: string | null = null,
-): Promise<TransitionOutcome | null> {
+const TYPES: ValueSource = {
+  id: 'uuid',
+  to: 'run_status',
+  retry: 'int',
+  at: 'timestamptz',
+  reason: 'text',
+  runOutcome: 'text',
+  runExitCode: 'int',
+  starts: 'boolean',
+  done: 'boolean',
+  message: 'text',
+  stopping: 'boolean',
+  from: 'run_status[]',
+  projects: 'text[]',
+  attempt: 'int',
+  expectedStatus: 'run_status',
+  expectedVersion: 'int',
+  failed: 'boolean',
+  outcome: 'text',
+  exitCode: 'int',
+  meta: 'jsonb',
+  actor: 'text',
+};
+
+const PARAMETERS = Object.fromEntries(
+  VALUE_NAMES.map((name, i) => [name, `$${i + 1}::${TYPES[name]}`]),
+) as ValueSource;
+const COLUMNS = Object.fromEntries(VALUE_NAMES.map((name) => [name, `q."${name}"`])) as ValueSource;
+
+function requestValues(request: TransitionRequest, actor: Actor): unknown[] {
   const to = request.to;
   const done = isDone(to);
-  const params: unknown[] = [
+  return [
     request.id,
     to,
     to === 'RETRYING' ? 1 : 0,
@@ -152,6 +141,144 @@ export async function applyDirectly(
     request.meta == null ? null : JSON.stringify(request.meta),
     actor.name,
   ];
+}
+
+/** The new values of a moved run `r` (its row before the change). */
+function setText(v: ValueSource): string {
+  // When it happens: as reported, else now, never before the run's last change (changeTimeFor).
+  const changeAt = `coalesce(${v.at}, greatest(date_trunc('milliseconds', now()), r.updated_at))`;
+  return `
+        status = ${v.to},
+        version = r.version + 1,
+        revision = r.revision + 1,
+        attempt = r.attempt + ${v.retry},
+        updated_at = ${changeAt},
+        status_reason = ${v.reason},
+        outcome = ${v.runOutcome},
+        exit_code = ${v.runExitCode},
+        started_at = CASE WHEN ${v.starts} AND r.started_at IS NULL THEN ${changeAt}
+                          ELSE r.started_at END,
+        finished_at = CASE WHEN ${v.done} THEN ${changeAt}
+                           WHEN r.status = ANY('{${DONE.join(',')}}'::run_status[]) THEN NULL
+                           ELSE r.finished_at END,
+        stop_message = CASE WHEN ${v.done}
+                              THEN coalesce(${v.message},
+                                            CASE WHEN r.status = 'STOPPING' THEN r.stop_message END)
+                            WHEN ${v.stopping} THEN ${v.message} END`;
+}
+
+/**
+ * Whether run `r` (locked, as it is now) may take the request's change with nothing else to do:
+ * a legal move, the caller's preconditions met, and no follower, rollup parent or retry.
+ */
+function applicableText(v: ValueSource): string {
+  return `r.status = ANY(${v.from})
+        AND (${v.projects} IS NULL OR r.project = ANY(${v.projects}))
+        AND (${v.attempt} IS NULL OR r.attempt = ${v.attempt})
+        AND (${v.expectedStatus} IS NULL OR r.status = ${v.expectedStatus})
+        AND (${v.expectedVersion} IS NULL OR r.version = ${v.expectedVersion})
+        AND r.followers = 0
+        AND NOT (${v.failed} AND r.attempt <= r.max_retries AND r.status <> 'STOPPING')
+        AND (${v.at} IS NULL OR ${v.at} >= r.updated_at)
+        AND (r.parent_id IS NULL
+             OR NOT EXISTS (SELECT 1 FROM runs p WHERE p.id = r.parent_id AND p.rollup))`;
+}
+
+/** The change-log row of each moved run `m`, with the request's values. */
+function loggedText(v: ValueSource, from: string): string {
+  return `
+      INSERT INTO status_changes (tx_id, run_id, project, from_status, to_status, version, reason,
+        message, outcome, exit_code, meta, attempt, at, forced, actor, parent_id)
+      SELECT pg_current_xact_id(), m.id, m.project, m.from_status, m.status, m.version,
+             ${v.reason}, ${v.message}, ${v.outcome}, ${v.exitCode}, ${v.meta},
+             m.attempt, m.updated_at, false, ${v.actor}, m.parent_id
+      ${from}
+      RETURNING id, run_id, project, from_status, to_status, version, reason, message, outcome,
+                exit_code, meta, attempt, at, forced, actor, parent_id`;
+}
+
+const notifyText = (parameter: number) =>
+  `, pg_notify('${CHANGE_LOG_CHANNEL}', $${parameter}::text) IS NULL AS notified`;
+
+/**
+ * The statement, as fixed text with positional parameters: built once (with and without the
+ * NOTIFY) and sent straight to the driver, prepared. drizzle's building of it from a template
+ * cost more of the service's CPU per change than anything else of ours (issue 18's profile).
+ */
+function statementText(withNotify: boolean): string {
+  const v = PARAMETERS;
+  return `
+    /* transitionDirect */
+    WITH cur AS (
+      SELECT id, status FROM runs WHERE id = ${v.id} FOR NO KEY UPDATE
+    ),
+    moved AS (
+      UPDATE runs AS r SET ${setText(v)}
+      FROM cur
+      WHERE r.id = cur.id
+        AND ${applicableText(v)}
+      RETURNING r.*, cur.status AS from_status
+    ),
+    logged AS (${loggedText(v, 'FROM moved AS m')}
+    )
+    SELECT (SELECT to_jsonb(m) - 'from_status' FROM moved AS m) AS run,
+           (SELECT to_jsonb(l) FROM logged AS l) AS change${
+             withNotify ? notifyText(VALUE_NAMES.length + 1) : ''
+           }`;
+}
+
+/**
+ * A batch of such changes, each to another run, in one statement: all of them or none. Every
+ * run is locked first (parents first, then by id, as the full path locks), then each checked as
+ * it is now; only if every request applies are the runs written and their changes logged, in
+ * the batch's order ($1: the requests' values as JSON rows, each with its place n; $2: the run ids).
+ */
+function batchStatementText(withNotify: boolean): string {
+  const v = COLUMNS;
+  const columns = VALUE_NAMES.map((name) => `"${name}" ${TYPES[name]}`).join(', ');
+  return `
+    /* transitionDirectBatch */
+    WITH q AS (
+      SELECT * FROM jsonb_to_recordset($1::jsonb) AS q(n int, ${columns})
+    ),
+    cur AS (
+      SELECT * FROM runs WHERE id = ANY($2::uuid[]) ORDER BY depth, id FOR NO KEY UPDATE
+    ),
+    ok AS (
+      SELECT r.id FROM cur AS r JOIN q ON q.id = r.id WHERE ${applicableText(v)}
+    ),
+    moved AS (
+      UPDATE runs AS r SET ${setText(v)}
+      FROM q JOIN cur ON cur.id = q.id
+      WHERE r.id = q.id AND r.id = ANY($2::uuid[])
+        AND (SELECT count(*) FROM ok) = jsonb_array_length($1::jsonb)
+      RETURNING q.n, r.*, cur.status AS from_status
+    ),
+    logged AS (${loggedText(v, 'FROM moved AS m JOIN q ON q.n = m.n ORDER BY m.n')}
+    )
+    SELECT (SELECT jsonb_agg(to_jsonb(m) - 'from_status' - 'n' ORDER BY m.n) FROM moved AS m) AS runs,
+           (SELECT jsonb_agg(to_jsonb(l) ORDER BY l.id) FROM logged AS l) AS changes${
+             withNotify ? notifyText(3) : ''
+           }`;
+}
+
+const STATEMENT = statementText(false);
+const STATEMENT_WITH_NOTIFY = statementText(true);
+const BATCH_STATEMENT = batchStatementText(false);
+const BATCH_STATEMENT_WITH_NOTIFY = batchStatementText(true);
+
+/**
+ * Apply `request` in one statement if it is the common case; null when the full path must
+ * decide it (nothing was written then).
+ */
+export async function applyDirectly(
+  db: Db,
+  request: TransitionRequest,
+  actor: Actor,
+  /** A NOTIFY on the change log's channel sent with it (commit-signal.ts), or null. */
+  notify: string | null = null,
+): Promise<TransitionOutcome | null> {
+  const params = requestValues(request, actor);
   if (notify != null) params.push(notify);
   const [row] = await queryText<{ run: Record<string, unknown> | null; change: unknown }>(
     db,
@@ -170,4 +297,45 @@ export async function applyDirectly(
     },
     change,
   };
+}
+
+/**
+ * Apply a batch of common changes, each to another run, in one statement; null when any of them
+ * needs the full path (nothing was written then, and the full path decides the whole batch).
+ */
+export async function applyDirectlyBatch(
+  db: Db,
+  requests: readonly TransitionRequest[],
+  actor: Actor,
+  /** A NOTIFY on the change log's channel sent with it (commit-signal.ts), or null. */
+  notify: string | null = null,
+): Promise<{ outcomes: TransitionOutcome[]; changes: StatusChangeRow[] } | null> {
+  const rows = requests.map((request, n) => {
+    const values = requestValues(request, actor);
+    const row: Record<string, unknown> = { n };
+    VALUE_NAMES.forEach((name, i) => (row[name] = values[i]));
+    // The object itself in the rows' JSON (its text would be a JSON string there).
+    row.meta = request.meta ?? null;
+    return row;
+  });
+  const params: unknown[] = [JSON.stringify(rows), arrayLiteral(requests.map((r) => r.id))];
+  if (notify != null) params.push(notify);
+  const [row] = await queryText<{
+    runs: Record<string, unknown>[] | null;
+    changes: RawStatusChange[] | null;
+  }>(db, notify == null ? BATCH_STATEMENT : BATCH_STATEMENT_WITH_NOTIFY, params);
+  if (!row?.runs || !row.changes || row.changes.length !== requests.length) return null;
+  const changes = row.changes.map(mapStatusChangeRow);
+  const outcomes = changes.map((change, i): TransitionOutcome => {
+    const raw = row.runs![i]!;
+    let run: RunRow | undefined;
+    return {
+      kind: 'accepted',
+      get run() {
+        return (run ??= readRunRow(raw));
+      },
+      change,
+    };
+  });
+  return { outcomes, changes };
 }

@@ -35,7 +35,7 @@ import {
 import { canSeeProject, UNRESTRICTED } from '../auth/principal.js';
 import type { Actor } from './transition-batch.js';
 import type { CommitSignal } from '../changelog/commit-signal.js';
-import { applyDirectly, mayApplyDirectly } from './direct-transition.js';
+import { applyDirectly, applyDirectlyBatch, mayApplyDirectly } from './direct-transition.js';
 import { deleteRunTrees } from './retention.js';
 import * as store from './run-store.js';
 
@@ -257,6 +257,38 @@ export function createRunService(deps: RunServiceDeps): RunService {
     return (await applyRequests([request], actor))[0]!;
   }
 
+  /**
+   * A batch of common changes, each to another run, in one statement (all or none); otherwise,
+   * or when one of them needs more, the full path decides the whole batch.
+   */
+  async function applyBatch(
+    requests: TransitionRequest[],
+    actor: Actor,
+  ): Promise<TransitionOutcome[]> {
+    if (requests.length === 1) return [await applyOne(requests[0]!, actor)];
+    const distinct = new Set(requests.map((r) => r.id)).size === requests.length;
+    if (distinct && requests.length > 1 && requests.every(mayApplyDirectly)) {
+      const notification = changeLog.offerNotification();
+      let direct: Awaited<ReturnType<typeof applyDirectlyBatch>>;
+      try {
+        // It locks parents first, as the full path does; a cycle with another batch is broken
+        // by PostgreSQL, and the statement is simply run again.
+        direct = await retryOnDeadlock(() =>
+          applyDirectlyBatch(db, requests, actor, notification?.payload ?? null),
+        );
+      } catch (error) {
+        if (notification) changeLog.notificationFailed(notification.at);
+        throw error;
+      }
+      if (direct) {
+        changeLog.committed(direct.changes, notification?.at);
+        return direct.outcomes;
+      }
+      if (notification) changeLog.notificationSent(notification.at);
+    }
+    return applyRequests(requests, actor);
+  }
+
   function publishCommitted(changes: readonly StatusChangeRow[], runsChanged: readonly RunRow[]) {
     if (changes.length > 0) changeLog.committed(changes);
     for (const run of runsChanged) {
@@ -276,7 +308,7 @@ export function createRunService(deps: RunServiceDeps): RunService {
 
     transitionRuns(inputs, actor) {
       checkListLength('inputs', inputs, LIMITS.transitionsPerBatch);
-      return applyRequests(
+      return applyBatch(
         inputs.map((input, i) => toRequest(input, `inputs[${i}]`)),
         actor,
       );

@@ -34,7 +34,13 @@ it('a batch of changes finds its runs through the primary key, with or without s
       onStatement: (query, parameters) => sent.push({ query, parameters }),
     });
     await database.migrate();
-    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    // Parameters as the service's client sends them: drizzle has postgres.js pass a jsonb
+    // parameter's text through as it is, where postgres.js alone would encode it again.
+    const sql = postgres(url, {
+      max: 1,
+      onnotice: () => {},
+      types: { jsonb: { to: 3802, from: [3802], serialize: (x: string) => x, parse: JSON.parse } },
+    });
     const server = await startServer({ database });
     try {
       // A table as a busy service has it: thousands of runs, none of them ever analyzed.
@@ -43,30 +49,46 @@ it('a batch of changes finds its runs through the primary key, with or without s
           INSERT INTO runs (project, status) SELECT 'plans', 'QUEUED' FROM generate_series(1, 5000)
           RETURNING id`
       ).map((r) => r.id);
+      const kinds = {
+        lock: (q: string) => q.includes('WITH RECURSIVE up'),
+        write: (q: string) => q.includes('/* writeTransitions */'),
+        batch: (q: string) => q.includes('/* transitionDirectBatch */'),
+      };
+      let next = 0;
       for (const analyzed of [false, true]) {
         if (analyzed) await sql`ANALYZE runs`;
-        const batch = analyzed ? ids.slice(10, 20) : ids.slice(0, 10);
-        sent.length = 0;
-        const answer = await server.gql<{ transitionRuns: { __typename: string }[] }>(
-          `mutation($inputs: [TransitionRunInput!]!) { transitionRuns(inputs: $inputs) { __typename } }`,
-          { inputs: batch.map((id) => ({ id, to: 'RUNNING' })) },
-        );
-        expect(dataOf(answer).transitionRuns.map((r) => r.__typename)).toEqual(
-          batch.map(() => 'TransitionAccepted'),
-        );
-        const statements = sent.filter(
-          (s) =>
-            s.query.includes('WITH RECURSIVE up') || s.query.includes('/* writeTransitions */'),
-        );
-        expect(statements).toHaveLength(2);
-        for (const { query, parameters } of statements) {
-          // EXPLAIN without ANALYZE plans the statement with its values and runs nothing.
-          const [row] = await sql.unsafe(`EXPLAIN (FORMAT JSON) ${query}`, parameters as never[]);
-          const [{ Plan }] = (row as unknown as { 'QUERY PLAN': [{ Plan: PlanNode }] })[
-            'QUERY PLAN'
-          ];
-          const what = `${query.includes('writeTransitions') ? 'write' : 'lock'}, analyzed: ${analyzed}`;
-          expect(scansOfRuns(Plan), `${what}\n${JSON.stringify(Plan, null, 1)}`).toEqual([]);
+        // The full path (an idempotency key needs it), then the one-statement batch.
+        for (const path of ['full', 'one statement'] as const) {
+          const batch = ids.slice(next, (next += 10));
+          sent.length = 0;
+          const answer = await server.gql<{ transitionRuns: { __typename: string }[] }>(
+            `mutation($inputs: [TransitionRunInput!]!) { transitionRuns(inputs: $inputs) { __typename } }`,
+            {
+              inputs: batch.map((id) => ({
+                id,
+                to: 'RUNNING',
+                ...(path === 'full' ? { idempotencyKey: `start-${id}` } : {}),
+              })),
+            },
+          );
+          expect(dataOf(answer).transitionRuns.map((r) => r.__typename)).toEqual(
+            batch.map(() => 'TransitionAccepted'),
+          );
+          const expected = path === 'full' ? ['lock', 'write'] : ['batch'];
+          const statements = sent.flatMap((s) => {
+            const kind = Object.entries(kinds).find(([, is]) => is(s.query))?.[0];
+            return kind ? [{ kind, ...s }] : [];
+          });
+          expect(statements.map((s) => s.kind)).toEqual(expected);
+          for (const { kind, query, parameters } of statements) {
+            // EXPLAIN without ANALYZE plans the statement with its values and runs nothing.
+            const [row] = await sql.unsafe(`EXPLAIN (FORMAT JSON) ${query}`, parameters as never[]);
+            const [{ Plan }] = (row as unknown as { 'QUERY PLAN': [{ Plan: PlanNode }] })[
+              'QUERY PLAN'
+            ];
+            const what = `${kind}, analyzed: ${analyzed}`;
+            expect(scansOfRuns(Plan), `${what}\n${JSON.stringify(Plan, null, 1)}`).toEqual([]);
+          }
         }
       }
     } finally {

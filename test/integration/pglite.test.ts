@@ -54,6 +54,22 @@ describe('embedded PGlite database', () => {
       ]);
       changes.dispose();
 
+      // A batch of common changes: one statement, on PGlite too, its meta kept as an object.
+      const more = [
+        await createRun(server, { project: 'embedded-batch' }),
+        await createRun(server, { project: 'embedded-batch' }),
+      ];
+      const batch = dataOf(
+        await server.gql<{ transitionRuns: unknown[] }>(
+          `mutation($inputs: [TransitionRunInput!]!) {
+            transitionRuns(inputs: $inputs) { ... on TransitionAccepted { change { to version meta } } } }`,
+          { inputs: more.map((r, i) => ({ id: r.id, to: 'RUNNING', meta: { i } })) },
+        ),
+      );
+      expect(batch.transitionRuns).toEqual(
+        more.map((_, i) => ({ change: { to: 'RUNNING', version: 2, meta: { i } } })),
+      );
+
       const listed = dataOf(
         await server.gql<{ runs: { edges: { node: { id: string; status: string } }[] } }>(
           `{ runs(filter: { project: "embedded", nameContains: "fir", tags: ["x"] }) { edges { node { id status } } } }`,

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import postgres from 'postgres';
+import { describe, expect, inject, it } from 'vitest';
 import { createRun, dataOf, record, transitionRun, waitUntil } from '../support/operations.js';
 import { uniqueProject, useServers, type GqlResponse, type TestServer } from '../support/server.js';
 
@@ -138,6 +139,39 @@ describe('what a change reports', () => {
     // Resumed: the run's outcome and exit code are cleared, like its stop message.
     await a.gql(`mutation($id: ID!) { resumeRun(id: $id) { __typename } }`, { id: run.id });
     expect(await read(run.id)).toMatchObject({ status: 'RESUMING', outcome: null, exitCode: null });
+  });
+
+  it('meta reported by a single change and by a batch of them is stored as the JSON object it is', async () => {
+    const project = uniqueProject('meta-stored');
+    const runs = await Promise.all(Array.from({ length: 3 }, () => createRun(a, { project })));
+    // One change (the one-statement path), then a batch of common changes (one statement too).
+    await transitionRun(a, { id: runs[0]!.id, to: 'RUNNING', meta: { n: 0 } });
+    const batch = dataOf(
+      await a.gql<{ transitionRuns: { change: { meta: unknown } }[] }>(
+        `mutation($inputs: [TransitionRunInput!]!) {
+          transitionRuns(inputs: $inputs) { ... on TransitionAccepted { change { meta } } } }`,
+        { inputs: runs.slice(1).map((r, i) => ({ id: r.id, to: 'RUNNING', meta: { n: i + 1 } })) },
+      ),
+    );
+    expect(batch.transitionRuns).toEqual([
+      { change: { meta: { n: 1 } } },
+      { change: { meta: { n: 2 } } },
+    ]);
+    // As stored: an object a SQL reader can look into, not a string holding one.
+    const sql = postgres(inject('databaseUrl'), { max: 1, onnotice: () => {} });
+    try {
+      const stored = await sql<{ type: string; n: string }[]>`
+        SELECT jsonb_typeof(meta) AS type, meta ->> 'n' AS n FROM status_changes
+        WHERE run_id = ANY(${runs.map((r) => r.id)}::uuid[]) AND to_status = 'RUNNING'
+        ORDER BY id`;
+      expect(stored).toEqual([
+        { type: 'object', n: '0' },
+        { type: 'object', n: '1' },
+        { type: 'object', n: '2' },
+      ]);
+    } finally {
+      await sql.end();
+    }
   });
 
   it("a native name's own outcome wins over the reporter's; its exit code is kept", async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { createPostgresDatabase, type Database } from '../../src/db/client.js';
-import { createRun, dataOf, record, transitionRun } from '../support/operations.js';
+import { createRun, dataOf, record, transitionRun, waitUntil } from '../support/operations.js';
 import { startServer, uniqueProject, type TestServer } from '../support/server.js';
 
 // Issue 18: the common change is one statement, and the change log's upkeep is off the
@@ -138,7 +138,8 @@ it('transitionRuns locks its runs with one statement text whatever their number:
   for (const batch of [runs.slice(0, 1), runs.slice(1, 3), runs.slice(3, 7)]) {
     const answer = await a.gql<{ transitionRuns: { __typename: string }[] }>(
       `mutation($inputs: [TransitionRunInput!]!) { transitionRuns(inputs: $inputs) { __typename } }`,
-      { inputs: batch.map((r) => ({ id: r.id, to: 'QUEUED' })) },
+      // With idempotency keys: the full path (a batch of common changes is one statement).
+      { inputs: batch.map((r) => ({ id: r.id, to: 'QUEUED', idempotencyKey: `q-${r.id}` })) },
     );
     expect(dataOf(answer).transitionRuns.map((r) => r.__typename)).toEqual(
       batch.map(() => 'TransitionAccepted'),
@@ -147,4 +148,67 @@ it('transitionRuns locks its runs with one statement text whatever their number:
   const locks = statements.a.filter((q) => q.includes('WITH RECURSIVE up'));
   expect(locks).toHaveLength(3);
   expect(new Set(locks).size).toBe(1);
+});
+
+it('a batch of common changes is one statement, delivered on both instances in the batch order; one refusal sends the whole batch the full way', async () => {
+  const project = uniqueProject('direct-batch');
+  const runs = await Promise.all(Array.from({ length: 5 }, () => createRun(a, { project })));
+  const ids = runs.map((r) => r.id);
+  const query = `subscription($ids: [ID!]) {
+    statusChanged(filter: { runIds: $ids }) { runId to version } }`;
+  type Event = { statusChanged: { runId: string; to: string; version: number } };
+  const here = record<Event>(a.wsClient(), query, { ids });
+  const there = record<Event>(b.wsClient(), query, { ids });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const batch = async (inputs: { id: string; to: string }[]) =>
+    dataOf(
+      await a.gql<{ transitionRuns: { __typename: string; run?: { status: string } }[] }>(
+        `mutation($inputs: [TransitionRunInput!]!) {
+          transitionRuns(inputs: $inputs) { __typename ... on TransitionAccepted { run { status } } } }`,
+        { inputs },
+      ),
+    ).transitionRuns;
+  statements.a.length = 0;
+  // Backwards through the runs, so that the batch order is not the order of their ids.
+  const order = [...ids].reverse();
+  expect(await batch(order.map((id) => ({ id, to: 'RUNNING' })))).toEqual(
+    order.map(() => ({ __typename: 'TransitionAccepted', run: { status: 'RUNNING' } })),
+  );
+  expect(await batch(order.map((id) => ({ id, to: 'PROCESSING' })))).toEqual(
+    order.map(() => ({ __typename: 'TransitionAccepted', run: { status: 'PROCESSING' } })),
+  );
+  const counted = new Map<string, number>();
+  for (const q of statements.a) counted.set(kind(q), (counted.get(kind(q)) ?? 0) + 1);
+  const summary = JSON.stringify(Object.fromEntries(counted));
+  expect(counted.get('transitionDirectBatch'), summary).toBe(2);
+  expect(counted.get('writeTransitions') ?? 0, summary).toBe(0);
+
+  // CREATED is not reachable from PROCESSING: the whole batch goes the full way, which
+  // applies the others and refuses that one, as it always did.
+  statements.a.length = 0;
+  const mixed = order.map((id, i) => ({ id, to: i === 2 ? 'CREATED' : 'RUNNING' }));
+  expect((await batch(mixed)).map((r) => r.__typename)).toEqual(
+    mixed.map((m) => (m.to === 'CREATED' ? 'IllegalTransition' : 'TransitionAccepted')),
+  );
+  expect(statements.a.filter((q) => kind(q) === 'writeTransitions')).toHaveLength(1);
+
+  const expected = [
+    ...order.map((runId) => ({ runId, to: 'RUNNING', version: 2 })),
+    ...order.map((runId) => ({ runId, to: 'PROCESSING', version: 3 })),
+    ...mixed
+      .filter((m) => m.to === 'RUNNING')
+      .map((m) => ({ runId: m.id, to: 'RUNNING', version: 4 })),
+  ];
+  // Without a cursor a subscription may also see the runs' creation, if its instance had not
+  // published it yet: only the changes after it are compared.
+  const changes = (r: typeof here) =>
+    r.values.map((v) => v.statusChanged).filter((c) => c.version > 1);
+  await waitUntil(
+    'every change on both instances',
+    () => changes(here).length >= expected.length && changes(there).length >= expected.length,
+  );
+  expect(changes(here)).toEqual(expected);
+  expect(changes(there)).toEqual(expected);
+  here.dispose();
+  there.dispose();
 });
