@@ -286,9 +286,11 @@ export async function applyDirectly(
     params,
   );
   if (!row?.run || !row.change) return null;
-  const change = mapStatusChangeRow(row.change as RawStatusChange);
-  // The run is decoded only if the answer asks for it: a worker's report rarely does.
-  const raw = row.run;
+  return accepted(row.run, mapStatusChangeRow(row.change as RawStatusChange));
+}
+
+/** An accepted change; its run is decoded only if the answer asks for it (a worker's rarely does). */
+function accepted(raw: Record<string, unknown>, change: StatusChangeRow): TransitionOutcome {
   let run: RunRow | undefined;
   return {
     kind: 'accepted',
@@ -326,16 +328,6 @@ export async function applyDirectlyBatch(
   }>(db, notify == null ? BATCH_STATEMENT : BATCH_STATEMENT_WITH_NOTIFY, params);
   if (!row?.runs || !row.changes || row.changes.length !== requests.length) return null;
   const changes = row.changes.map(mapStatusChangeRow);
-  const outcomes = changes.map((change, i): TransitionOutcome => {
-    const raw = row.runs![i]!;
-    let run: RunRow | undefined;
-    return {
-      kind: 'accepted',
-      get run() {
-        return (run ??= readRunRow(raw));
-      },
-      change,
-    };
-  });
+  const outcomes = changes.map((change, i) => accepted(row.runs![i]!, change));
   return { outcomes, changes };
 }
