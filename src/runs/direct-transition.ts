@@ -56,37 +56,10 @@ export function mayApplyDirectly(request: TransitionRequest): boolean {
 }
 
 /**
- * Where the statement takes each value of a request from: positional parameters (one request)
- * or the columns of a row of requests `q` (a batch). Keyed as `requestValues` orders them.
+ * A request's values, by name, with their SQL types; in this order they are the one-request
+ * statement's parameters ($1, $2, …), and by these names the columns of a batch's rows.
  */
-type ValueSource = Record<(typeof VALUE_NAMES)[number], string>;
-
-/** A request's values, in the order of the one-request statement's parameters ($1, $2, …). */
-const VALUE_NAMES = [
-  'id',
-  'to',
-  'retry',
-  'at',
-  'reason',
-  'runOutcome',
-  'runExitCode',
-  'starts',
-  'done',
-  'message',
-  'stopping',
-  'from',
-  'projects',
-  'attempt',
-  'expectedStatus',
-  'expectedVersion',
-  'failed',
-  'outcome',
-  'exitCode',
-  'meta',
-  'actor',
-] as const;
-
-const TYPES: ValueSource = {
+const TYPES = {
   id: 'uuid',
   to: 'run_status',
   retry: 'int',
@@ -108,39 +81,44 @@ const TYPES: ValueSource = {
   exitCode: 'int',
   meta: 'jsonb',
   actor: 'text',
-};
+} as const;
 
+type ValueName = keyof typeof TYPES;
+const VALUE_NAMES = Object.keys(TYPES) as ValueName[];
+
+/** Where the statement reads each value: a parameter (one request) or a column of `q` (a batch). */
+type ValueSource = Record<ValueName, string>;
 const PARAMETERS = Object.fromEntries(
   VALUE_NAMES.map((name, i) => [name, `$${i + 1}::${TYPES[name]}`]),
 ) as ValueSource;
 const COLUMNS = Object.fromEntries(VALUE_NAMES.map((name) => [name, `q."${name}"`])) as ValueSource;
 
-function requestValues(request: TransitionRequest, actor: Actor): unknown[] {
+function requestValues(request: TransitionRequest, actor: Actor): Record<ValueName, unknown> {
   const to = request.to;
   const done = isDone(to);
-  return [
-    request.id,
+  return {
+    id: request.id,
     to,
-    to === 'RETRYING' ? 1 : 0,
-    request.at?.toISOString() ?? null,
-    request.reason,
-    done ? (request.outcome ?? null) : null,
-    done ? (request.exitCode ?? null) : null,
-    startsRunning(to),
+    retry: to === 'RETRYING' ? 1 : 0,
+    at: request.at?.toISOString() ?? null,
+    reason: request.reason,
+    runOutcome: done ? (request.outcome ?? null) : null,
+    runExitCode: done ? (request.exitCode ?? null) : null,
+    starts: startsRunning(to),
     done,
-    request.message,
-    to === 'STOPPING',
-    fromList(to),
-    actor.projects == null ? null : arrayLiteral(actor.projects),
-    request.attempt,
-    request.expectedStatus,
-    request.expectedVersion,
-    to === 'FAILED',
-    request.outcome ?? null,
-    request.exitCode ?? null,
-    request.meta == null ? null : JSON.stringify(request.meta),
-    actor.name,
-  ];
+    message: request.message,
+    stopping: to === 'STOPPING',
+    from: fromList(to),
+    projects: actor.projects == null ? null : arrayLiteral(actor.projects),
+    attempt: request.attempt,
+    expectedStatus: request.expectedStatus,
+    expectedVersion: request.expectedVersion,
+    failed: to === 'FAILED',
+    outcome: request.outcome ?? null,
+    exitCode: request.exitCode ?? null,
+    meta: request.meta ?? null,
+    actor: actor.name,
+  };
 }
 
 /** The new values of a moved run `r` (its row before the change). */
@@ -267,6 +245,12 @@ const STATEMENT_WITH_NOTIFY = statementText(true);
 const BATCH_STATEMENT = batchStatementText(false);
 const BATCH_STATEMENT_WITH_NOTIFY = batchStatementText(true);
 
+/** What a direct statement applied: each request's outcome, and the changes it logged. */
+export interface DirectResult {
+  outcomes: TransitionOutcome[];
+  changes: StatusChangeRow[];
+}
+
 /**
  * Apply `request` in one statement if it is the common case; null when the full path must
  * decide it (nothing was written then).
@@ -277,8 +261,12 @@ export async function applyDirectly(
   actor: Actor,
   /** A NOTIFY on the change log's channel sent with it (commit-signal.ts), or null. */
   notify: string | null = null,
-): Promise<TransitionOutcome | null> {
-  const params = requestValues(request, actor);
+): Promise<DirectResult | null> {
+  const values = requestValues(request, actor);
+  // A jsonb parameter goes as its text (drizzle has postgres.js pass text through as it is).
+  const params = VALUE_NAMES.map((name) =>
+    name === 'meta' && values.meta != null ? JSON.stringify(values.meta) : values[name],
+  );
   if (notify != null) params.push(notify);
   const [row] = await queryText<{ run: Record<string, unknown> | null; change: unknown }>(
     db,
@@ -286,7 +274,8 @@ export async function applyDirectly(
     params,
   );
   if (!row?.run || !row.change) return null;
-  return accepted(row.run, mapStatusChangeRow(row.change as RawStatusChange));
+  const change = mapStatusChangeRow(row.change as RawStatusChange);
+  return { outcomes: [accepted(row.run, change)], changes: [change] };
 }
 
 /** An accepted change; its run is decoded only if the answer asks for it (a worker's rarely does). */
@@ -311,15 +300,8 @@ export async function applyDirectlyBatch(
   actor: Actor,
   /** A NOTIFY on the change log's channel sent with it (commit-signal.ts), or null. */
   notify: string | null = null,
-): Promise<{ outcomes: TransitionOutcome[]; changes: StatusChangeRow[] } | null> {
-  const rows = requests.map((request, n) => {
-    const values = requestValues(request, actor);
-    const row: Record<string, unknown> = { n };
-    VALUE_NAMES.forEach((name, i) => (row[name] = values[i]));
-    // The object itself in the rows' JSON (its text would be a JSON string there).
-    row.meta = request.meta ?? null;
-    return row;
-  });
+): Promise<DirectResult | null> {
+  const rows = requests.map((request, n) => ({ n, ...requestValues(request, actor) }));
   const params: unknown[] = [JSON.stringify(rows), arrayLiteral(requests.map((r) => r.id))];
   if (notify != null) params.push(notify);
   const [row] = await queryText<{

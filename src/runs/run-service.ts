@@ -35,7 +35,12 @@ import {
 import { canSeeProject, UNRESTRICTED } from '../auth/principal.js';
 import type { Actor } from './transition-batch.js';
 import type { CommitSignal } from '../changelog/commit-signal.js';
-import { applyDirectly, applyDirectlyBatch, mayApplyDirectly } from './direct-transition.js';
+import {
+  applyDirectly,
+  applyDirectlyBatch,
+  mayApplyDirectly,
+  type DirectResult,
+} from './direct-transition.js';
 import { deleteRunTrees } from './retention.js';
 import * as store from './run-store.js';
 
@@ -236,23 +241,31 @@ export function createRunService(deps: RunServiceDeps): RunService {
     return refusalFor(run, runId, attempt, actor) ?? new NotFoundError('run', runId);
   }
 
+  /**
+   * Run a one-statement change (direct-transition.ts). Other instances learn of it from a
+   * NOTIFY in the same statement, when one is due; null when the full path must decide.
+   */
+  async function applyDirect(
+    apply: (notify: string | null) => Promise<DirectResult | null>,
+  ): Promise<DirectResult | null> {
+    const notification = changeLog.offerNotification();
+    let direct: DirectResult | null;
+    try {
+      direct = await apply(notification?.payload ?? null);
+    } catch (error) {
+      if (notification) changeLog.notificationFailed(notification.at);
+      throw error;
+    }
+    if (direct) changeLog.committed(direct.changes, notification?.at);
+    else if (notification) changeLog.notificationSent(notification.at);
+    return direct;
+  }
+
   async function applyOne(request: TransitionRequest, actor: Actor): Promise<TransitionOutcome> {
     // The common change in one statement; anything it leaves goes the full way.
     if (mayApplyDirectly(request)) {
-      // Other instances learn of it from a NOTIFY in the same statement, when one is due.
-      const notification = changeLog.offerNotification();
-      let direct: TransitionOutcome | null;
-      try {
-        direct = await applyDirectly(db, request, actor, notification?.payload ?? null);
-      } catch (error) {
-        if (notification) changeLog.notificationFailed(notification.at);
-        throw error;
-      }
-      if (direct?.kind === 'accepted' && direct.change) {
-        changeLog.committed([direct.change], notification?.at);
-        return direct;
-      }
-      if (notification) changeLog.notificationSent(notification.at);
+      const direct = await applyDirect((notify) => applyDirectly(db, request, actor, notify));
+      if (direct) return direct.outcomes[0]!;
     }
     return (await applyRequests([request], actor))[0]!;
   }
@@ -268,23 +281,12 @@ export function createRunService(deps: RunServiceDeps): RunService {
     if (requests.length === 1) return [await applyOne(requests[0]!, actor)];
     const distinct = new Set(requests.map((r) => r.id)).size === requests.length;
     if (distinct && requests.length > 1 && requests.every(mayApplyDirectly)) {
-      const notification = changeLog.offerNotification();
-      let direct: Awaited<ReturnType<typeof applyDirectlyBatch>>;
-      try {
-        // It locks parents first, as the full path does; a cycle with another batch is broken
-        // by PostgreSQL, and the statement is simply run again.
-        direct = await retryOnDeadlock(() =>
-          applyDirectlyBatch(db, requests, actor, notification?.payload ?? null),
-        );
-      } catch (error) {
-        if (notification) changeLog.notificationFailed(notification.at);
-        throw error;
-      }
-      if (direct) {
-        changeLog.committed(direct.changes, notification?.at);
-        return direct.outcomes;
-      }
-      if (notification) changeLog.notificationSent(notification.at);
+      // It locks parents first, as the full path does; a cycle with another batch is broken by
+      // PostgreSQL, and the statement is simply run again.
+      const direct = await applyDirect((notify) =>
+        retryOnDeadlock(() => applyDirectlyBatch(db, requests, actor, notify)),
+      );
+      if (direct) return direct.outcomes;
     }
     return applyRequests(requests, actor);
   }
