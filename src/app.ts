@@ -218,6 +218,7 @@ export function buildApp(options: AppOptions): App {
     logger,
     maxBodyBytes: limits.maxBodyBytes,
     isDraining,
+    graphqlPath,
   });
   const webSocket = attachWebSocket({
     httpServer,

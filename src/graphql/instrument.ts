@@ -55,14 +55,15 @@ function timed(type: string, field: string, resolve: Resolver, metrics: Metrics)
  * counted event by event.
  */
 export function useErrorMetrics(metrics: Metrics): Plugin {
-  return {
-    onResultProcess: ({ result }) => {
-      for (const single of Array.isArray(result) ? result : [result]) {
-        const errors = (single as { errors?: readonly GraphQLError[] } | null)?.errors;
-        if (!Array.isArray(errors)) continue;
-        for (const error of errors)
-          metrics.countError(String(error.extensions?.['code'] ?? 'INTERNAL_SERVER_ERROR'));
-      }
-    },
-  };
+  return { onResultProcess: ({ result }) => countResultErrors(metrics, result) };
+}
+
+/** Count the errors of a result (or a batch of them) by code: useErrorMetrics' count. */
+export function countResultErrors(metrics: Metrics, result: unknown): void {
+  for (const single of Array.isArray(result) ? result : [result]) {
+    const errors = (single as { errors?: readonly GraphQLError[] } | null)?.errors;
+    if (!Array.isArray(errors)) continue;
+    for (const error of errors)
+      metrics.countError(String(error.extensions?.['code'] ?? 'INTERNAL_SERVER_ERROR'));
+  }
 }

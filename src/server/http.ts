@@ -7,7 +7,9 @@ import type { Logger } from '../logger.js';
 import type { Inflight } from '../ops/inflight.js';
 import type { Metrics } from '../ops/metrics.js';
 import { requestIdFrom, runInRequest } from '../ops/request-context.js';
+import { countResultErrors } from '../graphql/instrument.js';
 import { refuseCrossSiteForm } from './cross-site.js';
+import { createGraphQLPost } from './graphql-post.js';
 import type { HealthEndpoints } from './health.js';
 import { sendError } from './respond.js';
 
@@ -27,8 +29,13 @@ export function createHttpServer(deps: {
   logger: Logger;
   maxBodyBytes: number;
   isDraining: () => boolean;
+  /** Where GraphQL is served (a plain JSON POST there skips the Fetch API adapter). */
+  graphqlPath: string;
 }): Server {
   const { yoga, health, dashboard, inflight, metrics, logger } = deps;
+  const graphqlPost = createGraphQLPost(yoga, deps.graphqlPath, (result) =>
+    countResultErrors(metrics, result),
+  );
   return createServer((req, res) => {
     const started = performance.now();
     const requestId = requestIdFrom(req.headers['x-request-id']);
@@ -59,6 +66,8 @@ export function createHttpServer(deps: {
       // On every path: yoga also serves GraphQL under others (`/graphql/`, `//graphql`).
       if (refuseCrossSiteForm(req, res)) return;
       if (refuseUnacceptable(req, res)) return;
+      const mediaType = graphqlPost.answerableAs(req, path);
+      if (mediaType) return void graphqlPost.serve(req, res, mediaType).catch(() => res.destroy());
       void yoga(req, res);
     });
   });

@@ -1,0 +1,159 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ExecutionResult, GraphQLError } from 'graphql';
+import { sendNodeResponse } from '@whatwg-node/server';
+import { maskError, processRegularResult, type YogaServerInstance } from 'graphql-yoga';
+import type { GraphQLContext } from '../graphql/context.js';
+
+/**
+ * GraphQL over a plain JSON POST (a worker's change, a client's query), answered without the
+ * Fetch API adapter: the body is read and parsed here, then yoga runs the operation as it would
+ * (its params hooks, parse and validation caches, envelop plugins, context, masking) and its own
+ * result processor writes the answer. What is skipped is the adapter around it (a Request built
+ * from the socket, a Response piped back) and yoga's request hooks, none of which answers such a
+ * request: about 40 % of the service's CPU for `{ __typename }` (issue 18).
+ *
+ * Everything else goes to yoga as before: other methods, paths and content types, a request with
+ * an Origin (CORS), an Accept that asks for a stream, a body that is not one operation's params
+ * (yoga's answer to a malformed body is the contract), and a subscription.
+ */
+export function createGraphQLPost(
+  yoga: YogaServerInstance<object, GraphQLContext>,
+  graphqlPath: string,
+  /** Counts the errors of an answer (graphql/instrument.ts), as yoga's result hook does. */
+  countErrors: (result: ExecutionResult) => void,
+) {
+  return {
+    /** The media type the answer will have, or null when yoga must answer this request. */
+    answerableAs(req: IncomingMessage, path: string): RegularMediaType | null {
+      if (req.method !== 'POST' || path !== graphqlPath || req.headers.origin !== undefined) {
+        return null;
+      }
+      if (!isJsonContentType(req.headers['content-type'])) return null;
+      return regularMediaType(req.headers.accept);
+    },
+
+    async serve(req: IncomingMessage, res: ServerResponse, mediaType: RegularMediaType) {
+      const body = await readBody(req);
+      const params = paramsOf(body);
+      if (params === null) return forwardToYoga(yoga, req, res, body);
+      const request = new yoga.fetchAPI.Request(`http://localhost${req.url ?? graphqlPath}`, {
+        method: 'POST',
+        headers: req.headers as Record<string, string>,
+      });
+      let result: ExecutionResult;
+      try {
+        const serverContext: object = { req, res };
+        result = (await yoga.getResultForParams({ params, request }, serverContext)) as never;
+      } catch (error) {
+        // Operation errors (the database's too) come back in the result: a hook threw on params
+        // checked above, a bug, answered as yoga answers an unexpected error.
+        result = { errors: [maskError(error, 'Unexpected error.', false) as GraphQLError] };
+      }
+      countErrors(result);
+      // Written as yoga's adapter writes every answer (status, headers, the body at once).
+      await sendNodeResponse(
+        processRegularResult(result, yoga.fetchAPI, mediaType),
+        res,
+        req,
+        true,
+      );
+    },
+  };
+}
+
+export type RegularMediaType = 'application/json' | 'application/graphql-response+json';
+const REGULAR: readonly RegularMediaType[] = [
+  'application/graphql-response+json',
+  'application/json',
+];
+
+function isJsonContentType(value: string | undefined): boolean {
+  return value?.split(';', 1)[0]!.trim().toLowerCase() === 'application/json';
+}
+
+/**
+ * The media type yoga's result processors pick for a regular (not streamed) answer: of the
+ * Accept header's utf-8 types, last to first, the last match of graphql-response+json then json;
+ * a stream processor wins over it only when nothing matches it. Null: yoga decides (a stream,
+ * or 406).
+ */
+export function regularMediaType(accept: string | undefined): RegularMediaType | null {
+  const asked = (accept || '*/*').replace(/\s/g, '').toLowerCase().split(',').reverse();
+  let chosen: RegularMediaType | null = null;
+  for (const entry of asked) {
+    const [type, ...params] = entry.split(';');
+    const charset = params.find((p) => p.includes('charset=')) ?? 'charset=utf-8';
+    if (charset !== 'charset=utf-8' || type === undefined) continue;
+    const [pre, suf] = type.split('/');
+    for (const candidate of REGULAR) {
+      const [cPre, cSuf] = candidate.split('/');
+      if ((pre === '*' || pre === cPre) && (suf === '*' || suf === cSuf)) chosen = candidate;
+    }
+  }
+  return chosen;
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
+const PARAM_NAMES = new Set(['query', 'variables', 'operationName', 'extensions']);
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * One operation's params as yoga accepts them (a query string; variables and extensions objects;
+ * an operation name; nothing else), or null for anything yoga must answer itself: invalid JSON,
+ * a batch, a malformed param, and a subscription (its word anywhere sends it there).
+ */
+function paramsOf(body: Buffer) {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (!isPlainObject(parsed)) return null;
+  for (const key in parsed) if (parsed[key] != null && !PARAM_NAMES.has(key)) return null;
+  const { query, variables, operationName, extensions } = parsed;
+  if (typeof query !== 'string' || query.includes('subscription')) return null;
+  if (variables != null && !isPlainObject(variables)) return null;
+  if (extensions != null && !isPlainObject(extensions)) return null;
+  if (operationName != null && typeof operationName !== 'string') return null;
+  return {
+    query,
+    variables: variables as Record<string, unknown> | undefined,
+    operationName: operationName as string | undefined,
+    extensions: extensions as Record<string, unknown> | undefined,
+  };
+}
+
+/**
+ * Yoga answers, through its adapter, a body read here already: its own errors for what it cannot
+ * take, and a subscription (a stream, when the Accept header allows one).
+ */
+async function forwardToYoga(
+  yoga: YogaServerInstance<object, GraphQLContext>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: Buffer,
+) {
+  const headers = new yoga.fetchAPI.Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  const request = new yoga.fetchAPI.Request(`http://localhost${req.url ?? '/'}`, {
+    method: 'POST',
+    headers,
+    body: body.toString('utf8'),
+  });
+  const serverContext: object = { req, res };
+  await sendNodeResponse(await yoga.handleRequest(request, serverContext), res, req, true);
+}
