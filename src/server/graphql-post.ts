@@ -99,6 +99,8 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     req.once('error', reject);
+    // A client gone before its body ended (no effect once it has ended).
+    req.once('close', () => reject(new Error('the request closed before its body ended')));
   });
 }
 
