@@ -36,13 +36,8 @@ export function createGraphQLPost(
     async serve(req: IncomingMessage, res: ServerResponse, mediaType: RegularMediaType) {
       const body = await readBody(req);
       const params = paramsOf(body);
-      if (params === null) return forwardToYoga(yoga, req, res, body);
-      // Node's header object as it is (read lazily): a request's repeated headers are joined
-      // already, but for set-cookie, which no GraphQL request needs.
-      const request = new yoga.fetchAPI.Request(`http://localhost${req.url ?? graphqlPath}`, {
-        method: 'POST',
-        headers: req.headers as Record<string, string>,
-      });
+      if (params === null) return forwardToYoga(yoga, req, res, requestOf(yoga, req, body));
+      const request = requestOf(yoga, req);
       let result: ExecutionResult;
       try {
         const serverContext: object = { req, res };
@@ -141,6 +136,24 @@ function paramsOf(body: Buffer) {
 }
 
 /**
+ * The Fetch API Request yoga's hooks and our context read (its headers: the token), with the
+ * body when yoga is to read it. Node's header object is handed over as it is (read lazily): a
+ * request's repeated headers are joined already, but for set-cookie, which no GraphQL request
+ * needs.
+ */
+function requestOf(
+  yoga: YogaServerInstance<object, GraphQLContext>,
+  req: IncomingMessage,
+  body?: Buffer,
+): Request {
+  return new yoga.fetchAPI.Request(`http://localhost${req.url ?? '/'}`, {
+    method: 'POST',
+    headers: req.headers as Record<string, string>,
+    ...(body ? { body: body.toString('utf8') } : {}),
+  });
+}
+
+/**
  * Yoga answers, through its adapter, a body read here already: its own errors for what it cannot
  * take, and a subscription (a stream, when the Accept header allows one).
  */
@@ -148,17 +161,8 @@ async function forwardToYoga(
   yoga: YogaServerInstance<object, GraphQLContext>,
   req: IncomingMessage,
   res: ServerResponse,
-  body: Buffer,
+  request: Request,
 ) {
-  const headers = new yoga.fetchAPI.Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
-  }
-  const request = new yoga.fetchAPI.Request(`http://localhost${req.url ?? '/'}`, {
-    method: 'POST',
-    headers,
-    body: body.toString('utf8'),
-  });
   const serverContext: object = { req, res };
   await sendNodeResponse(await yoga.handleRequest(request, serverContext), res, req, true);
 }
