@@ -55,10 +55,10 @@ const CHECK_INTERVAL_MS = 5;
 const READ_COALESCE_MS = 1;
 /**
  * A read that has not answered by then is abandoned and retried (a fresh query). After the
- * database was killed or restarted, postgres.js 3.4.9 can leave a query's promise unsettled for
- * ever though the pool goes on working (seen in the fault suite: the tail and the reaper of one
- * instance stopped, silently, while its mutations were answered); a stalled tail would stop live
- * delivery without a word.
+ * database killed connections, postgres.js 3.4.9 left a query's promise unsettled for ever though
+ * the pool went on working: with several hosts in the URL, the first query of a reconnected
+ * connection when its backend was killed (patched, see patches/ and db-client.test.ts). Should
+ * another such path exist, a stalled tail would stop live delivery without a word: this bounds it.
  */
 const READ_TIMEOUT_MS = 15_000;
 /**

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
 import {
   commitWithNextStatement,
@@ -68,5 +68,61 @@ describe('transactions on PostgreSQL', () => {
       }),
     ).rejects.toThrow('changed my mind');
     expect(await rows()).toEqual([1, 2, 4, 5, 6]);
+  });
+});
+
+// The driver (postgres.js 3.4.9, patched) with several hosts, as a failover setup names its
+// primary and standby: a connection that reconnected stays "connecting" while it runs the query
+// that waited for it, and an error then was taken for a failed connect (another host would be
+// tried), so the query was neither answered nor failed. The fault suite saw the change-log tail's
+// read hang that way, and live delivery stop for 15 s, after PostgreSQL killed connections.
+describe('with several hosts in the URL', () => {
+  it("fails a reconnected connection's first query when its backend is killed, and goes on", async () => {
+    const url = new URL(inject('databaseUrl'));
+    const multiHost = url.toString().replace(`@${url.host}/`, `@${url.host},${url.host}/`);
+    const multi = createPostgresDatabase({ url: multiHost, poolSize: 1 });
+    const killer = createPostgresDatabase({ url: url.toString(), poolSize: 1 });
+    // Returns once the backend has exited (or after 5 s).
+    const kill = (where: ReturnType<typeof sql>) =>
+      queryRows(
+        killer.db,
+        sql`SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE ${where}`,
+      );
+    try {
+      const [backend] = await queryRows<{ pid: number }>(
+        multi.db,
+        sql`SELECT pg_backend_pid() AS pid`,
+      );
+      await kill(sql`pid = ${backend!.pid}`);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the pool sees its socket close
+      // The pool's only connection is closed: this query is the one its reconnect runs first.
+      const marker = `reconnect_first_${Date.now()}`;
+      const running = sql.raw(`query LIKE '/* ${marker} */%' AND pid <> pg_backend_pid()`);
+      const first = queryRows(multi.db, sql.raw(`/* ${marker} */ SELECT pg_sleep(30)`)).then(
+        () => 'answered',
+        (error: Error) => `failed: ${String((error.cause as Error | undefined)?.message)}`,
+      );
+      await vi.waitFor(
+        async () => {
+          const active = await queryRows(
+            killer.db,
+            sql`SELECT pid FROM pg_stat_activity WHERE state = 'active' AND ${running}`,
+          );
+          expect(active).toHaveLength(1);
+        },
+        { timeout: 5000, interval: 20 },
+      );
+      await kill(running);
+      const outcome = await Promise.race([
+        first,
+        new Promise((resolve) => setTimeout(() => resolve('no answer after 5 s'), 5000)),
+      ]);
+      expect(outcome).toMatch(/^failed: .*CONNECTION_CLOSED/);
+      // And the pool serves the next query.
+      expect(await queryRows(multi.db, sql`SELECT 1 AS one`)).toEqual([{ one: 1 }]);
+    } finally {
+      await multi.close();
+      await killer.close();
+    }
   });
 });
