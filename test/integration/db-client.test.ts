@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
 import {
@@ -123,6 +124,56 @@ describe('with several hosts in the URL', () => {
     } finally {
       await multi.close();
       await killer.close();
+    }
+  });
+});
+
+describe('a new connection killed while it reads the server’s types', () => {
+  it('still serves the transaction that waited for it, and rejects nothing unhandled', async () => {
+    // A database of its own: the test locks its pg_type, which every new connection reads.
+    const url = new URL(inject('databaseUrl'));
+    const name = `client_types_${Date.now().toString(36)}`;
+    const admin = createPostgresDatabase({ url: url.toString(), poolSize: 1 });
+    await admin.db.execute(sql.raw(`CREATE DATABASE ${name}`));
+    url.pathname = `/${name}`;
+    const locker = postgres(url.toString(), { max: 1, onnotice: () => {} });
+    const fresh = createPostgresDatabase({ url: url.toString(), poolSize: 1 });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const lock = await locker.reserve();
+      await lock`BEGIN`;
+      await lock`LOCK TABLE pg_catalog.pg_type IN ACCESS EXCLUSIVE MODE`;
+      // A transaction reserves the pool's connection; it opens, then waits on the lock.
+      const answered = fresh.db.transaction(async (tx) => queryRows(tx, sql`SELECT 1 AS one`));
+      await vi.waitFor(
+        async () => {
+          const waiting = await queryRows(
+            admin.db,
+            sql`SELECT pid FROM pg_stat_activity
+                WHERE datname = ${name} AND wait_event_type = 'Lock' AND query LIKE '%typarray%'`,
+          );
+          expect(waiting).toHaveLength(1);
+        },
+        { timeout: 5000, interval: 20 },
+      );
+      await admin.db.execute(
+        sql`SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+            WHERE datname = ${name} AND query LIKE '%typarray%'`,
+      );
+      await lock`ROLLBACK`;
+      lock.release();
+      // The reservation is served by the reconnected connection.
+      expect(await answered).toEqual([{ one: 1 }]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await fresh.close();
+      await locker.end();
+      await admin.db.execute(sql.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+      await admin.close();
     }
   });
 });
