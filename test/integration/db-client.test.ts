@@ -1,6 +1,6 @@
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import {
   commitWithNextStatement,
@@ -8,6 +8,8 @@ import {
   queryRows,
   type Database,
 } from '../../src/db/client.js';
+import { withEmptyDatabase } from '../support/empty-database.js';
+import { sleep, waitUntil } from '../support/operations.js';
 
 // The PostgreSQL client's transactions send BEGIN with their first statement, and COMMIT with
 // their last when told (src/db/client.ts). They must still be all-or-nothing.
@@ -72,6 +74,25 @@ describe('transactions on PostgreSQL', () => {
   });
 });
 
+/**
+ * Wait until one backend other than `admin`'s own matches `where`, then terminate it and wait
+ * for it to exit (pg_terminate_backend with a timeout).
+ */
+async function killBackend(admin: Database, where: SQL): Promise<void> {
+  const matching = sql`${where} AND pid <> pg_backend_pid()`;
+  await waitUntil(
+    'the backend to kill',
+    async () =>
+      (await queryRows(admin.db, sql`SELECT pid FROM pg_stat_activity WHERE ${matching}`))
+        .length === 1,
+    5000,
+  );
+  await queryRows(
+    admin.db,
+    sql`SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE ${matching}`,
+  );
+}
+
 // The driver (postgres.js 3.4.9, patched) with several hosts, as a failover setup names its
 // primary and standby: a connection that reconnected stays "connecting" while it runs the query
 // that waited for it, and an error then was taken for a failed connect (another host would be
@@ -82,38 +103,21 @@ describe('with several hosts in the URL', () => {
     const url = new URL(inject('databaseUrl'));
     const multiHost = url.toString().replace(`@${url.host}/`, `@${url.host},${url.host}/`);
     const multi = createPostgresDatabase({ url: multiHost, poolSize: 1 });
-    const killer = createPostgresDatabase({ url: url.toString(), poolSize: 1 });
-    // Returns once the backend has exited (or after 5 s).
-    const kill = (where: ReturnType<typeof sql>) =>
-      queryRows(
-        killer.db,
-        sql`SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE ${where}`,
-      );
+    const admin = createPostgresDatabase({ url: url.toString(), poolSize: 1 });
     try {
       const [backend] = await queryRows<{ pid: number }>(
         multi.db,
         sql`SELECT pg_backend_pid() AS pid`,
       );
-      await kill(sql`pid = ${backend!.pid}`);
-      await new Promise((resolve) => setTimeout(resolve, 200)); // the pool sees its socket close
+      await killBackend(admin, sql`pid = ${backend!.pid}`);
+      await sleep(200); // the pool sees its socket close
       // The pool's only connection is closed: this query is the one its reconnect runs first.
       const marker = `reconnect_first_${Date.now()}`;
-      const running = sql.raw(`query LIKE '/* ${marker} */%' AND pid <> pg_backend_pid()`);
       const first = queryRows(multi.db, sql.raw(`/* ${marker} */ SELECT pg_sleep(30)`)).then(
         () => 'answered',
         (error: Error) => `failed: ${String((error.cause as Error | undefined)?.message)}`,
       );
-      await vi.waitFor(
-        async () => {
-          const active = await queryRows(
-            killer.db,
-            sql`SELECT pid FROM pg_stat_activity WHERE state = 'active' AND ${running}`,
-          );
-          expect(active).toHaveLength(1);
-        },
-        { timeout: 5000, interval: 20 },
-      );
-      await kill(running);
+      await killBackend(admin, sql.raw(`state = 'active' AND query LIKE '/* ${marker} */%'`));
       const outcome = await Promise.race([
         first,
         new Promise((resolve) => setTimeout(() => resolve('no answer after 5 s'), 5000)),
@@ -123,57 +127,43 @@ describe('with several hosts in the URL', () => {
       expect(await queryRows(multi.db, sql`SELECT 1 AS one`)).toEqual([{ one: 1 }]);
     } finally {
       await multi.close();
-      await killer.close();
+      await admin.close();
     }
   });
 });
 
 describe('a new connection killed while it reads the server’s types', () => {
-  it('still serves the transaction that waited for it, and rejects nothing unhandled', async () => {
+  it('still serves the transaction that waited for it, and rejects nothing unhandled', () =>
     // A database of its own: the test locks its pg_type, which every new connection reads.
-    const url = new URL(inject('databaseUrl'));
-    const name = `client_types_${Date.now().toString(36)}`;
-    const admin = createPostgresDatabase({ url: url.toString(), poolSize: 1 });
-    await admin.db.execute(sql.raw(`CREATE DATABASE ${name}`));
-    url.pathname = `/${name}`;
-    const locker = postgres(url.toString(), { max: 1, onnotice: () => {} });
-    const fresh = createPostgresDatabase({ url: url.toString(), poolSize: 1 });
-    const unhandled: unknown[] = [];
-    const onUnhandled = (reason: unknown) => unhandled.push(reason);
-    process.on('unhandledRejection', onUnhandled);
-    try {
-      const lock = await locker.reserve();
-      await lock`BEGIN`;
-      await lock`LOCK TABLE pg_catalog.pg_type IN ACCESS EXCLUSIVE MODE`;
-      // A transaction reserves the pool's connection; it opens, then waits on the lock.
-      const answered = fresh.db.transaction(async (tx) => queryRows(tx, sql`SELECT 1 AS one`));
-      await vi.waitFor(
-        async () => {
-          const waiting = await queryRows(
-            admin.db,
-            sql`SELECT pid FROM pg_stat_activity
-                WHERE datname = ${name} AND wait_event_type = 'Lock' AND query LIKE '%typarray%'`,
-          );
-          expect(waiting).toHaveLength(1);
-        },
-        { timeout: 5000, interval: 20 },
-      );
-      await admin.db.execute(
-        sql`SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
-            WHERE datname = ${name} AND query LIKE '%typarray%'`,
-      );
-      await lock`ROLLBACK`;
-      lock.release();
-      // The reservation is served by the reconnected connection.
-      expect(await answered).toEqual([{ one: 1 }]);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(unhandled).toEqual([]);
-    } finally {
-      process.off('unhandledRejection', onUnhandled);
-      await fresh.close();
-      await locker.end();
-      await admin.db.execute(sql.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-      await admin.close();
-    }
-  });
+    withEmptyDatabase('client_types', async (url) => {
+      const name = new URL(url).pathname.slice(1);
+      const admin = createPostgresDatabase({ url: inject('databaseUrl'), poolSize: 1 });
+      const locker = postgres(url, { max: 1, onnotice: () => {} });
+      const fresh = createPostgresDatabase({ url, poolSize: 1 });
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        const lock = await locker.reserve();
+        await lock`BEGIN`;
+        await lock`LOCK TABLE pg_catalog.pg_type IN ACCESS EXCLUSIVE MODE`;
+        // A transaction reserves the pool's connection; it opens, then waits on the lock.
+        const answered = fresh.db.transaction(async (tx) => queryRows(tx, sql`SELECT 1 AS one`));
+        await killBackend(
+          admin,
+          sql`datname = ${name} AND wait_event_type = 'Lock' AND query LIKE '%typarray%'`,
+        );
+        await lock`ROLLBACK`;
+        lock.release();
+        // The reservation is served by the reconnected connection.
+        expect(await answered).toEqual([{ one: 1 }]);
+        await sleep(100);
+        expect(unhandled).toEqual([]);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+        await fresh.close();
+        await locker.end();
+        await admin.close();
+      }
+    }));
 });
