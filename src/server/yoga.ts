@@ -12,6 +12,7 @@ import type { Db } from '../db/client.js';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
 import type { ErrorNaming } from '../graphql/domain-errors.js';
 import { createLoaders, type AppServices, type GraphQLContext } from '../graphql/context.js';
+import { useCompiledQueries } from '../graphql/compiled-queries.js';
 import { useInputErrorCodes } from '../graphql/input-errors.js';
 import { instrumentResolvers, useErrorMetrics } from '../graphql/instrument.js';
 import { useParserLimits } from '../graphql/parser-limits.js';
@@ -103,6 +104,10 @@ export function createYogaServer(deps: {
       useSingleConnectionSSE({ graphqlPath: deps.graphqlPath, auth }),
       useInputErrorCodes() as Plugin,
       useErrorMetrics(deps.metrics),
+      // Before the drain's count below, which must wrap whichever executor runs.
+      useCompiledQueries((errors) =>
+        logger.warn({ errors }, 'a query could not be compiled; it runs uncompiled'),
+      ),
       // Queries and mutations (over any transport) a drain waits for, counted around the
       // execution itself so one that throws is uncounted too.
       {
