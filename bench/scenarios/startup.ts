@@ -84,11 +84,11 @@ export const startup: Scenario = {
       title: '7. Start-up to ready on the embedded database',
       setup:
         'The built service (`node dist/src/main.js`) with no DATABASE_URL, in an empty data ' +
-        'directory (first start: PGlite creates the database, then the migrations run) and again ' +
-        'in the same directory (restart), timed from spawning the process until `/health` ' +
-        `answers; the median of ${repetitions}. A first start copies the migrated, empty ` +
-        'database `npm run build` made (dist/pglite-template.tar.gz) instead of having PGlite ' +
-        'create one. Baseline: a bare Node process in which PGlite creates (first) or opens ' +
+        'directory (first start) and again in the same directory (restart), timed from ' +
+        `spawning the process until \`/health\` answers; the median of ${repetitions}. A first ` +
+        'start copies the migrated, empty data directory `npm run build` made ' +
+        '(dist/pglite-template) and opens it, instead of having PGlite create one and ' +
+        'migrating it. Baseline: a bare Node process in which PGlite creates (first) or opens ' +
         '(restart) its database and runs one query.',
       rows: [row('first start, s', first, bareFirst), row('restart, s', again, bareAgain)],
       notes: [

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -120,12 +120,13 @@ describe('embedded PGlite database', () => {
 
 describe('embedded PGlite from the template `npm run build` makes', () => {
   const dir = mkdtempSync(join(tmpdir(), 'runstate-pglite-template-'));
-  const template = join(dir, 'template.tar.gz');
+  const template = join(dir, 'template');
   const dataDir = join(dir, 'data');
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('starts a new directory migrated and empty, serves it, and keeps what it wrote', async () => {
-    expect(await buildPgliteTemplate(template)).toBeGreaterThan(0);
+    await buildPgliteTemplate(template);
+    expect(existsSync(join(template, 'PG_VERSION'))).toBe(true);
     const first = await createPgliteDatabase({ dataDir, template });
     await first.migrate();
     const server = await startServer({ database: first });
@@ -160,6 +161,28 @@ describe('embedded PGlite from the template `npm run build` makes', () => {
     } finally {
       await reopened.stop();
       await again.close();
+    }
+  });
+
+  it('a directory whose copy of the template was cut short is copied again and serves', async () => {
+    // What a start killed while copying leaves: every file but PG_VERSION, which goes last.
+    const cut = join(dir, 'cut');
+    cpSync(template, cut, {
+      recursive: true,
+      filter: (source) => source !== join(template, 'PG_VERSION'),
+    });
+    const database = await createPgliteDatabase({ dataDir: cut, template });
+    await database.migrate();
+    const server = await startServer({ database });
+    try {
+      const empty = dataOf(
+        await server.gql<{ runs: { edges: unknown[] } }>(`{ runs { edges { cursor } } }`),
+      );
+      expect(empty.runs.edges).toEqual([]);
+      expect((await createRun(server, { project: 'recopied' })).status).toBe('CREATED');
+    } finally {
+      await server.stop();
+      await database.close();
     }
   });
 });
