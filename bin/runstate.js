@@ -20,7 +20,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const at = (path) => join(root, path);
 
 /** What `npm run build` writes. */
-const OUTPUTS = ['dist/src/cli/main.js', 'dist/pglite-template.tar.gz', 'dist/dashboard/app.js'];
+const OUTPUTS = [
+  'dist/src/cli/main.js',
+  'dist/pglite-template/PG_VERSION',
+  'dist/dashboard/app.js',
+];
 /** What the build is made from (dependencies through the lockfile). */
 const SOURCES = [
   'src',

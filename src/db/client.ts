@@ -1,4 +1,14 @@
-import { copyFileSync, cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
@@ -47,23 +57,39 @@ export const MIGRATIONS_DIR = fromPackageRoot('drizzle');
 export const PGLITE_TEMPLATE = fromPackageRoot('dist/pglite-template');
 
 /**
- * Write a template (default PGLITE_TEMPLATE): a PGlite data directory created there, migrated
- * and closed. Not a tarball for PGlite's `loadDataDir`: PGlite writes a loaded tarball's files
- * to disk through its WebAssembly file system, which took 1.5 s of a first start's 3.5 (issue
- * 18); the directory is copied by Node in 0.2 s and opened like any other.
+ * Write a template (default PGLITE_TEMPLATE): a PGlite data directory created, migrated and
+ * closed. Not a tarball for PGlite's `loadDataDir`: PGlite writes a loaded tarball's files to
+ * disk through its WebAssembly file system, which took 1.5 s of a first start's 3.5 (issue 18);
+ * the directory is copied by Node in 0.2 s and opened like any other.
+ *
+ * Made beside its place and renamed into it once closed, so a build cut short leaves no
+ * half-made template; and readable by everyone, as the tarball was (PGlite makes some files
+ * 0600, and a container's service need not run as the user who built it).
  */
 export async function buildPgliteTemplate(path: string = PGLITE_TEMPLATE): Promise<void> {
-  rmSync(path, { recursive: true, force: true });
-  const client = await PGlite.create(path, { extensions: { pg_trgm } });
+  const building = `${path}.building-${process.pid}`;
+  rmSync(building, { recursive: true, force: true });
+  const client = await PGlite.create(building, { extensions: { pg_trgm } });
   await migratePglite(drizzlePglite(client, { schema }) as never, {
     migrationsFolder: MIGRATIONS_DIR,
   });
   await client.close();
+  readableByAll(building);
+  rmSync(path, { recursive: true, force: true });
+  renameSync(building, path);
+}
+
+/** Add read permission for all to a tree (and search permission to its directories). */
+function readableByAll(path: string): void {
+  const stat = statSync(path);
+  chmodSync(path, stat.mode | (stat.isDirectory() ? 0o555 : 0o444));
+  if (stat.isDirectory()) for (const entry of readdirSync(path)) readableByAll(join(path, entry));
 }
 
 /**
  * A new data directory from the template. PG_VERSION, which makes a directory a database (and
- * not fresh), is copied last: a copy cut short leaves a directory the next start copies again.
+ * not fresh), is copied last: a start killed while copying leaves a directory that the next
+ * start copies again. (Not a power loss: nothing here is synced to disk before PG_VERSION.)
  */
 function copyTemplate(template: string, dataDir: string): void {
   const marker = join(template, 'PG_VERSION');

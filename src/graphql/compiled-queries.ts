@@ -1,6 +1,9 @@
 import {
   GraphQLError,
+  Kind,
   getOperationAST,
+  visit,
+  type ASTNode,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
@@ -11,32 +14,47 @@ import {
 import { getVariableValues } from 'graphql/execution/values.js';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import type { Plugin } from 'graphql-yoga';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
 
 /** Executions of one operation before it is compiled: a document sent once is not worth it. */
 const USES_BEFORE_COMPILING = 2;
 
+interface Compiled {
+  query: CompiledQuery;
+  /** Variables written inside an input object or list of the query (`{ field: $f }`). */
+  nestedVariables: readonly string[];
+}
+
 interface Operation {
   uses: number;
   /** Compiled once used often enough; null when graphql-jit cannot compile it. */
-  compiled?: CompiledQuery | null;
+  compiled?: Compiled | null;
 }
 
 /**
  * Queries that come again run as code compiled for their document (graphql-jit), not through the
- * general executor: a page of 50 runs resolves some 350 fields, and the executor's work per field
+ * executor: a page of 50 runs resolves some 350 fields, and the executor's work per field
  * (resolve info, paths, argument maps, promise checks) was most of its cost (issue 18).
  *
  * Only queries: a mutation resolves one root field (nothing to gain), and subscriptions share
- * their executions already (shared-subscription-execution.ts). The variables are coerced by
- * graphql-js first, so every answer about a variable that does not coerce is graphql-js's own
- * (executed as before), and input fields get their defaults as the spec says: graphql-jit 0.8
- * refuses a non-null input field left out even when the schema gives it a default (`RunOrder`'s).
- * graphql-jit coerces the coerced values again, which is the identity for this schema's inputs
- * (enums named as their values, DateTime taking a Date, JSON).
- *
- * Errors are answered as graphql-js answers them: located in the query, and what graphql-jit
- * raises itself (a null for a non-null field, say) carried as an original error, so error
- * masking hides it as it hid graphql-js's.
+ * their executions already (shared-subscription-execution.ts). Every answer is the one the
+ * executor gives (graphql-js's rules), where graphql-jit 0.8 would answer otherwise:
+ * - Variables are coerced by graphql-js first; those that do not coerce are executed as before,
+ *   so the refusal (and its 400) is the executor's. graphql-jit refuses a non-null input field
+ *   left out even when the schema gives it a default (`RunOrder`'s), and words refusals its own
+ *   way. It coerces the coerced values again: the identity for this schema's inputs (enums
+ *   named as their values, DateTime taking a Date, JSON).
+ * - A variable left out that the query writes inside an input object or list: executed as
+ *   before. graphql-jit puts null there; the executor leaves the field out, so that its default
+ *   applies.
+ * - An error a resolver threw is located in the query as the executor locates it (graphql-jit
+ *   keeps no nodes). An error graphql-jit raised itself (a null for a non-null field, a value a
+ *   type cannot represent: a bug of the service) is worded and masked its own way: such an
+ *   answer is executed again, as before.
+ * - The executor stops resolving a field's siblings once one fails and takes its parent with it
+ *   (a non-null field); graphql-jit resolves them all and reports each error. An answer with
+ *   several errors (a bad variable used twice, say) is executed again, as before, unless the
+ *   database is away: then each error is the same 503, and executing again would add load.
  *
  * A document is compiled on its second execution, kept with the parsed document (yoga caches
  * those per query text, so a hot query is one document) and dropped with it.
@@ -44,7 +62,7 @@ interface Operation {
 export function useCompiledQueries(onCompileError: (errors: unknown) => void): Plugin {
   const byDocument = new WeakMap<DocumentNode, Map<string, Operation>>();
 
-  function compiledFor(args: ExecutionArgs): CompiledQuery | null {
+  function compiledFor(args: ExecutionArgs): Compiled | null {
     let operations = byDocument.get(args.document);
     if (!operations) byDocument.set(args.document, (operations = new Map()));
     const name = args.operationName ?? '';
@@ -52,13 +70,15 @@ export function useCompiledQueries(onCompileError: (errors: unknown) => void): P
     if (!operation) operations.set(name, (operation = { uses: 0 }));
     if (operation.compiled !== undefined) return operation.compiled;
     if (++operation.uses < USES_BEFORE_COMPILING) return null;
-    const compiled = compileQuery(args.schema, args.document, args.operationName ?? undefined, {
+    const query = compileQuery(args.schema, args.document, args.operationName ?? undefined, {
       // What a resolver throws keeps its own stack; the errors graphql-jit makes need none.
       disablingCapturingStackErrors: true,
     });
-    if (isCompiledQuery(compiled)) return (operation.compiled = compiled);
-    onCompileError(compiled.errors);
-    return (operation.compiled = null);
+    if (!isCompiledQuery(query)) {
+      onCompileError(query.errors);
+      return (operation.compiled = null);
+    }
+    return (operation.compiled = { query, nestedVariables: nestedVariablesOf(args.document) });
   }
 
   return {
@@ -69,16 +89,12 @@ export function useCompiledQueries(onCompileError: (errors: unknown) => void): P
       if (!compiled) return;
       setExecuteFn((args: ExecutionArgs) => {
         const variables = coerceVariables(args, operation);
-        // Not coercible: executed as before, so the answer (and its HTTP status) is graphql-js's.
-        if (!variables) return executeFn(args);
+        if (!variables || compiled.nestedVariables.some((name) => !(name in variables)))
+          return executeFn(args);
         const source = args.document.loc?.source;
-        // graphql-js stops resolving a field's siblings once one of them fails and takes its
-        // parent with it (a non-null field); graphql-jit resolves them all and reports each
-        // error. An answer with several errors is rare (a bad variable used twice, say): it is
-        // answered uncompiled, so the answer is the one graphql-js gave it the first time.
         const finish = (result: ExecutionResult) =>
-          (result.errors?.length ?? 0) > 1 ? executeFn(args) : asExecuted(result, source);
-        const result = compiled.query(args.rootValue, args.contextValue, variables);
+          answeredAsExecuted(result) ? asExecuted(result, source) : executeFn(args);
+        const result = compiled.query.query(args.rootValue, args.contextValue, variables);
         return result instanceof Promise ? result.then(finish) : finish(result);
       });
     },
@@ -98,7 +114,31 @@ function coerceVariables(
   return values.errors ? null : values.coerced;
 }
 
-/** graphql-jit's error as graphql-js makes it, errors first as graphql-js writes them. */
+/** The names of the variables a document writes inside an input object or list. */
+function nestedVariablesOf(document: DocumentNode): string[] {
+  const names = new Set<string>();
+  visit(document, {
+    Variable(node, _key, _parent, _path, ancestors) {
+      const inside = ancestors.some(
+        (a) => 'kind' in a && ((a as ASTNode).kind === Kind.OBJECT || a.kind === Kind.LIST),
+      );
+      if (inside) names.add(node.name.value);
+    },
+  });
+  return [...names];
+}
+
+/**
+ * Whether a compiled answer is the executor's: one without errors, or with one error a resolver
+ * threw; or one whose errors are all the database being away (the same 503 however many).
+ */
+function answeredAsExecuted({ errors }: ExecutionResult): boolean {
+  if (!errors?.length) return true;
+  if (errors.every((error) => isDatabaseUnavailable(error.originalError))) return true;
+  return errors.length === 1 && errors[0]!.originalError != null;
+}
+
+/** graphql-jit's errors as the executor makes them, errors first as it writes them. */
 function asExecuted(result: ExecutionResult, source: Source | undefined): ExecutionResult {
   if (!result.errors?.length) return result;
   const errors = result.errors.map(
@@ -107,7 +147,7 @@ function asExecuted(result: ExecutionResult, source: Source | undefined): Execut
         source,
         positions: source && error.locations?.map((at) => offsetOf(source.body, at)),
         path: error.path,
-        originalError: error.originalError ?? new Error(error.message),
+        originalError: error.originalError,
         extensions: error.extensions,
       }),
   );

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -127,6 +127,8 @@ describe('embedded PGlite from the template `npm run build` makes', () => {
   it('starts a new directory migrated and empty, serves it, and keeps what it wrote', async () => {
     await buildPgliteTemplate(template);
     expect(existsSync(join(template, 'PG_VERSION'))).toBe(true);
+    // A service need not run as the user who built it (a container's): all of it is readable.
+    expect(notReadableByAll(template)).toEqual([]);
     const first = await createPgliteDatabase({ dataDir, template });
     await first.migrate();
     const server = await startServer({ database: first });
@@ -171,6 +173,7 @@ describe('embedded PGlite from the template `npm run build` makes', () => {
       recursive: true,
       filter: (source) => source !== join(template, 'PG_VERSION'),
     });
+    expect(existsSync(join(cut, 'PG_VERSION'))).toBe(false);
     const database = await createPgliteDatabase({ dataDir: cut, template });
     await database.migrate();
     const server = await startServer({ database });
@@ -186,3 +189,12 @@ describe('embedded PGlite from the template `npm run build` makes', () => {
     }
   });
 });
+
+/** The paths under `path` that others may not read (or, for a directory, search). */
+function notReadableByAll(path: string): string[] {
+  const stat = statSync(path);
+  const needed = stat.isDirectory() ? 0o005 : 0o004;
+  const own = (stat.mode & needed) === needed ? [] : [path];
+  if (!stat.isDirectory()) return own;
+  return [...own, ...readdirSync(path).flatMap((entry) => notReadableByAll(join(path, entry)))];
+}
