@@ -86,15 +86,22 @@ function readableByAll(path: string): void {
   if (stat.isDirectory()) for (const entry of readdirSync(path)) readableByAll(join(path, entry));
 }
 
+/** The file that makes a directory a PostgreSQL data directory (and not a fresh one). */
+const VERSION_FILE = 'PG_VERSION';
+
+function isDataDirectory(dir: string): boolean {
+  return existsSync(join(dir, VERSION_FILE));
+}
+
 /**
- * A new data directory from the template. PG_VERSION, which makes a directory a database (and
- * not fresh), is copied last: a start killed while copying leaves a directory that the next
- * start copies again. (Not a power loss: nothing here is synced to disk before PG_VERSION.)
+ * A new data directory from the template. Its VERSION_FILE is copied last: a start killed while
+ * copying leaves a directory that the next start copies again. (Not a power loss: nothing here
+ * is synced to disk before it.)
  */
 function copyTemplate(template: string, dataDir: string): void {
-  const marker = join(template, 'PG_VERSION');
+  const marker = join(template, VERSION_FILE);
   cpSync(template, dataDir, { recursive: true, filter: (source) => source !== marker });
-  copyFileSync(marker, join(dataDir, 'PG_VERSION'));
+  copyFileSync(marker, join(dataDir, VERSION_FILE));
 }
 
 /** Arbitrary, fixed key of the advisory lock that serialises migrations across instances. */
@@ -292,10 +299,9 @@ export async function createPgliteDatabase(options: PgliteOptions): Promise<Data
   if (onDisk) mkdirSync(options.dataDir, { recursive: true });
   // A new directory starts from the template the build made (a migrated database), which is
   // much faster than PGlite creating one; migrate() then applies whatever is newer.
-  const fresh = onDisk && !existsSync(join(options.dataDir, 'PG_VERSION'));
+  const fresh = onDisk && !isDataDirectory(options.dataDir);
   const template = options.template === undefined ? PGLITE_TEMPLATE : options.template;
-  if (fresh && template && existsSync(join(template, 'PG_VERSION')))
-    copyTemplate(template, options.dataDir);
+  if (fresh && template && isDataDirectory(template)) copyTemplate(template, options.dataDir);
   const client = await PGlite.create(options.dataDir, { extensions: { pg_trgm } });
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
