@@ -9,7 +9,7 @@ import { createEventHub } from './live/event-hub.js';
 import { createRunSignal } from './live/run-signal.js';
 import { createRunUpdates } from './live/run-updates.js';
 import { ALL, type Topics } from './live/topics.js';
-import type { AppServices, GraphQLContext } from './graphql/context.js';
+import type { AppServices } from './graphql/context.js';
 import { DEFAULT_LIMITS, type Limits } from './limits/limits.js';
 import { createRateLimiter } from './limits/rate-limiter.js';
 import { createSubscriptionQuota } from './limits/subscription-quota.js';
@@ -30,9 +30,8 @@ import { createGraphiQLAssets } from './server/graphiql.js';
 import { createHttpServer } from './server/http.js';
 import { drainAndStop } from './server/shutdown.js';
 import { attachWebSocket } from './server/websocket.js';
-import { createYogaServer } from './server/yoga.js';
+import { createYogaServer, type RunstateYoga } from './server/yoga.js';
 import { createErrorNaming } from './graphql/domain-errors.js';
-import type { YogaServerInstance } from 'graphql-yoga';
 
 /**
  * The composition root: the database's parts (change-log tail, signals, services, reaper), the
@@ -84,7 +83,7 @@ export interface AppOptions {
 }
 
 export interface App {
-  readonly yoga: YogaServerInstance<object, GraphQLContext>;
+  readonly yoga: RunstateYoga;
   readonly services: AppServices;
   /**
    * Listen; resolves with the bound address (port 0 picks a free port) and, when this start

@@ -1,16 +1,11 @@
 import { pino, type Logger } from 'pino';
-import { currentRequest } from './ops/request-context.js';
 
 export type { Logger } from 'pino';
 
-/** Structured JSON logs on stdout; a line written while serving a request carries its id. */
+/**
+ * Structured JSON logs on stdout. A line about a request names it (`requestId`), passed by the
+ * code that writes it (ops/request-context.ts).
+ */
 export function createLogger(level: string): Logger {
-  return pino({
-    level,
-    base: { service: 'runstate' },
-    mixin: () => {
-      const request = currentRequest();
-      return request ? { requestId: request.requestId } : {};
-    },
-  });
+  return pino({ level, base: { service: 'runstate' } });
 }

@@ -59,7 +59,9 @@ interface Operation {
  * A document is compiled on its second execution, kept with the parsed document (yoga caches
  * those per query text, so a hot query is one document) and dropped with it.
  */
-export function useCompiledQueries(onCompileError: (errors: unknown) => void): Plugin {
+export function useCompiledQueries(
+  onCompileError: (errors: unknown, requestId: string | undefined) => void,
+): Plugin {
   const byDocument = new WeakMap<DocumentNode, Map<string, Operation>>();
 
   function compiledFor(args: ExecutionArgs): Compiled | null {
@@ -75,7 +77,10 @@ export function useCompiledQueries(onCompileError: (errors: unknown) => void): P
       disablingCapturingStackErrors: true,
     });
     if (!isCompiledQuery(query)) {
-      onCompileError(query.errors);
+      onCompileError(
+        query.errors,
+        (args.contextValue as { requestId?: string } | undefined)?.requestId,
+      );
       return (operation.compiled = null);
     }
     return (operation.compiled = { query, nestedVariables: nestedVariablesOf(args.document) });

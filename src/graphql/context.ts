@@ -32,6 +32,11 @@ export interface GraphQLContext {
   loaders: Loaders;
   /** The HTTP request (HTTP and SSE; absent on WebSocket), set by yoga. */
   request?: Request;
+  /**
+   * The id the logs know this operation by: its HTTP request's, or on WebSocket its connection's
+   * and the operation's number on it (ops/request-context.ts).
+   */
+  requestId?: string;
 }
 
 export interface Loaders {
@@ -41,7 +46,7 @@ export interface Loaders {
   latestMeasurements: DataLoader<string, MeasurementRow[]>;
 }
 
-export type AppServices = Omit<GraphQLContext, 'loaders' | 'request' | 'principal'>;
+export type AppServices = Omit<GraphQLContext, 'loaders' | 'request' | 'principal' | 'requestId'>;
 
 /**
  * Loaders for one operation. They batch but do not cache: a subscription keeps its context for

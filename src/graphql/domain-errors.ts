@@ -2,6 +2,7 @@ import { GraphQLError } from 'graphql';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { DomainError, ServiceUnavailableError, type DomainErrorKind } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { requestIdOfError } from '../ops/request-context.js';
 
 /** Each kind of domain error on the wire: its `extensions.code`, and its HTTP status if any. */
 const WIRE: Record<
@@ -86,7 +87,11 @@ function throttledWarning(logger: Logger, message: string, intervalMs: number) {
         return;
       }
       logger.warn(
-        { err: error, ...(suppressed > 0 ? { moreSinceLastLine: suppressed } : {}) },
+        {
+          err: error,
+          requestId: requestIdOfError(error),
+          ...(suppressed > 0 ? { moreSinceLastLine: suppressed } : {}),
+        },
         message,
       );
       last = now;

@@ -1,7 +1,6 @@
 import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { currentRequest } from '../ops/request-context.js';
 
 const tracer = trace.getTracer('runstate');
 
@@ -12,12 +11,16 @@ const tracer = trace.getTracer('runstate');
  * request id (`runstate.request_id`, as in the logs), and in error when the answer has errors.
  */
 export function useTracing(): Plugin {
-  const wrap = (name: string) => (_payload: unknown, wrapped: () => unknown) =>
+  // The payload's context is the one the transport began with: it carries the request id.
+  const wrap = (name: string) => (payload: { context: unknown }, wrapped: () => unknown) =>
     tracer.startActiveSpan(
       name,
       {
         kind: SpanKind.SERVER,
-        attributes: { 'runstate.request_id': currentRequest()?.requestId ?? '' },
+        attributes: {
+          'runstate.request_id':
+            (payload.context as { requestId?: string } | undefined)?.requestId ?? '',
+        },
       },
       (span) => {
         const end = () => span.end();

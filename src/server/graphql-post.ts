@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExecutionResult, GraphQLError } from 'graphql';
 import { sendNodeResponse } from '@whatwg-node/server';
-import { maskError, processRegularResult, type YogaServerInstance } from 'graphql-yoga';
-import type { GraphQLContext } from '../graphql/context.js';
+import { maskError, processRegularResult } from 'graphql-yoga';
+import type { RunstateYoga } from './yoga.js';
 
 /**
  * GraphQL over a plain JSON POST (a worker's change, a client's query), answered without the
@@ -18,7 +18,7 @@ import type { GraphQLContext } from '../graphql/context.js';
  * (yoga's answer to a malformed body is the contract), and a subscription.
  */
 export function createGraphQLPost(
-  yoga: YogaServerInstance<object, GraphQLContext>,
+  yoga: RunstateYoga,
   graphqlPath: string,
   /** Counts the errors of an answer (graphql/instrument.ts), as yoga's result hook does. */
   countErrors: (result: ExecutionResult) => void,
@@ -33,14 +33,21 @@ export function createGraphQLPost(
       return regularMediaType(req.headers.accept);
     },
 
-    async serve(req: IncomingMessage, res: ServerResponse, mediaType: RegularMediaType) {
+    async serve(
+      req: IncomingMessage,
+      res: ServerResponse,
+      mediaType: RegularMediaType,
+      requestId: string,
+    ) {
+      // What yoga's context factory receives besides the request (its id: for the logs).
+      const serverContext: object = { req, res, requestId };
       const body = await readBody(req);
       const params = paramsOf(body);
-      if (params === null) return forwardToYoga(yoga, req, res, requestOf(yoga, req, body));
+      if (params === null)
+        return forwardToYoga(yoga, req, res, requestOf(yoga, req, body), serverContext);
       const request = requestOf(yoga, req);
       let result: ExecutionResult;
       try {
-        const serverContext: object = { req, res };
         result = (await yoga.getResultForParams({ params, request }, serverContext)) as never;
       } catch (error) {
         // Operation errors (the database's too) come back in the result: a hook threw on params
@@ -141,11 +148,7 @@ function paramsOf(body: Buffer) {
  * request's repeated headers are joined already, but for set-cookie, which no GraphQL request
  * needs.
  */
-function requestOf(
-  yoga: YogaServerInstance<object, GraphQLContext>,
-  req: IncomingMessage,
-  body?: Buffer,
-): Request {
+function requestOf(yoga: RunstateYoga, req: IncomingMessage, body?: Buffer): Request {
   return new yoga.fetchAPI.Request(`http://localhost${req.url ?? '/'}`, {
     method: 'POST',
     headers: req.headers as Record<string, string>,
@@ -158,11 +161,11 @@ function requestOf(
  * take, and a subscription (a stream, when the Accept header allows one).
  */
 async function forwardToYoga(
-  yoga: YogaServerInstance<object, GraphQLContext>,
+  yoga: RunstateYoga,
   req: IncomingMessage,
   res: ServerResponse,
   request: Request,
+  serverContext: object,
 ) {
-  const serverContext: object = { req, res };
   await sendNodeResponse(await yoga.handleRequest(request, serverContext), res, req, true);
 }

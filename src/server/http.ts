@@ -1,12 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { YogaServerInstance } from 'graphql-yoga';
-import type { GraphQLContext } from '../graphql/context.js';
+import type { RunstateYoga } from './yoga.js';
 import type { DashboardAssets } from '../dashboard-assets.js';
 import type { GraphiQLAssets } from './graphiql.js';
 import type { Logger } from '../logger.js';
 import type { Inflight } from '../ops/inflight.js';
 import type { Metrics } from '../ops/metrics.js';
-import { requestIdFrom, runInRequest } from '../ops/request-context.js';
+import { requestIdFrom } from '../ops/request-context.js';
 import { countResultErrors } from '../graphql/instrument.js';
 import { refuseCrossSiteForm } from './cross-site.js';
 import { createGraphQLPost } from './graphql-post.js';
@@ -19,7 +18,7 @@ import { sendError } from './respond.js';
  * gets a request id (its X-Request-Id, or a new one) for the logs, and counts for a drain.
  */
 export function createHttpServer(deps: {
-  yoga: YogaServerInstance<object, GraphQLContext>;
+  yoga: RunstateYoga;
   health: HealthEndpoints;
   dashboard: DashboardAssets | null;
   /** GraphiQL's files (its page is yoga's, on the GraphQL path); null when GraphiQL is off. */
@@ -52,24 +51,24 @@ export function createHttpServer(deps: {
           'request',
         );
     });
-    runInRequest({ requestId }, () => {
-      if (path === '/ready') return void health.answerReady(res).catch(() => res.destroy());
-      if (path === '/metrics') return void health.answerMetrics(res).catch(() => res.destroy());
-      if (deps.isDraining()) {
-        // Keep-alive connections may still bring requests: send them elsewhere.
-        if (path !== '/health') return refuseWhileDraining(res);
-        res.setHeader('connection', 'close');
-      }
-      if (dashboard?.serve(req, res, path)) return;
-      if (deps.graphiql?.serve(req, res, path)) return;
-      if (refuseLargeBody(req, res, deps.maxBodyBytes)) return;
-      // On every path: yoga also serves GraphQL under others (`/graphql/`, `//graphql`).
-      if (refuseCrossSiteForm(req, res)) return;
-      if (refuseUnacceptable(req, res)) return;
-      const mediaType = graphqlPost.answerableAs(req, path);
-      if (mediaType) return void graphqlPost.serve(req, res, mediaType).catch(() => res.destroy());
-      void yoga(req, res);
-    });
+    if (path === '/ready') return void health.answerReady(res).catch(() => res.destroy());
+    if (path === '/metrics') return void health.answerMetrics(res).catch(() => res.destroy());
+    if (deps.isDraining()) {
+      // Keep-alive connections may still bring requests: send them elsewhere.
+      if (path !== '/health') return refuseWhileDraining(res);
+      res.setHeader('connection', 'close');
+    }
+    if (dashboard?.serve(req, res, path)) return;
+    if (deps.graphiql?.serve(req, res, path)) return;
+    if (refuseLargeBody(req, res, deps.maxBodyBytes)) return;
+    // On every path: yoga also serves GraphQL under others (`/graphql/`, `//graphql`).
+    if (refuseCrossSiteForm(req, res)) return;
+    if (refuseUnacceptable(req, res)) return;
+    const mediaType = graphqlPost.answerableAs(req, path);
+    if (mediaType)
+      return void graphqlPost.serve(req, res, mediaType, requestId).catch(() => res.destroy());
+    // The id reaches the GraphQL context through yoga's server context.
+    void yoga(req, res, { requestId });
   });
 }
 

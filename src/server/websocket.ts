@@ -1,8 +1,7 @@
 import type { Server } from 'node:http';
 import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import type { YogaServerInstance } from 'graphql-yoga';
-import type { GraphQLContext } from '../graphql/context.js';
+import type { RunstateYoga } from './yoga.js';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { AuthService } from '../auth/auth-service.js';
 import { connectionParamsSecret } from '../auth/secrets.js';
@@ -10,7 +9,7 @@ import { isDatabaseUnavailable } from '../db/unavailable.js';
 import { LimitExceededError, ServerStoppingError, UnauthenticatedError } from '../errors.js';
 import type { Limits } from '../limits/limits.js';
 import type { Logger } from '../logger.js';
-import { requestIdFrom, runInRequest } from '../ops/request-context.js';
+import { requestIdFrom } from '../ops/request-context.js';
 import { originAllowed } from './cross-site.js';
 import type { ErrorNaming } from '../graphql/domain-errors.js';
 
@@ -33,7 +32,7 @@ export interface WebSocketEndpoint {
  */
 export function attachWebSocket(deps: {
   httpServer: Server;
-  yoga: YogaServerInstance<object, GraphQLContext>;
+  yoga: RunstateYoga;
   auth: AuthService;
   limits: Limits;
   logger: Logger;
@@ -59,10 +58,20 @@ export function attachWebSocket(deps: {
       accept(true);
     },
   });
+  /**
+   * Each socket's id (its upgrade request's X-Request-Id, or a new one) and how many operations
+   * it has started: an operation is logged as `<id>/<n>`.
+   */
+  const connections = new WeakMap<WebSocket, { id: string; operations: number }>();
   // Registered before graphql-ws's own listener, so it sees every socket first.
   wsServer.on('connection', (socket, request) => {
-    screenMessages(socket, requestIdFrom(request.headers['x-request-id']), logger);
+    connections.set(socket, { id: requestIdFrom(request.headers['x-request-id']), operations: 0 });
+    screenMessages(socket, logger);
   });
+  const nextRequestId = (socket: WebSocket): string | undefined => {
+    const connection = connections.get(socket);
+    return connection && `${connection.id}/${++connection.operations}`;
+  };
 
   const disposable = useServer(
     {
@@ -99,6 +108,7 @@ export function attachWebSocket(deps: {
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params: payload,
+          requestId: nextRequestId(ctx.extra.socket),
         });
         let document;
         try {
@@ -189,12 +199,9 @@ interface EnvelopRoot {
  * too long for a close reason makes `ws` throw. Both are the client's fault: close with 4400.
  * A frame over the cap, or broken framing, is the client's fault too; ws closes the socket
  * itself (1009, 1002), and graphql-ws would log it as an internal error and close with 1011.
- * Every other message is served as a request of its own for the logs: the connection's id (its
- * X-Request-Id, or a new one) plus a sequence number.
  */
-function screenMessages(socket: WebSocket, connectionId: string, logger: Logger): void {
+function screenMessages(socket: WebSocket, logger: Logger): void {
   const emit = socket.emit.bind(socket) as (event: string, ...args: unknown[]) => boolean;
-  let sequence = 0;
   socket.emit = ((event: string, ...args: unknown[]) => {
     if (event === 'error' && /^WS_ERR_/.test(String((args[0] as { code?: unknown })?.code))) {
       logger.debug({ err: args[0] }, 'WebSocket closed for a protocol error of the client');
@@ -205,7 +212,7 @@ function screenMessages(socket: WebSocket, connectionId: string, logger: Logger)
       socket.close(4400, 'Invalid message received');
       return true;
     }
-    return runInRequest({ requestId: `${connectionId}/${++sequence}` }, () => emit(event, ...args));
+    return emit(event, ...args);
   }) as typeof socket.emit;
 }
 

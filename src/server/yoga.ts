@@ -25,11 +25,21 @@ import type { Logger } from '../logger.js';
 import type { Inflight } from '../ops/inflight.js';
 import type { Metrics } from '../ops/metrics.js';
 import { fromPackageRoot } from '../package-root.js';
+import { noteRequestOf, requestIdOfError } from '../ops/request-context.js';
+import { useRequestIdsOnErrors } from '../graphql/request-ids.js';
 import { corsFor } from './cross-site.js';
 import { useSingleConnectionSSE } from './graphql-sse.js';
 import { GRAPHIQL_OPTIONS, renderGraphiQLPage, useGraphiQLHeaders } from './graphiql.js';
 
 const SCHEMA_PATH = fromPackageRoot('schema.graphql');
+
+/** What each transport hands yoga with a request (or a WebSocket operation) besides it. */
+export interface ServerContext {
+  /** The id the logs know the request by (ops/request-context.ts). */
+  requestId?: string;
+}
+
+export type RunstateYoga = YogaServerInstance<ServerContext, GraphQLContext>;
 
 /**
  * GraphQL over HTTP and SSE: the schema with its resolvers, authentication in the context, the
@@ -51,9 +61,9 @@ export function createYogaServer(deps: {
   tracing?: boolean;
   /** How errors reach clients (graphql/domain-errors.ts), shared with the WebSocket path. */
   nameError: ErrorNaming;
-}): YogaServerInstance<object, GraphQLContext> {
+}): RunstateYoga {
   const { services, auth, logger, limits, inflight } = deps;
-  return createYoga<object, GraphQLContext>({
+  return createYoga<ServerContext, GraphQLContext>({
     schema: createSchema<GraphQLContext>({
       typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
       resolvers: instrumentResolvers(resolvers, deps.metrics) as never,
@@ -82,21 +92,37 @@ export function createYogaServer(deps: {
       error: (...args) =>
         isDatabaseUnavailable(args[0])
           ? undefined
-          : logger.error({ err: args[0] }, args.slice(1).map(String).join(' ')),
+          : logger.error(
+              { err: args[0], requestId: requestIdOfError(args[0]) },
+              args.slice(1).map(String).join(' '),
+            ),
     },
     // Every operation is authenticated: HTTP and SSE by their Authorization header, WebSocket
     // operations by the connection's connectionParams (checked again per operation, so a
     // revoked token cannot start anything new on a socket it opened earlier).
+    // The request id comes in the server context (http.ts, graphql-post.ts, websocket.ts); an
+    // error met here is logged under it.
     context: async (initial) => {
-      const request = (initial as { request?: Request }).request;
+      const { request, connectionParams, requestId } = initial as {
+        request?: Request;
+        connectionParams?: unknown;
+        requestId?: string;
+      };
       const secret = request
         ? bearerSecret(request.headers.get('authorization'))
-        : connectionParamsSecret((initial as { connectionParams?: unknown }).connectionParams);
-      const principal = await auth.authenticate(secret);
-      return { ...services, principal, loaders: createLoaders(deps.db) };
+        : connectionParamsSecret(connectionParams);
+      try {
+        const principal = await auth.authenticate(secret);
+        return { ...services, principal, requestId, loaders: createLoaders(deps.db) };
+      } catch (error) {
+        noteRequestOf(error, requestId);
+        throw error;
+      }
     },
     plugins: [
       ...(deps.tracing ? [useTracing()] : []),
+      // Before yoga's masking (it comes after every plugin here), which logs what it masks.
+      useRequestIdsOnErrors(),
       useGraphiQLHeaders(),
       useParserLimits({ maxTokens: limits.maxTokens }) as Plugin,
       ...useQueryLimits(limits),
@@ -105,8 +131,8 @@ export function createYogaServer(deps: {
       useInputErrorCodes() as Plugin,
       useErrorMetrics(deps.metrics),
       // Before the drain's count below, which must wrap whichever executor runs.
-      useCompiledQueries((errors) =>
-        logger.warn({ errors }, 'a query could not be compiled; it runs uncompiled'),
+      useCompiledQueries((errors, requestId) =>
+        logger.warn({ errors, requestId }, 'a query could not be compiled; it runs uncompiled'),
       ),
       // Queries and mutations (over any transport) a drain waits for, counted around the
       // execution itself so one that throws is uncounted too.

@@ -79,13 +79,15 @@ export async function startServer(
     drainTimeoutMs?: number;
     corsOrigins?: string[];
     retention?: AppOptions['retention'];
+    /** Where the service logs (none by default). */
+    logger?: AppOptions['logger'];
   } = {},
 ): Promise<TestServer> {
   const database =
     options.database ?? createPostgresDatabase({ url: inject('databaseUrl'), poolSize: 10 });
   const app = buildApp({
     database,
-    logger: createLogger('silent'),
+    logger: options.logger ?? createLogger('silent'),
     port: 0,
     host: '127.0.0.1',
     subscriberBufferSize: options.subscriberBufferSize,

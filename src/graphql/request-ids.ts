@@ -1,0 +1,31 @@
+import type { ExecutionResult } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import { noteRequestOf } from '../ops/request-context.js';
+import type { GraphQLContext } from './context.js';
+
+/**
+ * The errors of an operation's answer are noted with its request id before yoga masks them, so
+ * the line yoga logs for an unexpected one names the request (server/yoga.ts `logging.error`).
+ * Subscription events are noted where they are executed (shared-subscription-execution.ts).
+ */
+export function useRequestIdsOnErrors(): Plugin {
+  const note = (errors: ExecutionResult['errors'], context: unknown) => {
+    if (!errors?.length) return;
+    const requestId = (context as Partial<GraphQLContext> | undefined)?.requestId;
+    for (const error of errors) noteRequestOf(error, requestId);
+  };
+  return {
+    onExecute: ({ args }) => ({
+      onExecuteDone: ({ result }) => {
+        if (!(Symbol.asyncIterator in result)) note(result.errors, args.contextValue);
+      },
+    }),
+    onSubscribe: ({ args }) => ({
+      onSubscribeResult: ({ result }) => {
+        if (!(Symbol.asyncIterator in result)) note(result.errors, args.contextValue);
+      },
+      onSubscribeError: ({ error }) =>
+        noteRequestOf(error, (args.contextValue as Partial<GraphQLContext>).requestId),
+    }),
+  };
+}
