@@ -21,7 +21,7 @@ import type { GraphQLContext } from './context.js';
 export function useSharedSubscriptionExecution(): Plugin {
   const documentIds = new WeakMap<DocumentNode, number>();
   let nextDocumentId = 0;
-  const results = new WeakMap<object, Map<string, Promise<ExecutionResult>>>();
+  const results = new WeakMap<object, Map<string, SharedItem>>();
 
   function shapeOf(args: ExecutionArgs): string {
     let documentId = documentIds.get(args.document);
@@ -35,14 +35,23 @@ export function useSharedSubscriptionExecution(): Plugin {
     ]);
   }
 
-  function executeShared(args: ExecutionArgs, shape: string, event: unknown) {
-    const run = () => Promise.resolve(execute({ ...args, rootValue: event }));
+  /**
+   * The event's item for this shape: executed by its first subscriber, the same object for the
+   * others. A selection whose resolvers answer at once (the usual `{ runId to }`) is executed
+   * synchronously and its item handed over as a value: a promise returned from a `then` callback
+   * costs each subscriber two more microtasks and a promise per event.
+   */
+  function itemFor(args: ExecutionArgs, shape: string, event: unknown): SharedItem {
+    const run = (): SharedItem => {
+      const result = execute({ ...args, rootValue: event });
+      return isPromise(result) ? result.then(toItem) : toItem(result);
+    };
     if (typeof event !== 'object' || event === null) return run();
     let byShape = results.get(event);
     if (!byShape) results.set(event, (byShape = new Map()));
-    let result = byShape.get(shape);
-    if (!result) byShape.set(shape, (result = run()));
-    return result;
+    let item = byShape.get(shape);
+    if (!item) byShape.set(shape, (item = run()));
+    return item;
   }
 
   return {
@@ -54,16 +63,11 @@ export function useSharedSubscriptionExecution(): Plugin {
         const shape = shapeOf(args);
         // Promise reactions rather than an async function: this runs for every event of every
         // subscriber.
-        const toItem = (value: ExecutionResult) => ({ value, done: false as const });
+        const onItem = (item: IteratorResult<unknown>) =>
+          item.done ? DONE : itemFor(args, shape, item.value);
         const mapped: AsyncIterableIterator<ExecutionResult> = {
           next() {
-            return source
-              .next()
-              .then((item) =>
-                item.done
-                  ? { value: undefined, done: true as const }
-                  : executeShared(args, shape, item.value).then(toItem),
-              );
+            return source.next().then(onItem);
           },
           async return() {
             await source.return?.();
@@ -81,4 +85,16 @@ export function useSharedSubscriptionExecution(): Plugin {
       });
     },
   };
+}
+
+type SharedItem = IteratorResult<ExecutionResult> | Promise<IteratorResult<ExecutionResult>>;
+
+const DONE: IteratorResult<ExecutionResult> = { value: undefined, done: true };
+const toItem = (value: ExecutionResult): IteratorResult<ExecutionResult> => ({
+  value,
+  done: false,
+});
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
