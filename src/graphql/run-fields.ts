@@ -55,28 +55,15 @@ export function runFieldsOf(info: GraphQLResolveInfo): (keyof RunRow)[] | null {
   const fields = readableFields(info.schema);
   const needed = new Set<keyof RunRow>();
   let vouched = true;
-
-  /** Visit the fields of `set` (fragments included), calling `onField` with each name. */
-  const visit = (
-    set: SelectionSetNode | undefined,
-    onField: (name: string, set: SelectionSetNode | undefined) => void,
-  ) => {
-    for (const selection of set?.selections ?? []) {
-      if (selection.kind === Kind.FIELD) onField(selection.name.value, selection.selectionSet);
-      else if (selection.kind === Kind.INLINE_FRAGMENT) visit(selection.selectionSet, onField);
-      else {
-        const fragment = info.fragments[selection.name.value];
-        if (fragment) visit(fragment.selectionSet, onField);
-        else vouched = false;
-      }
-    }
-  };
-
   const onNodeField = (name: string) => {
     if (name === '__typename') return;
     const columns = fields.get(name);
     if (columns === undefined) vouched = false;
     else for (const column of columns) needed.add(column);
+  };
+  // A fragment missing from the document: nothing can be vouched for.
+  const visit = (set: SelectionSetNode | undefined, onField: Parameters<typeof visitFields>[2]) => {
+    if (!visitFields(info, set, onField)) vouched = false;
   };
   for (const node of info.fieldNodes)
     visit(node.selectionSet, (name, edges) => {
@@ -86,4 +73,39 @@ export function runFieldsOf(info: GraphQLResolveInfo): (keyof RunRow)[] | null {
       });
     });
   return vouched ? [...needed] : null;
+}
+
+/**
+ * What the answer of a transition field (`transitionRun`, `transitionRuns`) reads of accepted
+ * outcomes: their run only if some selection asks for a field `run`, under whatever fragment
+ * (or when a fragment cannot be found: then it is read, to be safe).
+ */
+export function outcomeReadsOf(info: GraphQLResolveInfo): { run: boolean } {
+  let run = false;
+  for (const node of info.fieldNodes)
+    if (!visitFields(info, node.selectionSet, (name) => (run ||= name === 'run'))) run = true;
+  return { run };
+}
+
+/**
+ * Call `onField` with each field of `set`, its fragments' included; false when a fragment it
+ * spreads is not in the document.
+ */
+function visitFields(
+  info: GraphQLResolveInfo,
+  set: SelectionSetNode | undefined,
+  onField: (name: string, set: SelectionSetNode | undefined) => void,
+): boolean {
+  let complete = true;
+  for (const selection of set?.selections ?? []) {
+    if (selection.kind === Kind.FIELD) onField(selection.name.value, selection.selectionSet);
+    else if (selection.kind === Kind.INLINE_FRAGMENT)
+      complete = visitFields(info, selection.selectionSet, onField) && complete;
+    else {
+      const fragment = info.fragments[selection.name.value];
+      if (fragment) complete = visitFields(info, fragment.selectionSet, onField) && complete;
+      else complete = false;
+    }
+  }
+  return complete;
 }

@@ -111,15 +111,33 @@ export interface TransitionInput {
   at?: Date | null;
 }
 
+/** What a caller will read of accepted outcomes. */
+export interface OutcomeReads {
+  /** The run as the change left it (default true). */
+  run: boolean;
+}
+
 /**
  * Every call that changes a run names its `actor`: the token's name is recorded on the status
  * changes it makes or causes, and a run outside the token's projects is answered as not found.
  */
 export interface RunService {
   createRun(input: CreateRunInput, actor: Actor): Promise<RunRow>;
-  transitionRun(input: TransitionInput, actor: Actor): Promise<TransitionOutcome>;
+  /**
+   * With `answer.run` false, an accepted outcome may have no run to read: the caller's answer
+   * does not show it, and the common change then spares reading it.
+   */
+  transitionRun(
+    input: TransitionInput,
+    actor: Actor,
+    answer?: OutcomeReads,
+  ): Promise<TransitionOutcome>;
   /** Each applied on its own, in order, in one transaction. */
-  transitionRuns(inputs: readonly TransitionInput[], actor: Actor): Promise<TransitionOutcome[]>;
+  transitionRuns(
+    inputs: readonly TransitionInput[],
+    actor: Actor,
+    answer?: OutcomeReads,
+  ): Promise<TransitionOutcome[]>;
   /** STOPPED if the run was not handed to an executor yet, else STOPPING (a stop request). */
   stopRun(id: string, message: string | null | undefined, actor: Actor): Promise<TransitionOutcome>;
   /** RETRYING with the next attempt (from FAILED or UNKNOWN, as the lifecycle allows). */
@@ -261,10 +279,16 @@ export function createRunService(deps: RunServiceDeps): RunService {
     return direct;
   }
 
-  async function applyOne(request: TransitionRequest, actor: Actor): Promise<TransitionOutcome> {
+  async function applyOne(
+    request: TransitionRequest,
+    actor: Actor,
+    answer: OutcomeReads = { run: true },
+  ): Promise<TransitionOutcome> {
     // The common change in one statement; anything it leaves goes the full way.
     if (mayApplyDirectly(request)) {
-      const direct = await applyDirect((notify) => applyDirectly(db, request, actor, notify));
+      const direct = await applyDirect((notify) =>
+        applyDirectly(db, request, actor, notify, answer.run),
+      );
       if (direct) return direct.outcomes[0]!;
     }
     return (await applyRequests([request], actor))[0]!;
@@ -277,14 +301,15 @@ export function createRunService(deps: RunServiceDeps): RunService {
   async function applyBatch(
     requests: TransitionRequest[],
     actor: Actor,
+    answer: OutcomeReads = { run: true },
   ): Promise<TransitionOutcome[]> {
-    if (requests.length === 1) return [await applyOne(requests[0]!, actor)];
+    if (requests.length === 1) return [await applyOne(requests[0]!, actor, answer)];
     const distinct = new Set(requests.map((r) => r.id)).size === requests.length;
     if (distinct && requests.length > 1 && requests.every(mayApplyDirectly)) {
       // It locks parents first, as the full path does; a cycle with another batch is broken by
       // PostgreSQL, and the statement is simply run again.
       const direct = await applyDirect((notify) =>
-        retryOnDeadlock(() => applyDirectlyBatch(db, requests, actor, notify)),
+        retryOnDeadlock(() => applyDirectlyBatch(db, requests, actor, notify, answer.run)),
       );
       if (direct) return direct.outcomes;
     }
@@ -304,15 +329,16 @@ export function createRunService(deps: RunServiceDeps): RunService {
       return createRun({ db, publishCommitted }, input, actor);
     },
 
-    transitionRun(input, actor) {
-      return applyOne(toRequest(input, 'input'), actor);
+    transitionRun(input, actor, answer) {
+      return applyOne(toRequest(input, 'input'), actor, answer);
     },
 
-    transitionRuns(inputs, actor) {
+    transitionRuns(inputs, actor, answer) {
       checkListLength('inputs', inputs, LIMITS.transitionsPerBatch);
       return applyBatch(
         inputs.map((input, i) => toRequest(input, `inputs[${i}]`)),
         actor,
+        answer,
       );
     },
 

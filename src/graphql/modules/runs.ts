@@ -11,7 +11,7 @@ import { listMeasurements } from '../../measurements/measurement-service.js';
 import { allowedNextFor, type TransitionOutcome } from '../../runs/run-service.js';
 import { listRunHistory, listRuns, statusChangeCursor } from '../../runs/run-queries.js';
 import type { Resolvers } from '../generated/resolvers-types.js';
-import { runFieldsOf } from '../run-fields.js';
+import { outcomeReadsOf, runFieldsOf } from '../run-fields.js';
 import {
   authorizeWrite,
   getVisibleRun,
@@ -49,17 +49,20 @@ export const runResolvers: Resolvers = {
 
   Mutation: {
     createRun: (_, { input }, ctx) => ctx.runs.createRun(input, authorizeWrite(ctx, 'createRun')),
-    transitionRun: (_, { input }, ctx) =>
+    // An answer that does not show the run lets the common change skip reading it.
+    transitionRun: (_, { input }, ctx, info) =>
       ctx.runs.transitionRun(
         input,
         authorizeWrite(ctx, 'transitionRun with force', { force: input.force === true }),
+        outcomeReadsOf(info),
       ),
-    transitionRuns: (_, { inputs }, ctx) =>
+    transitionRuns: (_, { inputs }, ctx, info) =>
       ctx.runs.transitionRuns(
         inputs,
         authorizeWrite(ctx, 'transitionRuns with force', {
           force: inputs.some((i) => i.force === true),
         }),
+        outcomeReadsOf(info),
       ),
     reportProgress: (_, { input }, ctx) =>
       ctx.runs.reportProgress(
