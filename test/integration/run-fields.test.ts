@@ -1,30 +1,14 @@
 import { buildSchema, getNamedType, isLeafType, type GraphQLObjectType } from 'graphql';
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import { createPostgresDatabase, type Database } from '../../src/db/client.js';
+import { expect, it } from 'vitest';
 import { createRun, dataOf, transitionRun } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { uniqueProject, useRecordingServer } from '../support/server.js';
 
 // A page of runs reads the columns its nodes ask for, not whole rows (issue 18). Whatever a
 // page asks, each field answers what a whole row would: checked field by field against run(id),
 // which reads the whole row.
 
-const statements: string[] = [];
-let database: Database;
-let server: TestServer;
-
-beforeAll(async () => {
-  database = createPostgresDatabase({
-    url: inject('databaseUrl'),
-    poolSize: 3,
-    onStatement: (query) => statements.push(query),
-  });
-  server = await startServer({ database });
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.close();
-});
+const { server, statements } = useRecordingServer();
 
 /** Run's fields without arguments whose values are scalars or enums (lists of them too). */
 const LEAF_FIELDS = Object.values(

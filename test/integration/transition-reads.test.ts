@@ -1,28 +1,12 @@
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import { createPostgresDatabase, type Database } from '../../src/db/client.js';
+import { expect, it } from 'vitest';
 import { createRun, dataOf } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { uniqueProject, useRecordingServer } from '../support/server.js';
 
 // The common change reads the run it moved only when the answer shows it (issue 18: turning
-// that row into JSON was a quarter of PostgreSQL's CPU per change). Asked for under any
+// that row into JSON was about an eighth of PostgreSQL's CPU per change). Asked for under any
 // fragment, the run is the one the change left; not asked for, it is not read at all.
 
-const statements: string[] = [];
-let database: Database;
-let server: TestServer;
-
-beforeAll(async () => {
-  database = createPostgresDatabase({
-    url: inject('databaseUrl'),
-    poolSize: 4,
-    onStatement: (query) => statements.push(query),
-  });
-  server = await startServer({ database });
-});
-afterAll(async () => {
-  await server?.stop();
-  await database?.close();
-});
+const { server, statements } = useRecordingServer();
 
 const READS_RUN = /to_jsonb\(m\)/;
 const lastDirect = (name: string) =>

@@ -51,6 +51,29 @@ export function useServer(options: Parameters<typeof startServer>[0] = {}): Test
   return server;
 }
 
+/**
+ * The test file's server on a pool of its own that records the text of every statement it sends,
+ * in order (what a test of the SQL sent reads).
+ */
+export function useRecordingServer(): { server: TestServer; statements: string[] } {
+  const statements: string[] = [];
+  const server = {} as TestServer;
+  let database: Database | undefined;
+  beforeAll(async () => {
+    database = createPostgresDatabase({
+      url: inject('databaseUrl'),
+      poolSize: 3,
+      onStatement: (query) => statements.push(query),
+    });
+    Object.assign(server, await startServer({ database }));
+  });
+  afterAll(async () => {
+    await server.stop?.();
+    await database?.close();
+  });
+  return { server, statements };
+}
+
 /** Several servers for the test file, over the one database (several instances), at once. */
 export function useServers(
   count: number,
