@@ -6,7 +6,8 @@ import type { GraphQLContext } from './context.js';
 /**
  * The errors of an operation's answer are noted with its request id before yoga masks them, so
  * the line yoga logs for an unexpected one names the request (server/yoga.ts `logging.error`).
- * Subscription events are noted where they are executed (shared-subscription-execution.ts).
+ * A subscription's start is noted, and an error ending its stream; the answers to its events are
+ * not: each is executed once for all subscribers asking the same (shared-subscription-execution).
  */
 export function useRequestIdsOnErrors(): Plugin {
   const note = (errors: ExecutionResult['errors'], context: unknown) => {
