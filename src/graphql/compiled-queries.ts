@@ -15,6 +15,7 @@ import { getVariableValues } from 'graphql/execution/values.js';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import type { Plugin } from 'graphql-yoga';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
+import { requestIdIn } from '../ops/request-context.js';
 
 /** Executions of one operation before it is compiled: a document sent once is not worth it. */
 const USES_BEFORE_COMPILING = 2;
@@ -77,10 +78,7 @@ export function useCompiledQueries(
       disablingCapturingStackErrors: true,
     });
     if (!isCompiledQuery(query)) {
-      onCompileError(
-        query.errors,
-        (args.contextValue as { requestId?: string } | undefined)?.requestId,
-      );
+      onCompileError(query.errors, requestIdIn(args.contextValue));
       return (operation.compiled = null);
     }
     return (operation.compiled = { query, nestedVariables: nestedVariablesOf(args.document) });

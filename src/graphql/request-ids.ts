@@ -1,7 +1,6 @@
 import type { ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { noteRequestOf } from '../ops/request-context.js';
-import type { GraphQLContext } from './context.js';
+import { noteRequestOf, requestIdIn } from '../ops/request-context.js';
 
 /**
  * The errors of an operation's answer are noted with its request id before yoga masks them, so
@@ -12,7 +11,7 @@ import type { GraphQLContext } from './context.js';
 export function useRequestIdsOnErrors(): Plugin {
   const note = (errors: ExecutionResult['errors'], context: unknown) => {
     if (!errors?.length) return;
-    const requestId = (context as Partial<GraphQLContext> | undefined)?.requestId;
+    const requestId = requestIdIn(context);
     for (const error of errors) noteRequestOf(error, requestId);
   };
   return {
@@ -25,8 +24,7 @@ export function useRequestIdsOnErrors(): Plugin {
       onSubscribeResult: ({ result }) => {
         if (!(Symbol.asyncIterator in result)) note(result.errors, args.contextValue);
       },
-      onSubscribeError: ({ error }) =>
-        noteRequestOf(error, (args.contextValue as Partial<GraphQLContext>).requestId),
+      onSubscribeError: ({ error }) => noteRequestOf(error, requestIdIn(args.contextValue)),
     }),
   };
 }

@@ -1,6 +1,7 @@
 import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { requestIdIn } from '../ops/request-context.js';
 
 const tracer = trace.getTracer('runstate');
 
@@ -17,10 +18,7 @@ export function useTracing(): Plugin {
       name,
       {
         kind: SpanKind.SERVER,
-        attributes: {
-          'runstate.request_id':
-            (payload.context as { requestId?: string } | undefined)?.requestId ?? '',
-        },
+        attributes: { 'runstate.request_id': requestIdIn(payload.context) ?? '' },
       },
       (span) => {
         const end = () => span.end();

@@ -18,24 +18,32 @@ export function requestIdFrom(header: string | string[] | undefined): string {
   return given && CLIENT_ID.test(given) ? given : randomUUID();
 }
 
+/** The request id an operation's context (or a transport's initial context) carries, if any. */
+export function requestIdIn(context: unknown): string | undefined {
+  return (context as { requestId?: string } | null | undefined)?.requestId;
+}
+
 const requestOfError = new WeakMap<object, string>();
+
+/** An error and the error it wraps (a GraphQLError's originalError), those that are objects. */
+function selfAndOriginal(error: unknown): object[] {
+  if (typeof error !== 'object' || error === null) return [];
+  const original = (error as { originalError?: unknown }).originalError;
+  return typeof original === 'object' && original !== null ? [error, original] : [error];
+}
 
 /** Remember that `error` (and the error it wraps) was met serving `requestId`; first one wins. */
 export function noteRequestOf(error: unknown, requestId: string | undefined): void {
-  if (requestId === undefined || typeof error !== 'object' || error === null) return;
-  if (!requestOfError.has(error)) requestOfError.set(error, requestId);
-  const original = (error as { originalError?: unknown }).originalError;
-  if (typeof original === 'object' && original !== null && !requestOfError.has(original))
-    requestOfError.set(original, requestId);
+  if (requestId === undefined) return;
+  for (const each of selfAndOriginal(error))
+    if (!requestOfError.has(each)) requestOfError.set(each, requestId);
 }
 
 /** The request an error was met serving (noteRequestOf), or the one of the error it wraps. */
 export function requestIdOfError(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const own = requestOfError.get(error);
-  if (own !== undefined) return own;
-  const original = (error as { originalError?: unknown }).originalError;
-  return typeof original === 'object' && original !== null
-    ? requestOfError.get(original)
-    : undefined;
+  for (const each of selfAndOriginal(error)) {
+    const requestId = requestOfError.get(each);
+    if (requestId !== undefined) return requestId;
+  }
+  return undefined;
 }
