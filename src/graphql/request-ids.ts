@@ -5,8 +5,9 @@ import { noteRequestOf, requestIdIn } from '../ops/request-context.js';
 /**
  * The errors of an operation's answer are noted with its request id before yoga masks them, so
  * the line yoga logs for an unexpected one names the request (server/yoga.ts `logging.error`).
- * A subscription's start is noted, and an error ending its stream; the answers to its events are
- * not: each is executed once for all subscribers asking the same (shared-subscription-execution).
+ * A subscription's start is noted here; an error ending its stream is noted where it is masked
+ * (shared-subscription-execution.ts); the answers to its events are not: each is executed once
+ * for all subscribers asking the same.
  */
 export function useRequestIdsOnErrors(): Plugin {
   const note = (errors: ExecutionResult['errors'], context: unknown) => {
@@ -24,7 +25,6 @@ export function useRequestIdsOnErrors(): Plugin {
       onSubscribeResult: ({ result }) => {
         if (!(Symbol.asyncIterator in result)) note(result.errors, args.contextValue);
       },
-      onSubscribeError: ({ error }) => noteRequestOf(error, requestIdIn(args.contextValue)),
     }),
   };
 }

@@ -4,8 +4,10 @@ import {
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
+  type GraphQLError,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { noteRequestOf, requestIdIn } from '../ops/request-context.js';
 import type { GraphQLContext } from './context.js';
 
 /**
@@ -17,8 +19,22 @@ import type { GraphQLContext } from './context.js';
  * shared with the others: the shape is the document, the operation, the variables, and what the
  * token may see (its projects: a nested `run { upstreams }` answers differently per scope).
  * Results are kept per event object (a WeakMap), so they go with the event.
+ *
+ * The plugin answers a subscription's stream itself (envelop's `setResultAndStopExecution`), so
+ * no plugin after it wraps the stream: envelop wraps it once per plugin hook on its events, for
+ * every subscriber, and those wrappers (yoga's masking, its errors' handlers) were a fifth of
+ * the CPU of delivering a change to a thousand subscribers (issue 18). What they did is done
+ * here, once per shape: an event's errors are masked (and an unexpected one logged) by `mask`,
+ * as yoga masks everything else; an error ending the stream is noted with its request id and
+ * masked, an abort passed on as it is. It must therefore be the last plugin that hooks
+ * subscriptions. A subscription that fails before it streams (a bad variable, a refused
+ * subscribe) goes on through the plugins after it, and yoga's masking, as before.
  */
-export function useSharedSubscriptionExecution(): Plugin {
+export function useSharedSubscriptionExecution(options: {
+  /** What yoga's masking makes of an error (and logs when it masks it). */
+  mask: (error: unknown) => Error;
+}): Plugin {
+  const { mask } = options;
   const documentIds = new WeakMap<DocumentNode, number>();
   let nextDocumentId = 0;
   const results = new WeakMap<object, Map<string, SharedItem>>();
@@ -34,6 +50,14 @@ export function useSharedSubscriptionExecution(): Plugin {
       context?.principal?.projects ?? null,
     ]);
   }
+
+  /** An event's answer with its errors masked (the errors of one execution, logged once). */
+  const toItem = (value: ExecutionResult): IteratorResult<ExecutionResult> => ({
+    value: value.errors?.length
+      ? { ...value, errors: value.errors.map((error) => mask(error) as GraphQLError) }
+      : value,
+    done: false,
+  });
 
   /**
    * The event's item for this shape: executed by its first subscriber, the same object for the
@@ -55,34 +79,41 @@ export function useSharedSubscriptionExecution(): Plugin {
   }
 
   return {
-    onSubscribe({ setSubscribeFn }) {
-      setSubscribeFn(async (args: ExecutionArgs) => {
-        const stream = await createSourceEventStream(args);
-        if (!(Symbol.asyncIterator in stream)) return stream as ExecutionResult;
-        const source = stream as AsyncIterableIterator<unknown>;
-        const shape = shapeOf(args);
-        // Promise reactions rather than an async function: this runs for every event of every
-        // subscriber.
-        const onItem = (item: IteratorResult<unknown>) =>
-          item.done ? DONE : itemFor(args, shape, item.value);
-        const mapped: AsyncIterableIterator<ExecutionResult> = {
-          next() {
-            return source.next().then(onItem);
-          },
-          async return() {
-            await source.return?.();
-            return { value: undefined, done: true };
-          },
-          async throw(error?: unknown) {
-            await source.return?.();
-            throw error;
-          },
-          [Symbol.asyncIterator]() {
-            return mapped;
-          },
-        };
-        return mapped;
-      });
+    async onSubscribe({ args, setSubscribeFn, setResultAndStopExecution }) {
+      const stream = await createSourceEventStream(args);
+      if (!(Symbol.asyncIterator in stream)) {
+        // Not a stream: an answer with errors, which the plugins after this one see as before.
+        setSubscribeFn(() => stream as ExecutionResult);
+        return;
+      }
+      const source = stream as AsyncIterableIterator<unknown>;
+      const shape = shapeOf(args);
+      // Promise reactions rather than an async function: this runs for every event of every
+      // subscriber.
+      const onItem = (item: IteratorResult<unknown>) =>
+        item.done ? DONE : itemFor(args, shape, item.value);
+      const onError = (error: unknown): never => {
+        if (isAbortError(error)) throw error;
+        noteRequestOf(error, requestIdIn(args.contextValue));
+        throw mask(error);
+      };
+      const mapped: AsyncIterableIterator<ExecutionResult> = {
+        next() {
+          return source.next().then(onItem, onError);
+        },
+        async return() {
+          await source.return?.();
+          return { value: undefined, done: true };
+        },
+        async throw(error?: unknown) {
+          await source.return?.();
+          throw error;
+        },
+        [Symbol.asyncIterator]() {
+          return mapped;
+        },
+      };
+      setResultAndStopExecution(mapped);
     },
   };
 }
@@ -90,10 +121,13 @@ export function useSharedSubscriptionExecution(): Plugin {
 type SharedItem = IteratorResult<ExecutionResult> | Promise<IteratorResult<ExecutionResult>>;
 
 const DONE: IteratorResult<ExecutionResult> = { value: undefined, done: true };
-const toItem = (value: ExecutionResult): IteratorResult<ExecutionResult> => ({
-  value,
-  done: false,
-});
+
+/** An abort (yoga's test): passed on unmasked, as yoga passes it. */
+function isAbortError(error: unknown): boolean {
+  return (
+    error instanceof DOMException && (error.name === 'AbortError' || error.name === 'TimeoutError')
+  );
+}
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';

@@ -63,6 +63,18 @@ export function createYogaServer(deps: {
   nameError: ErrorNaming;
 }): RunstateYoga {
   const { services, auth, logger, limits, inflight } = deps;
+  // Unexpected errors (bugs) become "Unexpected error." with no stack or SQL; a database that is
+  // away becomes a retryable 503 SERVICE_UNAVAILABLE.
+  const maskUnexpected = (error: unknown, message: string, isDev?: boolean) =>
+    deps.nameError(error) ?? maskError(error, message, isDev);
+  // A database that is away was logged already (as a warning) where it became a 503.
+  const logError = (...args: unknown[]) =>
+    isDatabaseUnavailable(args[0])
+      ? undefined
+      : logger.error(
+          { err: args[0], requestId: requestIdOfError(args[0]) },
+          args.slice(1).map(String).join(' '),
+        );
   return createYoga<ServerContext, GraphQLContext>({
     schema: createSchema<GraphQLContext>({
       typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
@@ -72,13 +84,7 @@ export function createYogaServer(deps: {
     // Served with its files from runstate itself, under a strict CSP (graphiql.ts).
     graphiql: deps.graphiql ? GRAPHIQL_OPTIONS : false,
     renderGraphiQL: renderGraphiQLPage,
-    // Unexpected errors (bugs) become "Unexpected error." with no stack or SQL; a database that
-    // is away becomes a retryable 503 SERVICE_UNAVAILABLE.
-    maskedErrors: {
-      isDev: false,
-      maskError: (error, message, isDev) =>
-        deps.nameError(error) ?? maskError(error, message, isDev),
-    },
+    maskedErrors: { isDev: false, maskError: maskUnexpected },
     // Browsers may read answers only on the service's own origin and those configured.
     cors: (request) => corsFor(request.headers.get('origin'), deps.corsOrigins),
     landingPage: false,
@@ -88,14 +94,7 @@ export function createYogaServer(deps: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
       warn: (...args) => logger.warn(args.map(String).join(' ')),
-      // A database that is away was logged already (as a warning) where it became a 503.
-      error: (...args) =>
-        isDatabaseUnavailable(args[0])
-          ? undefined
-          : logger.error(
-              { err: args[0], requestId: requestIdOfError(args[0]) },
-              args.slice(1).map(String).join(' '),
-            ),
+      error: logError,
     },
     // Every operation is authenticated: HTTP and SSE by their Authorization header, WebSocket
     // operations by the connection's connectionParams (checked again per operation, so a
@@ -126,7 +125,6 @@ export function createYogaServer(deps: {
       useGraphiQLHeaders(),
       useParserLimits({ maxTokens: limits.maxTokens }) as Plugin,
       ...useQueryLimits(limits),
-      useSharedSubscriptionExecution(),
       useSingleConnectionSSE({ graphqlPath: deps.graphqlPath, auth }),
       useInputErrorCodes() as Plugin,
       useErrorMetrics(deps.metrics),
@@ -149,6 +147,15 @@ export function createYogaServer(deps: {
           });
         },
       } satisfies Plugin,
+      // Last of the plugins that hook subscriptions: it answers their streams, masking their
+      // events' errors as yoga masks (and logs) the rest, so no hook after it sees them.
+      useSharedSubscriptionExecution({
+        mask: (error) => {
+          const masked = maskUnexpected(error, 'Unexpected error.', false);
+          if (masked !== error) logError(error);
+          return masked;
+        },
+      }),
     ],
   });
 }
