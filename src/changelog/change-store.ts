@@ -2,6 +2,7 @@ import { and, asc, eq, getTableColumns, gt, inArray, lte, sql, type SQL } from '
 import { queryRows, type Executor } from '../db/client.js';
 import { statusChanges, type StatusChangeRow } from '../db/schema.js';
 import { type RunStatus } from '../lifecycle/lifecycle.js';
+import { readTimestamp } from '../timestamps.js';
 
 /** SQL of the change log (status_changes) only: no rules here. */
 
@@ -99,7 +100,7 @@ export function mapStatusChangeRow(row: RawStatusChange): StatusChangeRow {
     forced: row.forced === true,
     actor: row.actor ?? null,
     parentId: row.parent_id ?? null,
-    at: row.at instanceof Date ? row.at : new Date(row.at),
+    at: readTimestamp(row.at),
   };
 }
 

@@ -1,6 +1,7 @@
 import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor } from '../db/client.js';
 import { measurementKeys, measurements, type MeasurementRow } from '../db/schema.js';
+import { readTimestamp } from '../timestamps.js';
 
 /** SQL only. */
 
@@ -41,7 +42,7 @@ function toMeasurementRow(raw: RawMeasurement): MeasurementRow {
     value: raw.value == null ? null : Number(raw.value),
     data: raw.data == null ? null : JSON.parse(raw.data),
     step: raw.step,
-    at: raw.at instanceof Date ? raw.at : new Date(raw.at),
+    at: readTimestamp(raw.at),
   };
 }
 

@@ -27,6 +27,7 @@ import {
   mapStatusChangeRow,
   type RawStatusChange,
 } from '../changelog/change-store.js';
+import { readTimestamp } from '../timestamps.js';
 
 /** SQL of the runs table only: no rules here (they are in the service and the rules). */
 
@@ -185,7 +186,7 @@ export async function lockRunsForTransition(
   const rows = await tx
     .select({
       ...getTableColumns(runs),
-      now: sql<Date>`date_trunc('milliseconds', now())`.mapWith((v: string) => new Date(v)),
+      now: sql<Date>`date_trunc('milliseconds', now())`.mapWith(readTimestamp),
     })
     .from(runs)
     .where(
@@ -601,9 +602,8 @@ export async function findDeadlineCandidates(
       LIMIT ${options.limit}
     ) AS r ON true`,
   );
-  const date = (value: string | Date) => (value instanceof Date ? value : new Date(value));
   return {
-    now: date(rows[0]!.now),
+    now: readTimestamp(rows[0]!.now),
     runs: rows.flatMap((r) =>
       r.id == null
         ? []
@@ -614,9 +614,9 @@ export async function findDeadlineCandidates(
               status: r.status,
               heartbeatTimeout: r.heartbeat_timeout,
               queueTimeout: r.queue_timeout,
-              heartbeatAt: r.heartbeat_at == null ? null : date(r.heartbeat_at),
-              updatedAt: date(r.updated_at),
-              scheduledAt: r.scheduled_at == null ? null : date(r.scheduled_at),
+              heartbeatAt: r.heartbeat_at == null ? null : readTimestamp(r.heartbeat_at),
+              updatedAt: readTimestamp(r.updated_at),
+              scheduledAt: r.scheduled_at == null ? null : readTimestamp(r.scheduled_at),
             },
           ],
     ),
