@@ -55,6 +55,18 @@ export function createGraphQLPost(
         result = { errors: [maskError(error, 'Unexpected error.', false) as GraphQLError] };
       }
       countErrors(result);
+      if (isPlainAnswer(result)) {
+        // What yoga answers an answer without errors (200, its media type, its JSON), written
+        // without the Response that would carry it to the same writeHead: building it, and its
+        // body's copy of the JSON, cost 4 % of a page of runs (issue 18).
+        const body = JSON.stringify(result);
+        res.writeHead(200, {
+          'Content-Type': `${mediaType}; charset=utf-8`,
+          'Content-Length': Buffer.byteLength(body),
+        });
+        res.end(body);
+        return;
+      }
       // Written as yoga's adapter writes every answer (status, headers, the body at once).
       await sendNodeResponse(
         processRegularResult(result, yoga.fetchAPI, mediaType),
@@ -64,6 +76,20 @@ export function createGraphQLPost(
       );
     },
   };
+}
+
+/**
+ * An answer yoga's result processor writes as it is, with status 200: one result (not a stream),
+ * no errors (they set the status, and yoga rewrites them), no HTTP extensions (they set status
+ * and headers), no stringifier of its own.
+ */
+function isPlainAnswer(result: ExecutionResult): boolean {
+  return (
+    !(Symbol.asyncIterator in result) &&
+    !result.errors?.length &&
+    (result.extensions as { http?: unknown } | undefined)?.http === undefined &&
+    (result as { stringify?: unknown }).stringify === undefined
+  );
 }
 
 export type RegularMediaType = 'application/json' | 'application/graphql-response+json';
@@ -101,11 +127,18 @@ export function regularMediaType(accept: string | undefined): RegularMediaType |
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    let ended = false;
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.once('end', () => {
+      ended = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    });
     req.once('error', reject);
-    // A client gone before its body ended (no effect once it has ended).
-    req.once('close', () => reject(new Error('the request closed before its body ended')));
+    // A client gone before its body ended. Every request closes: an error (and its stack) made
+    // for each one only to be dropped was 2 % of a page of runs.
+    req.once('close', () => {
+      if (!ended) reject(new Error('the request closed before its body ended'));
+    });
   });
 }
 
