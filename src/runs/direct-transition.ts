@@ -195,15 +195,20 @@ function statementText(withNotify: boolean, withRun: boolean): string {
       FROM cur
       WHERE r.id = cur.id
         AND ${applicableText(v)}
-      RETURNING r.*, cur.status AS from_status
+      RETURNING ${withRun ? 'r.*' : LOGGED_FROM_RUN}, cur.status AS from_status
     ),
     logged AS (${loggedText(v, 'FROM moved AS m')}
     )
-    SELECT ${withRun ? "(SELECT to_jsonb(m) - 'from_status' FROM moved AS m)" : 'NULL::jsonb'} AS run,
-           (SELECT to_jsonb(l) FROM logged AS l) AS change${
+    SELECT l.*,
+           ${withRun ? "(SELECT to_jsonb(m) - 'from_status' FROM moved AS m)" : 'NULL::jsonb'} AS run${
              withNotify ? notifyText(VALUE_NAMES.length + 1) : ''
-           }`;
+           }
+    FROM (VALUES (1)) AS one LEFT JOIN logged AS l ON true`;
 }
+
+/** What the change-log row takes from a moved run (loggedText), when nothing else is read. */
+const LOGGED_FROM_RUN =
+  'r.id, r.project, r.status, r.version, r.attempt, r.updated_at, r.parent_id';
 
 /**
  * A batch of such changes, each to another run, in one statement: all of them or none. Every
@@ -230,7 +235,7 @@ function batchStatementText(withNotify: boolean, withRun: boolean): string {
       FROM q JOIN cur ON cur.id = q.id
       WHERE r.id = q.id AND r.id = ANY($2::uuid[])
         AND (SELECT count(*) FROM ok) = jsonb_array_length($1::jsonb)
-      RETURNING q.n, r.*, cur.status AS from_status
+      RETURNING q.n, ${withRun ? 'r.*' : LOGGED_FROM_RUN}, cur.status AS from_status
     ),
     logged AS (${loggedText(v, 'FROM moved AS m JOIN q ON q.n = m.n ORDER BY m.n')}
     )
@@ -283,14 +288,14 @@ export async function applyDirectly(
     name === 'meta' && values.meta != null ? JSON.stringify(values.meta) : values[name],
   );
   if (notify != null) params.push(notify);
-  const [row] = await queryText<{ run: Record<string, unknown> | null; change: unknown }>(
+  const [row] = await queryText<RawStatusChange & { run: Record<string, unknown> | null }>(
     db,
     STATEMENTS(notify, withRun),
     params,
   );
-  // A change is logged exactly when its run moved.
-  if (!row?.change || (withRun && !row.run)) return null;
-  const change = mapStatusChangeRow(row.change as RawStatusChange);
+  // A change is logged exactly when its run moved; its row's columns are null when it did not.
+  if (row?.id == null || (withRun && !row.run)) return null;
+  const change = mapStatusChangeRow(row);
   return { outcomes: [accepted(row.run, change)], changes: [change] };
 }
 

@@ -8,7 +8,8 @@ import { uniqueProject, useRecordingServer } from '../support/server.js';
 
 const { server, statements } = useRecordingServer();
 
-const READS_RUN = /to_jsonb\(m\)/;
+// The run as JSON, and every column of it returned by the UPDATE for that.
+const READS_RUN = /to_jsonb\(m\)|r\.\*/;
 const lastDirect = (name: string) =>
   statements.filter((s) => s.includes(`/* ${name} */`)).at(-1) ?? '';
 
