@@ -25,8 +25,9 @@ import type { GraphQLContext } from './context.js';
  * every subscriber, and those wrappers (yoga's masking, its errors' handlers) were a fifth of
  * the CPU of delivering a change to a thousand subscribers (issue 18). What they did is done
  * here, once per shape: an event's errors are masked (and an unexpected one logged) by `mask`,
- * as yoga masks everything else; an error ending the stream is noted with its request id and
- * masked, an abort passed on as it is. It must therefore be the last plugin that hooks
+ * as yoga masks everything else; an error ending the stream (its source's, or one thrown
+ * executing an event) is masked too, noted with the request id where there is one subscriber to
+ * name; an abort is passed on as it is. It must therefore be the last plugin that hooks
  * subscriptions. A subscription that fails before it streams (a bad variable, a refused
  * subscribe) goes on through the plugins after it, and yoga's masking, as before.
  */
@@ -60,6 +61,14 @@ export function useSharedSubscriptionExecution(options: {
   });
 
   /**
+   * An execution that failed (a bug: resolvers' errors are in its answer), masked once for all
+   * its subscribers.
+   */
+  const maskAndThrow = (error: unknown): never => {
+    throw mask(error);
+  };
+
+  /**
    * The event's item for this shape: executed by its first subscriber, the same object for the
    * others. A selection whose resolvers answer at once (the usual `{ runId to }`) is executed
    * synchronously and its item handed over as a value: a promise returned from a `then` callback
@@ -68,7 +77,7 @@ export function useSharedSubscriptionExecution(options: {
   function itemFor(args: ExecutionArgs, shape: string, event: unknown): SharedItem {
     const run = (): SharedItem => {
       const result = execute({ ...args, rootValue: event });
-      return isPromise(result) ? result.then(toItem) : toItem(result);
+      return isPromise(result) ? result.then(toItem, maskAndThrow) : toItem(result);
     };
     if (typeof event !== 'object' || event === null) return run();
     let byShape = results.get(event);
@@ -90,12 +99,17 @@ export function useSharedSubscriptionExecution(options: {
       const shape = shapeOf(args);
       // Promise reactions rather than an async function: this runs for every event of every
       // subscriber.
-      const onItem = (item: IteratorResult<unknown>) =>
-        item.done ? DONE : itemFor(args, shape, item.value);
       const onError = (error: unknown): never => {
         if (isAbortError(error)) throw error;
         noteRequestOf(error, requestIdIn(args.contextValue));
         throw mask(error);
+      };
+      const onItem = (item: IteratorResult<unknown>) => {
+        try {
+          return item.done ? DONE : itemFor(args, shape, item.value);
+        } catch (error) {
+          return onError(error);
+        }
       };
       const mapped: AsyncIterableIterator<ExecutionResult> = {
         next() {
