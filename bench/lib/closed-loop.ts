@@ -50,7 +50,7 @@ export async function closedLoop<M = undefined>(options: {
     }),
   );
   const cpu = process.cpuUsage(cpuAtStart ?? undefined);
-  // The last operations may end before the window does (none started after it).
+  // Should every operation end before the timer read the meter, it is read now.
   clearTimeout(startMeter);
   clearTimeout(stopMeter);
   if (reading && metered === undefined) metered = reading();

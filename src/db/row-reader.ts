@@ -12,8 +12,9 @@ import { readTimestamp } from '../timestamps.js';
 /**
  * Whole rows of a table read with hand-written SQL: its column list, and a mapper that decodes
  * each column as drizzle's select() does (timestamps, bigints, JSON) but with the decoders looked
- * up once, not per value, and timestamps read by timestamps.ts: drizzle's row mapping type-checks every field of every row, which a
- * page of 50 runs (35 columns each) made one of the service's largest costs on list queries.
+ * up once, not per value (drizzle's row mapping type-checks every field of every row, which a
+ * page of 50 runs, 35 columns each, made one of the service's largest costs on list queries),
+ * and timestamps read by timestamps.ts.
  */
 export interface RowReader<T extends Table> {
   /** `"id", "project", …`: every column, in the order of the table's definition. */
