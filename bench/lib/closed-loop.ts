@@ -21,8 +21,8 @@ export async function closedLoop<M = undefined>(options: {
   warmupSeconds?: number;
   operation: (client: number, iteration: number) => Promise<void>;
   /**
-   * Started when the measured window begins and read when it ends (a process's CPU, say), so
-   * that what it reads and the operations counted cover the same span.
+   * Started when the measured window begins and read when its last operation ends (a process's
+   * CPU, say), as the load generator's own CPU is: over the operations counted, not the warm-up.
    */
   meter?: () => () => M;
 }): Promise<LoadResult<M>> {
@@ -31,10 +31,7 @@ export async function closedLoop<M = undefined>(options: {
   const start = performance.now();
   const measureFrom = start + warmupMs;
   const end = measureFrom + seconds * 1000;
-  let metered: M | undefined;
   let reading: (() => M) | undefined;
-  const startMeter = setTimeout(() => (reading = options.meter?.()), warmupMs);
-  const stopMeter = setTimeout(() => (metered = reading?.()), warmupMs + seconds * 1000);
   const latencies: number[] = [];
   let cpuAtStart: NodeJS.CpuUsage | null = null;
   await Promise.all(
@@ -42,7 +39,10 @@ export async function closedLoop<M = undefined>(options: {
       for (let iteration = 0; ; iteration++) {
         const t0 = performance.now();
         if (t0 >= end) return;
-        if (t0 >= measureFrom && cpuAtStart == null) cpuAtStart = process.cpuUsage();
+        if (t0 >= measureFrom && cpuAtStart == null) {
+          cpuAtStart = process.cpuUsage();
+          reading = options.meter?.();
+        }
         await operation(client, iteration);
         const t1 = performance.now();
         if (t0 >= measureFrom && t1 <= end) latencies.push(t1 - t0);
@@ -50,12 +50,8 @@ export async function closedLoop<M = undefined>(options: {
     }),
   );
   const cpu = process.cpuUsage(cpuAtStart ?? undefined);
-  // Should every operation end before the timer read the meter, it is read now.
-  clearTimeout(startMeter);
-  clearTimeout(stopMeter);
-  if (reading && metered === undefined) metered = reading();
   return {
-    metered: metered as M,
+    metered: reading?.() as M,
     operations: latencies.length,
     seconds,
     perSecond: latencies.length / seconds,
