@@ -52,6 +52,8 @@ interface Operation {
  *   keeps no nodes). An error graphql-jit raised itself (a null for a non-null field, a value a
  *   type cannot represent: a bug of the service) is worded and masked its own way: such an
  *   answer is executed again, as before.
+ * - A property that throws (a getter's bug) is read inline by graphql-jit, outside its error
+ *   handling: such an answer is executed again, as before (THROWN_IN_HANDLER).
  * - The executor stops resolving a field's siblings once one fails and takes its parent with it
  *   (a non-null field); graphql-jit resolves them all and reports each error. An answer with
  *   several errors (a bad variable used twice, say) is executed again, as before, unless the
@@ -97,7 +99,13 @@ export function useCompiledQueries(
         const source = args.document.loc?.source;
         const finish = (result: ExecutionResult) =>
           answeredAsExecuted(result) ? asExecuted(result, source) : executeFn(args);
-        const result = compiled.query.query(args.rootValue, args.contextValue, variables);
+        let result: ReturnType<CompiledQuery['query']>;
+        try {
+          result = compiled.query.query(args.rootValue, args.contextValue, variables);
+        } catch {
+          // A property read inline threw (see THROWN_IN_HANDLER), with nothing awaited yet.
+          return executeFn(args);
+        }
         return result instanceof Promise ? result.then(finish) : finish(result);
       });
     },
@@ -137,8 +145,22 @@ function nestedVariablesOf(document: DocumentNode): string[] {
  */
 function answeredAsExecuted({ errors }: ExecutionResult): boolean {
   if (!errors?.length) return true;
+  if (errors.some((error) => thrownInHandler(error.originalError))) return false;
   if (errors.every((error) => isDatabaseUnavailable(error.originalError))) return true;
   return errors.length === 1 && errors[0]!.originalError != null;
+}
+
+/**
+ * graphql-jit reads a field without a resolver inline (a property, a getter), outside the `try`
+ * around resolver calls. One that throws after a resolver's promise settled took the execution
+ * down: its promise never settled (the request hung) and the throw was an unhandled rejection.
+ * patches/graphql-jit+0.8.9.patch reports it as the awaiting field's error, with this mark, so
+ * that the answer is the executor's (which locates it at the property).
+ */
+const THROWN_IN_HANDLER = Symbol.for('graphql-jit.thrownInHandler');
+
+function thrownInHandler(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && THROWN_IN_HANDLER in error;
 }
 
 /** graphql-jit's errors as the executor makes them, errors first as it writes them. */

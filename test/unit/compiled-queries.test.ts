@@ -7,6 +7,12 @@ import { useCompiledQueries } from '../../src/graphql/compiled-queries.js';
 // is covered over HTTP in test/integration/compiled-queries.test.ts.
 
 const compileErrors: unknown[] = [];
+
+class BrokenEdge {
+  get cursor(): string {
+    throw new Error('no cursor');
+  }
+}
 const yoga = createYoga({
   schema: createSchema({
     typeDefs: /* GraphQL */ `
@@ -21,7 +27,12 @@ const yoga = createYoga({
         size: Int
       }
       union Thing = Box
+      type Edge {
+        cursor: String!
+      }
       type Query {
+        page: [Edge!]!
+        pageNow: [Edge!]!
         thing: Thing
         echo(options: Options): String!
         color: Color
@@ -37,6 +48,10 @@ const yoga = createYoga({
         color: () => 'PURPLE', // not a Color: the serializer refuses it
         name: () => null, // null for a non-null field
         names: () => 'not a list',
+        // A property read without a resolver that throws (a bug): graphql-jit reads such
+        // properties inline, outside the try its resolver calls get.
+        page: () => Promise.resolve([new BrokenEdge()]),
+        pageNow: () => [new BrokenEdge()],
       },
     },
   }),
@@ -101,3 +116,32 @@ it('what graphql-jit raises itself is answered as the executor answers it', asyn
   });
   expect(compileErrors).toEqual([]);
 });
+
+it('a property that throws after a resolver awaited is answered as the executor answers it', async () => {
+  // Compiled, the throw escaped the promise graphql-jit waited on: the answer never came, and
+  // the error was an unhandled rejection (graphql-jit 0.8.9; patches/graphql-jit+0.8.9.patch).
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    for (const field of ['page', 'pageNow']) {
+      const { status, body } = await answers(`{ ${field} { cursor } }`);
+      expect(status).toBe(200);
+      expect(body).toEqual({
+        data: null,
+        errors: [
+          {
+            message: 'Unexpected error.',
+            locations: [{ line: 1, column: field.length + 6 }],
+            path: [field, 0, 'cursor'],
+            extensions: { code: 'INTERNAL_SERVER_ERROR' },
+          },
+        ],
+      });
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+}, 10_000);
