@@ -69,17 +69,33 @@ export function readTimestamp(value: string | Date): Date {
   return typeof value === 'string' ? dateFromPostgres(value) : value;
 }
 
-/** `date.toISOString()` for a valid date: written here for years 0 to 9999 (every other year, too). */
+const MS_PER_DAY = 86_400_000;
+
+/**
+ * `date.toISOString()`, written here for years 1000 to 9999 (any other, and an invalid date, go
+ * to it). The fields come from the time value by arithmetic: each `getUTC…()` is a call into
+ * V8's date cache, and six of them per timestamp were most of this function's cost.
+ */
 export function isoString(date: Date): string {
-  const year = date.getUTCFullYear();
-  if (year < 1000 || year > 9999) return date.toISOString();
-  const ms = date.getUTCMilliseconds();
+  const time = date.getTime();
+  const days = Math.floor(time / MS_PER_DAY);
+  const { year, month, day } = civilFromDays(days);
+  if (!(year >= 1000 && year <= 9999)) return date.toISOString();
+  let inDay = time - days * MS_PER_DAY;
+  const ms = inDay % 1000;
+  inDay = (inDay - ms) / 1000;
+  const seconds = inDay % 60;
+  inDay = (inDay - seconds) / 60;
+  const minutes = inDay % 60;
+  const hours = (inDay - minutes) / 60;
   return (
-    `${year}-${pad2(date.getUTCMonth() + 1)}-${pad2(date.getUTCDate())}T` +
-    `${pad2(date.getUTCHours())}:${pad2(date.getUTCMinutes())}:${pad2(date.getUTCSeconds())}.` +
-    `${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`
+    `${year}-${TWO_DIGITS[month]}-${TWO_DIGITS[day]}T${TWO_DIGITS[hours]}:` +
+    `${TWO_DIGITS[minutes]}:${TWO_DIGITS[seconds]}.${THREE_DIGITS[ms]}Z`
   );
 }
+
+const TWO_DIGITS = Array.from({ length: 100 }, (_, n) => String(n).padStart(2, '0'));
+const THREE_DIGITS = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, '0'));
 
 /** Two decimal digits at `at`, or NaN. */
 function twoDigits(text: string, at: number): number {
@@ -88,13 +104,32 @@ function twoDigits(text: string, at: number): number {
   return tens >= 0 && tens <= 9 && ones >= 0 && ones <= 9 ? tens * 10 + ones : NaN;
 }
 
-function pad2(value: number): string {
-  return value < 10 ? `0${value}` : `${value}`;
-}
-
 function daysInMonth(year: number, month: number): number {
   if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
   return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+/**
+ * The date of the proleptic Gregorian calendar `days` after 1970-01-01: daysSinceEpoch
+ * inverted (H. Hinnant's algorithm, in 400-year eras of 146,097 days starting in March).
+ */
+function civilFromDays(days: number): { year: number; month: number; day: number } {
+  const shifted = days + 719_468;
+  const era = Math.floor(shifted / 146_097);
+  const dayOfEra = shifted - era * 146_097;
+  const yearOfEra = Math.floor(
+    (dayOfEra -
+      Math.floor(dayOfEra / 1460) +
+      Math.floor(dayOfEra / 36_524) -
+      Math.floor(dayOfEra / 146_096)) /
+      365,
+  );
+  const dayOfYear =
+    dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const monthFromMarch = Math.floor((5 * dayOfYear + 2) / 153);
+  const day = dayOfYear - Math.floor((153 * monthFromMarch + 2) / 5) + 1;
+  const month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9;
+  return { year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day };
 }
 
 /** Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's algorithm). */

@@ -352,6 +352,17 @@ export async function queryText<T = Record<string, unknown>>(
 }
 
 /**
+ * queryText's rows as arrays of their values, in the order of the statement's columns (for a
+ * row reader's `readValues`): the driver then makes each row an array, not an object with a
+ * property per column.
+ */
+export async function queryValues(db: Db, text: string, params: unknown[]): Promise<unknown[][]> {
+  const client = (db as unknown as { $client: postgres.Sql | PGlite }).$client;
+  if ('unsafe' in client) return (await client.unsafe(text, params as never).values()) as never;
+  return (await client.query<unknown[]>(text, params, { rowMode: 'array' })).rows;
+}
+
+/**
  * An array literal (`{"a","b,c"}`) to pass as one parameter cast to `text[]` (or an enum's
  * array): each element quoted, as names may hold commas, quotes and braces.
  */

@@ -13,6 +13,7 @@ import {
   arrayLiteral,
   queryRows,
   queryText,
+  queryValues,
   type Db,
   type Executor,
   type Tx,
@@ -427,14 +428,11 @@ export interface RunPageQuery extends RunQuery {
   fields?: readonly (keyof RunRow)[] | null;
 }
 
-/** What a page needs of each run whatever is asked: its cursor's keys and its visibility. */
-const PAGE_FIELDS: readonly (keyof RunRow)[] = [
-  'id',
-  'project',
-  'status',
-  'createdAt',
-  'updatedAt',
-];
+/**
+ * What a page needs of each run whatever is asked: its visibility and, with the time it is
+ * ordered by, its cursor's keys.
+ */
+const PAGE_FIELDS: readonly (keyof RunRow)[] = ['id', 'project', 'status'];
 
 /**
  * The conditions of a run filter as SQL text, its values appended to `params` ($1, $2, …); null
@@ -492,14 +490,21 @@ export async function listRuns(db: Db, q: RunPageQuery): Promise<RunRow[]> {
     );
   }
   params.push(q.limit);
-  const reader = q.fields == null ? runReader : runReader.only([...PAGE_FIELDS, ...q.fields]);
-  const rows = await queryText(
+  const reader =
+    q.fields == null
+      ? runReader
+      : runReader.only([
+          ...PAGE_FIELDS,
+          order === 'updated_at' ? 'updatedAt' : 'createdAt',
+          ...q.fields,
+        ]);
+  const rows = await queryValues(
     db,
     `/* listRuns */ SELECT ${reader.columnList} FROM runs WHERE ${whereText(conditions)} ` +
       `ORDER BY ${order} ${dir}, id ${dir} LIMIT $${params.length}`,
     params,
   );
-  return rows.map((row) => reader.read(row));
+  return rows.map((values) => reader.readValues(values));
 }
 
 /**

@@ -333,6 +333,35 @@ describe('runs keyset pagination', () => {
     );
   });
 
+  it.each(['CREATED_AT', 'UPDATED_AT'])(
+    'pages that show only ids still page by %s (the time their cursors name is read)',
+    async (field) => {
+      const project = uniqueProject();
+      const runs = await Promise.all(
+        Array.from({ length: 5 }, () => createRun(server, { project })),
+      );
+      for (const run of [runs[3]!, runs[1]!]) await transition({ id: run.id, to: 'QUEUED' });
+      const query = `query($filter: RunFilter, $after: String, $orderBy: RunOrder) {
+        runs(filter: $filter, first: 2, after: $after, orderBy: $orderBy) {
+          edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }`;
+      const seen: string[] = [];
+      let after: string | null = null;
+      for (let page = 0; page < 10; page++) {
+        const response = await server.gql<{ runs: Connection<{ id: string }> }>(query, {
+          filter: { project },
+          after,
+          orderBy: { field, direction: 'DESC' },
+        });
+        const connection: Connection<{ id: string }> = dataOf(response).runs;
+        seen.push(...connection.edges.map((e) => e.node.id));
+        if (!connection.pageInfo.hasNextPage) break;
+        after = connection.pageInfo.endCursor;
+      }
+      expect(seen).toEqual(await runIds({ project }, { field, direction: 'DESC' }));
+      expect(new Set(seen).size).toBe(5);
+    },
+  );
+
   it('stable under concurrent inserts: every run that existed before is seen exactly once', async () => {
     const project = uniqueProject();
     const existing = await Promise.all(
