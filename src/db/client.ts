@@ -336,6 +336,11 @@ export async function queryRows<T = Record<string, unknown>>(
   return ((result as { rows?: T[] }).rows ?? []) as T[];
 }
 
+/** The driver under drizzle: postgres.js (`unsafe`) or PGlite (`query`). */
+function driverOf(db: Db): postgres.Sql | PGlite {
+  return (db as unknown as { $client: postgres.Sql | PGlite }).$client;
+}
+
 /**
  * Rows of a statement written as fixed text with `$n` parameters, sent straight to the driver
  * (prepared, on postgres.js): for the hottest statements, where building a large `sql` template
@@ -346,7 +351,7 @@ export async function queryText<T = Record<string, unknown>>(
   text: string,
   params: unknown[],
 ): Promise<T[]> {
-  const client = (db as unknown as { $client: postgres.Sql | PGlite }).$client;
+  const client = driverOf(db);
   if ('unsafe' in client) return (await client.unsafe(text, params as never)) as unknown as T[];
   return (await client.query<T>(text, params)).rows;
 }
@@ -357,7 +362,7 @@ export async function queryText<T = Record<string, unknown>>(
  * property per column.
  */
 export async function queryValues(db: Db, text: string, params: unknown[]): Promise<unknown[][]> {
-  const client = (db as unknown as { $client: postgres.Sql | PGlite }).$client;
+  const client = driverOf(db);
   if ('unsafe' in client) return (await client.unsafe(text, params as never).values()) as never;
   return (await client.query<unknown[]>(text, params, { rowMode: 'array' })).rows;
 }

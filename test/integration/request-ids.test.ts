@@ -1,12 +1,8 @@
-import { Writable } from 'node:stream';
-import postgres from 'postgres';
-import { pino } from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { createPostgresDatabase } from '../../src/db/client.js';
-import { withEmptyDatabase } from '../support/empty-database.js';
+import { captureLogs, useServerWithoutTable } from '../support/broken-database.js';
 import { waitUntil } from '../support/operations.js';
-import { startServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/server.js';
+import { TEST_ADMIN_TOKEN } from '../support/server.js';
 
 // A line the service logs about a request names it: an unexpected error (a bug, answered
 // "Unexpected error.") is logged under the X-Request-Id the answer echoes, over each transport,
@@ -18,43 +14,9 @@ interface LogLine {
   msg: string;
   requestId?: string;
 }
-const lines: LogLine[] = [];
-const logger = pino(
-  { level: 'info' },
-  new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
-      done();
-    },
-  }),
-);
+const { logger, errorLines } = captureLogs<LogLine>();
 const RUNS = '{ runs(first: 1) { edges { node { id } } } }';
-const errorLines = () => lines.filter((l) => l.level >= 50);
-
-let server: TestServer;
-/** Ends the server and drops the database (withEmptyDatabase's callback returns). */
-let finish: () => void;
-let finished: Promise<void>;
-beforeAll(async () => {
-  await new Promise<void>((started, failed) => {
-    finished = withEmptyDatabase('request_ids', async (url) => {
-      const database = createPostgresDatabase({ url, poolSize: 4 });
-      await database.migrate();
-      const sql = postgres(url, { max: 1, onnotice: () => {} });
-      await sql`ALTER TABLE runs RENAME TO runs_moved_away`;
-      await sql.end();
-      server = await startServer({ database, logger });
-      started();
-      await new Promise<void>((resolve) => (finish = resolve));
-      await server.stop();
-      await database.close();
-    }).catch(failed);
-  });
-});
-afterAll(async () => {
-  finish?.();
-  await finished;
-});
+const server = useServerWithoutTable('request_ids', 'runs', logger);
 
 async function post(requestId: string, init: RequestInit & { path?: string } = {}) {
   const response = await fetch(

@@ -1,52 +1,19 @@
-import { Writable } from 'node:stream';
-import postgres from 'postgres';
-import { pino } from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createPostgresDatabase } from '../../src/db/client.js';
-import { withEmptyDatabase } from '../support/empty-database.js';
+import { expect, it } from 'vitest';
+import { captureLogs, useServerWithoutTable } from '../support/broken-database.js';
 import { createRun, transitionRun, waitUntil } from '../support/operations.js';
-import { startServer, uniqueProject, type TestServer } from '../support/server.js';
+import { uniqueProject } from '../support/server.js';
 
 // An unexpected error inside a subscription's event (a bug: here the measurements table is
 // renamed away in this file's own database, so a run's latest measurements cannot be read) is
 // answered "Unexpected error." to every subscriber, with no SQL, and logged once per event, not
 // once per subscriber: the subscribers asking the same thing share one execution of it.
 
-const lines: { level: number; msg: string; err?: { message?: string } }[] = [];
-const logger = pino(
-  { level: 'info' },
-  new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line));
-      done();
-    },
-  }),
-);
-const errorLines = () => lines.filter((l) => l.level >= 50);
-
-let server: TestServer;
-let finish: () => void;
-let finished: Promise<void>;
-beforeAll(async () => {
-  await new Promise<void>((started, failed) => {
-    finished = withEmptyDatabase('subscription_errors', async (url) => {
-      const database = createPostgresDatabase({ url, poolSize: 4 });
-      await database.migrate();
-      const sql = postgres(url, { max: 1, onnotice: () => {} });
-      await sql`ALTER TABLE measurements RENAME TO measurements_moved_away`;
-      await sql.end();
-      server = await startServer({ database, logger });
-      started();
-      await new Promise<void>((resolve) => (finish = resolve));
-      await server.stop();
-      await database.close();
-    }).catch(failed);
-  });
-});
-afterAll(async () => {
-  finish?.();
-  await finished;
-});
+const { logger, errorLines } = captureLogs<{
+  level: number;
+  msg: string;
+  err?: { message?: string };
+}>();
+const server = useServerWithoutTable('subscription_errors', 'measurements', logger);
 
 it('masks an event’s unexpected error for every WebSocket subscriber and logs it once', async () => {
   const project = uniqueProject('sub-errors');
