@@ -72,3 +72,28 @@ export function postgresCpuMeter() {
     return { cpuSeconds: cpu, share: cpu / wall };
   };
 }
+
+/** Seconds the service's garbage collector has paused it so far, by kind (from its /metrics). */
+async function gcSeconds(serviceUrl: string): Promise<{ minor: number; major: number }> {
+  const text = await (await fetch(new URL('/metrics', serviceUrl))).text();
+  const sum = (kinds: string[]) =>
+    kinds.reduce((total, kind) => {
+      const match = new RegExp(`^nodejs_gc_duration_seconds_sum\\{kind="${kind}"\\} (\\S+)$`, 'm');
+      return total + Number(match.exec(text)?.[1] ?? 0);
+    }, 0);
+  // Scavenges are "minor"; mark-compacts and their incremental steps pause it too.
+  return { minor: sum(['minor']), major: sum(['major', 'incremental']) };
+}
+
+/**
+ * The service's GC pauses over a span, as closedLoop's meter: started when the window begins,
+ * read (asynchronously, over HTTP) when it ends.
+ */
+export function gcMeter(serviceUrl: string) {
+  const start = gcSeconds(serviceUrl);
+  start.catch(() => {}); // awaited below; a failure is reported there
+  return async () => {
+    const [before, after] = await Promise.all([start, gcSeconds(serviceUrl)]);
+    return { minor: after.minor - before.minor, major: after.major - before.major };
+  };
+}

@@ -3,7 +3,7 @@ import { drizzle } from 'drizzle-orm/postgres-js';
 import { closedLoop } from '../lib/closed-loop.js';
 import { withBenchService } from '../lib/environment.js';
 import { dataOrThrow } from '../lib/http.js';
-import { cpuMeter } from '../lib/proc.js';
+import { cpuMeter, gcMeter } from '../lib/proc.js';
 import { ratioOf, type Row } from '../lib/report.js';
 import type { Scenario } from '../lib/scenario.js';
 import { fmt } from '../lib/stats.js';
@@ -89,7 +89,11 @@ export const queries: Scenario = {
           clients: CLIENTS,
           seconds: SECONDS,
           warmupSeconds: WARMUP_SECONDS,
-          meter: () => cpuMeter(service.pid),
+          meter: () => {
+            const cpu = cpuMeter(service.pid);
+            const gc = gcMeter(service.url);
+            return () => ({ cpu: cpu(), gc: gc() });
+          },
           operation: async (_c, i) => {
             const answer = dataOrThrow(
               await client.post<{ runs: { edges: unknown[] } }>(RUNS, {
@@ -101,8 +105,9 @@ export const queries: Scenario = {
           },
         });
         // The service's CPU over the queries it answered, both over the measured window.
-        const cpu = viaService.metered;
+        const cpu = viaService.metered.cpu;
         const cpuPerQuery = (cpu.cpuSeconds / viaService.operations) * 1e6;
+        const gc = await viaService.metered.gc;
         log('  the same SQL, bare');
         const bare = await closedLoop({
           clients: CLIENTS,
@@ -143,7 +148,9 @@ export const queries: Scenario = {
         );
         notes.push(
           `${fmt(target, 0)} runs: service CPU ${fmt(cpu.share * 100, 0)} % of a core; load ` +
-            `generator CPU ${fmt(viaService.generatorCpu * 100, 0)} %.` +
+            `generator CPU ${fmt(viaService.generatorCpu * 100, 0)} %; the service paused for ` +
+            `its GC ${fmt((gc.minor / viaService.operations) * 1e6, 0)} µs per query in ` +
+            `scavenges and ${fmt((gc.major / viaService.operations) * 1e6, 0)} µs in full GCs.` +
             (short
               ? ` **${short} answers had fewer than 50 runs.**`
               : ' Every answer had 50 runs.'),
