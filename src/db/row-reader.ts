@@ -66,10 +66,10 @@ interface ColumnReader {
  * service's instructions (issue 18). The keys and names are the table's own (its schema), never
  * a client's: the source is made from them, quoted by JSON.stringify.
  */
-function compileMapper<R>(
+function compileMapper<I, R>(
   columns: readonly ColumnReader[],
   by: 'name' | 'position',
-): (raw: never) => R {
+): (raw: I) => R {
   const decoders = columns.map((c) => c.decode);
   const fields = columns.map((column, i) => {
     const value = `raw[${by === 'name' ? JSON.stringify(column.name) : i}]`;
@@ -80,7 +80,7 @@ function compileMapper<R>(
   });
   const make = new Function('decoders', `return (raw) => ({ ${fields.join(', ')} });`) as (
     decoders: readonly (((value: unknown) => unknown) | null)[],
-  ) => (raw: never) => R;
+  ) => (raw: I) => R;
   return make(decoders);
 }
 
@@ -97,23 +97,19 @@ export function createRowReader<T extends Table>(table: T): RowReader<T> {
   const subsets = new Map<string, RowReader<T>>();
   const readerOf = (columns: ColumnReader[]): RowReader<T> => {
     const columnList = columns.map((c) => `"${c.name}"`).join(', ');
-    const byName = compileMapper<InferSelectModel<T>>(columns, 'name');
-    const byPosition = compileMapper<InferSelectModel<T>>(columns, 'position');
     return {
       columns: sql.raw(columnList),
       columnList,
-      read: (raw) => byName(raw as never),
-      readValues: (values) => byPosition(values as never),
+      read: compileMapper(columns, 'name'),
+      readValues: compileMapper(columns, 'position'),
       only(keys) {
         const wanted = new Set(keys);
-        const id = all
-          .filter((c) => wanted.has(c.key))
-          .map((c) => c.key)
-          .join(',');
+        const chosen = all.filter((c) => wanted.has(c.key));
+        const id = chosen.map((c) => c.key).join(',');
         let subset = subsets.get(id);
         if (subset === undefined) {
           if (subsets.size >= MAX_SUBSETS) return whole;
-          subset = readerOf(all.filter((c) => wanted.has(c.key)));
+          subset = readerOf(chosen);
           subsets.set(id, subset);
         }
         return subset;
