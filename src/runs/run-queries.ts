@@ -152,8 +152,12 @@ export async function listRuns(
   scope: readonly string[] | null,
   /** Narrows the filter (a run's children). */
   within: Partial<store.RunQuery> = {},
-  /** Only these fields of each run (graphql/run-fields.ts); null: all. */
-  fields: readonly (keyof RunRow)[] | null = null,
+  reads: {
+    /** Only these fields of each run (graphql/run-fields.ts); null: all. */
+    fields?: readonly (keyof RunRow)[] | null;
+    /** Count the filter's runs while the page is read (totalCount is asked for). */
+    totalCount?: boolean;
+  } = {},
 ) {
   const first = checkFirst('first', args.first, 50);
   const orderField = args.orderBy?.field ?? 'CREATED_AT';
@@ -165,20 +169,25 @@ export async function listRuns(
     after = { at: new Date(Number(at)), id: String(id) };
   }
   const query = { ...checkRunFilter('filter', args.filter, scope), ...within };
+  let counted: Promise<number> | null = null;
+  const count = () => (counted ??= countRuns(db, query).then(sum));
+  // Started before the page and awaited only by totalCount: a page that fails first must not
+  // leave it rejected with nobody listening.
+  if (reads.totalCount) count().catch(() => {});
   const rows = await store.listRuns(db, {
     ...query,
     orderField,
     direction,
     after,
     limit: first + 1,
-    fields,
+    fields: reads.fields ?? null,
   });
   const keyOf = (run: RunRow) =>
     (orderField === 'UPDATED_AT' ? run.updatedAt : run.createdAt).getTime();
   return {
     ...toConnection(rows, first, (run) => encodeCursor(kind, [keyOf(run), run.id])),
     /** Counted only when asked for (RunConnection.totalCount). */
-    totalCount: async () => sum(await countRuns(db, query)),
+    totalCount: count,
   };
 }
 

@@ -101,3 +101,23 @@ it('past 64 different column lists, a page reads whole rows, and still answers r
   const read = statements.filter((s) => /FROM runs WHERE/.test(s)).at(-1)!;
   expect(read).toMatch(/"attributes"/); // the whole row
 });
+
+it('a page asking for totalCount, under a fragment too, counts while the page is read', async () => {
+  const project = uniqueProject('run-total');
+  for (const name of ['a', 'b', 'c']) await createRun(server, { project, name });
+  statements.length = 0;
+  const answer = dataOf(
+    await server.gql<{ runs: { totalCount: number; edges: unknown[] } }>(
+      `query($project: String) {
+        runs(filter: { project: $project }, first: 2) { ...Total edges { node { name } } } }
+      fragment Total on RunConnection { totalCount }`,
+      { project },
+    ),
+  );
+  expect(answer.runs).toMatchObject({ totalCount: 3, edges: [{}, {}] });
+  // The count goes out before the page's rows are in (one round trip to wait for, not two).
+  const count = statements.findIndex((s) => /countRunsByStatus/.test(s));
+  const page = statements.findIndex((s) => /FROM runs WHERE/.test(s));
+  expect(count).toBeGreaterThanOrEqual(0);
+  expect(page).toBeGreaterThan(count);
+});

@@ -9,7 +9,7 @@ import {
   statusChangeCursor,
 } from '../../runs/run-queries.js';
 import type { Resolvers } from '../generated/resolvers-types.js';
-import { runFieldsOf } from '../run-fields.js';
+import { pageReadsOf } from '../run-fields.js';
 import { loadVisibleRun, visible } from '../access.js';
 
 /** Counts per status in lifecycle order, without zeros. */
@@ -33,7 +33,7 @@ export const pipelineResolvers: Resolvers = {
     children: async (run, args, { db, tail, principal }, info) => {
       const logCursor = statusChangeCursor({ id: tail.position() });
       const within = { parentId: run.id };
-      const page = await listRuns(db, args, principal.projects, within, runFieldsOf(info));
+      const page = await listRuns(db, args, principal.projects, within, pageReadsOf(info));
       return { ...page, logCursor };
     },
     childCounts: async (run: RunRow, _, { db, principal }) =>

@@ -11,7 +11,7 @@ import { listMeasurements } from '../../measurements/measurement-service.js';
 import { allowedNextFor, type TransitionOutcome } from '../../runs/run-service.js';
 import { listRunHistory, listRuns, statusChangeCursor } from '../../runs/run-queries.js';
 import type { Resolvers } from '../generated/resolvers-types.js';
-import { outcomeReadsOf, runFieldsOf } from '../run-fields.js';
+import { outcomeReadsOf, pageReadsOf } from '../run-fields.js';
 import {
   authorizeWrite,
   getVisibleRun,
@@ -42,7 +42,7 @@ export const runResolvers: Resolvers = {
     runs: async (_, args, { db, tail, principal }, info) => {
       // Read before the page: every change at or below it is committed, so the page shows it.
       const logCursor = statusChangeCursor({ id: tail.position() });
-      const page = await listRuns(db, args, principal.projects, {}, runFieldsOf(info));
+      const page = await listRuns(db, args, principal.projects, {}, pageReadsOf(info));
       return { ...page, logCursor };
     },
   },
