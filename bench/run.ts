@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { describeEnvironment, openCluster } from './lib/environment.js';
+import { describeEnvironment, openCluster, settleCluster } from './lib/environment.js';
 import { renderScenario, type ScenarioReport } from './lib/report.js';
 import type { Scenario } from './lib/scenario.js';
 import { batches } from './scenarios/batches.js';
@@ -64,7 +64,12 @@ async function main() {
     const environment = await describeEnvironment(cluster.url, cluster.embedded);
     const reports: ScenarioReport[] = [];
     for (const scenario of selected) {
-      log(`scenario ${scenario.name}`);
+      // Each scenario starts with nothing left for PostgreSQL to write from the one before.
+      const settled = await settleCluster(cluster.url);
+      log(
+        `scenario ${scenario.name}` +
+          (settled == null ? '' : ` (after a CHECKPOINT of ${settled.toFixed(0)} ms)`),
+      );
       reports.push(await scenario.run({ clusterUrl: cluster.url, size, log }));
     }
     const markdown = [
@@ -74,7 +79,8 @@ async function main() {
         `on ${new Date().toISOString()}, in ${Math.round((Date.now() - started) / 1000)} s. ` +
         'Every figure is measured in this run beside its baseline; the targets are those of ' +
         'the design (benchmarks.md). The load generator runs on the same machine: its CPU ' +
-        'share is given with each scenario.',
+        'share is given with each scenario. Each scenario starts after a CHECKPOINT, so ' +
+        'PostgreSQL is not still writing out the one before.',
       '',
       `- machine: ${environment.machine}`,
       `- Node.js: ${environment.node}`,

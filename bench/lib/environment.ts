@@ -56,6 +56,24 @@ export async function createBenchDatabase(clusterUrl: string) {
   };
 }
 
+/**
+ * Have PostgreSQL write out what the last scenario left dirty (a million-run table filled and
+ * dropped), so the next scenario does not measure those writes; answers the milliseconds it
+ * took, or null where CHECKPOINT is not allowed (PostgreSQL 15: superuser or pg_checkpoint).
+ */
+export async function settleCluster(clusterUrl: string): Promise<number | null> {
+  const sql = postgres(clusterUrl, { max: 1, onnotice: () => {} });
+  try {
+    const started = performance.now();
+    await sql`CHECKPOINT`;
+    return performance.now() - started;
+  } catch {
+    return null;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
 /** What the report says about the machine and the database server. */
 export async function describeEnvironment(databaseUrl: string, embedded: boolean) {
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
