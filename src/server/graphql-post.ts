@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExecutionResult, GraphQLError } from 'graphql';
 import { sendNodeResponse } from '@whatwg-node/server';
-import { maskError, processRegularResult } from 'graphql-yoga';
+import { processRegularResult } from 'graphql-yoga';
 import type { RunstateYoga } from './yoga.js';
 
 /**
@@ -50,9 +50,9 @@ export function createGraphQLPost(
       try {
         result = (await yoga.getResultForParams({ params, request }, serverContext)) as never;
       } catch (error) {
-        // Operation errors (the database's too) come back in the result: a hook threw on params
-        // checked above, a bug, answered as yoga answers an unexpected error.
-        result = { errors: [maskError(error, 'Unexpected error.', false) as GraphQLError] };
+        // An error out of the operation's context or a hook (a token looked up while the
+        // database is away, a bug), answered and logged as yoga's adapter answers it.
+        result = { errors: [yoga.maskAndLog(error) as GraphQLError] };
       }
       countErrors(result);
       if (isPlainAnswer(result)) {

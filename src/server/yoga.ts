@@ -39,7 +39,14 @@ export interface ServerContext {
   requestId?: string;
 }
 
-export type RunstateYoga = YogaServerInstance<ServerContext, GraphQLContext>;
+export type RunstateYoga = YogaServerInstance<ServerContext, GraphQLContext> & {
+  /**
+   * What yoga makes of an error thrown out of an operation (its context's, a hook's): masked as
+   * every answer's errors are (a bug: "Unexpected error."; a database away: a retryable 503), and
+   * logged when masked. For the transports that run operations without yoga's adapter.
+   */
+  maskAndLog(error: unknown): Error;
+};
 
 /**
  * GraphQL over HTTP and SSE: the schema with its resolvers, authentication in the context, the
@@ -75,7 +82,12 @@ export function createYogaServer(deps: {
           { err: args[0], requestId: requestIdOfError(args[0]) },
           args.slice(1).map(String).join(' '),
         );
-  return createYoga<ServerContext, GraphQLContext>({
+  const maskAndLog = (error: unknown) => {
+    const masked = maskUnexpected(error, 'Unexpected error.', false);
+    if (masked !== error) logError(error);
+    return masked;
+  };
+  const yoga = createYoga<ServerContext, GraphQLContext>({
     schema: createSchema<GraphQLContext>({
       typeDefs: readFileSync(SCHEMA_PATH, 'utf8'),
       resolvers: instrumentResolvers(resolvers, deps.metrics) as never,
@@ -149,13 +161,8 @@ export function createYogaServer(deps: {
       } satisfies Plugin,
       // Last of the plugins that hook subscriptions: it answers their streams, masking their
       // events' errors as yoga masks (and logs) the rest, so no hook after it sees them.
-      useSharedSubscriptionExecution({
-        mask: (error) => {
-          const masked = maskUnexpected(error, 'Unexpected error.', false);
-          if (masked !== error) logError(error);
-          return masked;
-        },
-      }),
+      useSharedSubscriptionExecution({ mask: maskAndLog }),
     ],
   });
+  return Object.assign(yoga, { maskAndLog });
 }

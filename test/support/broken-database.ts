@@ -28,7 +28,13 @@ export function captureLogs<Line extends { level: number }>() {
  * which `table` is renamed away: reading it fails with an error nothing expects, the bug a test
  * of unexpected errors needs. The object it answers is filled in by the time the first test runs.
  */
-export function useServerWithoutTable(label: string, table: string, logger: Logger): TestServer {
+export function useServerWithoutTable(
+  label: string,
+  table: string,
+  logger: Logger,
+  /** Rename it once the server has started (a table its start reads: api_tokens). */
+  options: { afterStart?: boolean } = {},
+): TestServer {
   const server = {} as TestServer;
   let finish: () => void;
   let finished: Promise<void>;
@@ -38,9 +44,11 @@ export function useServerWithoutTable(label: string, table: string, logger: Logg
         const database = createPostgresDatabase({ url, poolSize: 4 });
         await database.migrate();
         const sql = postgres(url, { max: 1, onnotice: () => {} });
-        await sql.unsafe(`ALTER TABLE ${table} RENAME TO ${table}_moved_away`);
-        await sql.end();
+        const rename = () => sql.unsafe(`ALTER TABLE ${table} RENAME TO ${table}_moved_away`);
+        if (!options.afterStart) await rename();
         Object.assign(server, await startServer({ database, logger }));
+        if (options.afterStart) await rename();
+        await sql.end();
         started();
         await new Promise<void>((resolve) => (finish = resolve));
         await server.stop();
