@@ -214,18 +214,32 @@ const LOGGED_FROM_RUN =
  * A batch of such changes, each to another run, in one statement: all of them or none. Every
  * run is locked first (parents first, then by id, as the full path locks), then each checked as
  * it is now; only if every request applies are the runs written and their changes logged, in
- * the batch's order ($1: the requests' values as JSON rows, each with its place n; $2: the run ids).
+ * the batch's order ($1: the requests' values as JSON rows, each with its place n).
+ *
+ * The run ids follow as parameters of their own, one each ($2 … $size+1), for a batch of up to
+ * SIZED_BATCH_MOST changes (a group of single changes, direct-group.ts, or a small
+ * transitionRuns): PostgreSQL's estimates then do not depend on the values, so after five
+ * executions it keeps one plan per session (a generic plan) instead of planning each one again.
+ * With the ids as one array it planned every execution (pg_prepared_statements: custom_plans
+ * only), a large share of its CPU per change for small batches. A larger batch sends the ids as
+ * one array ($2), and the statement is planned for it. Either way the runs are found through
+ * their primary key, whatever the table's statistics (batch-plans.test.ts).
  */
-function batchStatementText(withNotify: boolean, withRun: boolean): string {
+function batchStatementText(size: number | null, withNotify: boolean, withRun: boolean): string {
   const v = COLUMNS;
   const columns = VALUE_NAMES.map((name) => `"${name}" ${TYPES[name]}`).join(', ');
+  const ids =
+    size == null
+      ? 'ANY($2::uuid[])'
+      : `ANY(ARRAY[${Array.from({ length: size }, (_, i) => `$${i + 2}::uuid`).join(', ')}])`;
+  const count = size == null ? 'jsonb_array_length($1::jsonb)' : String(size);
   return `
     /* transitionDirectBatch */
     WITH q AS (
       SELECT * FROM jsonb_to_recordset($1::jsonb) AS q(n int, ${columns})
     ),
     cur AS (
-      SELECT * FROM runs WHERE id = ANY($2::uuid[]) ORDER BY depth, id FOR NO KEY UPDATE
+      SELECT * FROM runs WHERE id = ${ids} ORDER BY depth, id FOR NO KEY UPDATE
     ),
     ok AS (
       SELECT r.id FROM cur AS r JOIN q ON q.id = r.id WHERE ${applicableText(v)}
@@ -233,8 +247,8 @@ function batchStatementText(withNotify: boolean, withRun: boolean): string {
     moved AS (
       UPDATE runs AS r SET ${setText(v)}
       FROM q JOIN cur ON cur.id = q.id
-      WHERE r.id = q.id AND r.id = ANY($2::uuid[])
-        AND (SELECT count(*) FROM ok) = jsonb_array_length($1::jsonb)
+      WHERE r.id = q.id AND r.id = ${ids}
+        AND (SELECT count(*) FROM ok) = ${count}
       RETURNING q.n, ${withRun ? 'r.*' : LOGGED_FROM_RUN}, cur.status AS from_status
     ),
     logged AS (${loggedText(v, 'FROM moved AS m JOIN q ON q.n = m.n ORDER BY m.n')}
@@ -245,9 +259,12 @@ function batchStatementText(withNotify: boolean, withRun: boolean): string {
         : 'NULL::jsonb'
     } AS runs,
            (SELECT jsonb_agg(to_jsonb(l) ORDER BY l.id) FROM logged AS l) AS changes${
-             withNotify ? notifyText(3) : ''
+             withNotify ? notifyText(size == null ? 3 : size + 2) : ''
            }`;
 }
+
+/** The most changes a batch statement takes with an id parameter each (batchStatementText). */
+const SIZED_BATCH_MOST = 32;
 
 /**
  * Each statement with and without the NOTIFY, and with and without the moved runs as JSON: an
@@ -255,7 +272,12 @@ function batchStatementText(withNotify: boolean, withRun: boolean): string {
  * of 37 columns into JSON, about an eighth of its CPU per change (issue 18).
  */
 const STATEMENTS = statementsOf(statementText);
-const BATCH_STATEMENTS = statementsOf(batchStatementText);
+/** Per size up to SIZED_BATCH_MOST (index: size), and for any larger batch (index 0). */
+const BATCH_STATEMENTS = Array.from({ length: SIZED_BATCH_MOST + 1 }, (_, size) =>
+  statementsOf((withNotify, withRun) =>
+    batchStatementText(size === 0 ? null : size, withNotify, withRun),
+  ),
+);
 
 function statementsOf(text: (withNotify: boolean, withRun: boolean) => string) {
   const variants = [false, true].map((withRun) => [text(false, withRun), text(true, withRun)]);
@@ -330,12 +352,15 @@ export async function applyDirectlyBatch(
   withRun = true,
 ): Promise<DirectResult | null> {
   const rows = requests.map((request, n) => ({ n, ...requestValues(request, actor) }));
-  const params: unknown[] = [JSON.stringify(rows), arrayLiteral(requests.map((r) => r.id))];
+  const ids = requests.map((r) => r.id);
+  const sized = requests.length <= SIZED_BATCH_MOST;
+  const params: unknown[] = [JSON.stringify(rows), ...(sized ? ids : [arrayLiteral(ids)])];
   if (notify != null) params.push(notify);
+  const statements = BATCH_STATEMENTS[sized ? requests.length : 0]!;
   const [row] = await queryText<{
     runs: Record<string, unknown>[] | null;
     changes: RawStatusChange[] | null;
-  }>(db, BATCH_STATEMENTS(notify, withRun), params);
+  }>(db, statements(notify, withRun), params);
   if (!row?.changes || row.changes.length !== requests.length || (withRun && !row.runs)) {
     return null;
   }
