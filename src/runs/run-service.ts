@@ -23,6 +23,7 @@ import {
 import type { RunEventKind } from './dependency-rules.js';
 import { createRun } from './create-run.js';
 import { retryOnDeadlock } from '../db/deadlock.js';
+import { createDirectGroups } from './direct-group.js';
 import { runTransitionBatch, type TransitionOutcome } from './transition-batch.js';
 import {
   checkNativeName,
@@ -279,16 +280,26 @@ export function createRunService(deps: RunServiceDeps): RunService {
     return direct;
   }
 
+  const directGroups = createDirectGroups({
+    applyOne: (request, actor, withRun) =>
+      applyDirect((notify) => applyDirectly(db, request, actor, notify, withRun)),
+    // Parents locked first, as the full path locks: a cycle with another statement is broken by
+    // PostgreSQL, and the statement is simply run again.
+    applyMany: (requests, actor, withRun) =>
+      applyDirect((notify) =>
+        retryOnDeadlock(() => applyDirectlyBatch(db, requests, actor, notify, withRun)),
+      ),
+  });
+
   async function applyOne(
     request: TransitionRequest,
     actor: Actor,
     answer: OutcomeReads = { run: true },
   ): Promise<TransitionOutcome> {
-    // The common change in one statement; anything it leaves goes the full way.
+    // The common change in one statement (with others that came with it); anything it leaves
+    // goes the full way.
     if (mayApplyDirectly(request)) {
-      const direct = await applyDirect((notify) =>
-        applyDirectly(db, request, actor, notify, answer.run),
-      );
+      const direct = await directGroups.apply(request, actor, answer.run);
       if (direct) return direct.outcomes[0]!;
     }
     return (await applyRequests([request], actor))[0]!;
