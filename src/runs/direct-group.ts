@@ -6,9 +6,9 @@ import type { DirectResult } from './direct-transition.js';
  * Group commit for the one-statement change. Requests for single changes that arrive together
  * (read from their sockets in the same turn of the event loop) are sent as one statement: one
  * transaction, one WAL flush and one round trip for all of them, instead of one each. Measured
- * with npm run bench -- transitions (issue 18): PostgreSQL's CPU per change went from about 600
- * to 460 µs at 8 clients and from about 580 to 260 µs at 32, with 0.34 and 0.12 transactions
- * per change.
+ * with npm run bench -- transitions (issue 18): at 32 clients PostgreSQL's CPU per change went
+ * from 450-650 µs to 260-420, at 0.11-0.16 transactions per change; at 8 clients (groups of
+ * about 2.5, 0.34-0.43 transactions per change) it moved within the noise of this machine.
  *
  * Nothing a caller sees changes: a group is applied only if every change of it applies as it
  * would alone (the batch statement is all or none, and checks each row as it is checked alone);
