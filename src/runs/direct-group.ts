@@ -1,6 +1,6 @@
 import type { TransitionRequest } from './policy.js';
 import type { Actor } from './transition-batch.js';
-import type { DirectResult } from './direct-transition.js';
+import { SIZED_BATCH_MOST, type DirectResult } from './direct-transition.js';
 
 /**
  * Group commit for the one-statement change. Requests for single changes that arrive together
@@ -93,13 +93,19 @@ export function createDirectGroups(deps: {
   };
 }
 
-/** Requests in arrival order, each in the first group of its actor without its run. */
+/**
+ * Requests in arrival order, each in the first group of its actor that has room and not its
+ * run. A group takes at most SIZED_BATCH_MOST: a statement PostgreSQL keeps one plan for, and a
+ * bound on how many requests one that fails sends again on their own.
+ */
 function groupsOf(requests: Pending[]): Pending[][] {
   if (requests.length === 1) return [requests];
   const groups: { actor: string; runs: Set<string>; members: Pending[] }[] = [];
   for (const p of requests) {
     const actor = actorKey(p.actor);
-    let group = groups.find((g) => g.actor === actor && !g.runs.has(p.request.id));
+    let group = groups.find(
+      (g) => g.actor === actor && g.members.length < SIZED_BATCH_MOST && !g.runs.has(p.request.id),
+    );
     if (!group) groups.push((group = { actor, runs: new Set(), members: [] }));
     group.runs.add(p.request.id);
     group.members.push(p);

@@ -264,7 +264,7 @@ function batchStatementText(size: number | null, withNotify: boolean, withRun: b
 }
 
 /** The most changes a batch statement takes with an id parameter each (batchStatementText). */
-const SIZED_BATCH_MOST = 32;
+export const SIZED_BATCH_MOST = 32;
 
 /**
  * Each statement with and without the NOTIFY, and with and without the moved runs as JSON: an
