@@ -29,7 +29,7 @@ const resultFor = (ids: string[]) =>
   }) as unknown as DirectResult;
 
 function recorder(options: { many?: 'apply' | 'refuse' | 'throw'; failOne?: string } = {}) {
-  const many: { ids: string[]; actor: string }[] = [];
+  const many: { ids: string[]; actor: string | null }[] = [];
   const one: string[] = [];
   const groups = createDirectGroups({
     applyOne: async (r) => {
