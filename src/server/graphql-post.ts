@@ -50,8 +50,8 @@ export function createGraphQLPost(
       try {
         result = (await yoga.getResultForParams({ params, request }, serverContext)) as never;
       } catch (error) {
-        // An error out of the operation's context or a hook (a token looked up while the
-        // database is away, a bug), answered and logged as yoga's adapter answers it.
+        // What getResultForParams lets through (a syntax error, a hook's throw) is answered, and
+        // logged when masked, as yoga's adapter answers it.
         result = { errors: [yoga.maskAndLog(error) as GraphQLError] };
       }
       countErrors(result);

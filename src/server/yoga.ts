@@ -41,7 +41,7 @@ export interface ServerContext {
 
 export type RunstateYoga = YogaServerInstance<ServerContext, GraphQLContext> & {
   /**
-   * What yoga makes of an error thrown out of an operation (its context's, a hook's): masked as
+   * What yoga makes of an error thrown out of an operation (a syntax error, a hook's): masked as
    * every answer's errors are (a bug: "Unexpected error."; a database away: a retryable 503), and
    * logged when masked. For the transports that run operations without yoga's adapter.
    */
