@@ -84,6 +84,20 @@ export interface TransitionRequest {
   idempotencyKey: string | null;
 }
 
+/** A request to move run `id` to `to` and nothing more: no precondition, reason or key. */
+export function emptyRequest(id: string, to: RunStatus): TransitionRequest {
+  return {
+    id,
+    to,
+    attempt: null,
+    reason: null,
+    message: null,
+    expectedStatus: null,
+    expectedVersion: null,
+    idempotencyKey: null,
+  };
+}
+
 /** What a refused precondition answers: what the caller expected, and what is. */
 export interface ConflictDetails {
   expectedStatus: RunStatus | null;

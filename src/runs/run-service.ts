@@ -31,6 +31,7 @@ import {
   RUNNING_STATUSES,
   stopTarget,
   WAITING_STATUSES,
+  emptyRequest,
   type TransitionRequest,
 } from './policy.js';
 import { canSeeProject, UNRESTRICTED } from '../auth/principal.js';
@@ -202,19 +203,6 @@ export interface RunServiceDeps {
 function scopeIdempotencyKey(key: string | null, attempt: number | null): string | null {
   if (key == null) return null;
   return attempt == null ? `run:${key}` : `attempt ${attempt}:${key}`;
-}
-
-function emptyRequest(id: string, to: RunStatus): TransitionRequest {
-  return {
-    id,
-    to,
-    attempt: null,
-    reason: null,
-    message: null,
-    expectedStatus: null,
-    expectedVersion: null,
-    idempotencyKey: null,
-  };
 }
 
 export function createRunService(deps: RunServiceDeps): RunService {

@@ -1,23 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { createDirectGroups } from '../../src/runs/direct-group.js';
 import type { DirectResult } from '../../src/runs/direct-transition.js';
-import type { TransitionRequest } from '../../src/runs/policy.js';
+import { emptyRequest } from '../../src/runs/policy.js';
 import type { Actor } from '../../src/runs/transition-batch.js';
 
 // How group commit (runs/direct-group.ts) splits what arrives together, and how each request
 // still gets its own answer when a group cannot be applied. The statements themselves are
 // direct-groups.test.ts's, on PostgreSQL; here they are stand-ins that record their calls.
 
-const request = (id: string): TransitionRequest => ({
-  id,
-  to: 'PROCESSING',
-  attempt: null,
-  reason: null,
-  message: null,
-  expectedStatus: null,
-  expectedVersion: null,
-  idempotencyKey: null,
-});
+const request = (id: string) => emptyRequest(id, 'PROCESSING');
 const alice: Actor = { name: 'alice', projects: null };
 const bob: Actor = { name: 'bob', projects: ['p'] };
 

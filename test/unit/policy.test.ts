@@ -14,6 +14,7 @@ import {
   planChanges,
   refuseStaleAttempt,
   stopTarget,
+  emptyRequest,
   type TransitionRequest,
 } from '../../src/runs/policy.js';
 
@@ -65,17 +66,7 @@ function run(status: RunStatus, overrides: Partial<RunRow> = {}): RunRow {
 }
 
 function request(to: RunStatus, overrides: Partial<TransitionRequest> = {}): TransitionRequest {
-  return {
-    id: run('CREATED').id,
-    to,
-    attempt: null,
-    reason: null,
-    message: null,
-    expectedStatus: null,
-    expectedVersion: null,
-    idempotencyKey: null,
-    ...overrides,
-  };
+  return { ...emptyRequest(run('CREATED').id, to), ...overrides };
 }
 
 describe('decideTransition', () => {
