@@ -2,7 +2,7 @@ import { cpus, loadavg } from 'node:os';
 import postgres from 'postgres';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { closedLoop, type LoadResult } from '../lib/closed-loop.js';
-import { BENCH_TOKEN, withBenchService } from '../lib/environment.js';
+import { BENCH_TOKEN, settleCluster, withBenchService } from '../lib/environment.js';
 import { createGraphQLClient, dataOrThrow } from '../lib/http.js';
 import { cpuMeter, schedSeconds } from '../lib/proc.js';
 import { ratioOf, type Row } from '../lib/report.js';
@@ -179,6 +179,15 @@ async function pendingLogRows(sql: postgres.Sql): Promise<number> {
   const [row] = (await sql`
     SELECT (SELECT coalesce(max(id), 0) FROM status_changes)
          - (SELECT through_id FROM run_counts_position WHERE id = 1) AS n`) as unknown as [
+    { n: string },
+  ];
+  return Number(row.n);
+}
+
+/** Checkpoints PostgreSQL has started so far, timed or requested (pg_stat_bgwriter). */
+async function checkpointsStarted(sql: postgres.Sql): Promise<number> {
+  const [row] = (await sql`
+    SELECT checkpoints_timed + checkpoints_req AS n FROM pg_stat_bgwriter`) as unknown as [
     { n: string },
   ];
   return Number(row.n);
@@ -379,6 +388,11 @@ export const counts: Scenario = {
       log(`seeding ${fmt(total, 0)} runs with SQL`);
       const parentId = await seed(sql, total, log);
       const seedSeconds = (performance.now() - seedStarted) / 1000;
+      // The seeding writes WAL enough for several checkpoints: the last one it starts is spread
+      // out, and went on writing through both phases (94 s of it, in the server's log). Have
+      // PostgreSQL finish it now, and count any that start while measuring (notes).
+      log('  CHECKPOINT');
+      const settleMs = await settleCluster(clusterUrl);
       const probes = await makeProbes(databaseUrl, parentId);
       const roots = (
         (await sql`
@@ -395,6 +409,7 @@ export const counts: Scenario = {
 
       const sampler = postgres(databaseUrl, { max: 1, onnotice: () => {} });
       const measure = async (phase: string, writing: boolean) => {
+        const checkpointsAtStart = await checkpointsStarted(sampler);
         const pending: number[] = [];
         const states: string[] = [];
         let stateSamples = 0;
@@ -457,7 +472,11 @@ export const counts: Scenario = {
               `(EXPLAIN ANALYZE, planning + execution) ${fmt(pgTime.ms, 2)} ms.`,
           );
         }
-        return { pending: summarize(pending), states: topShares(states, stateSamples) };
+        const checkpoints = (await checkpointsStarted(sampler)) - checkpointsAtStart;
+        return {
+          pending: summarize(pending),
+          states: `${topShares(states, stateSamples)} (checkpoints started meanwhile: ${checkpoints})`,
+        };
       };
 
       // 1. Writes flowing: the log always holds rows after the fold position.
@@ -514,7 +533,8 @@ export const counts: Scenario = {
       notes.unshift(
         `${fmt(afterWrites.runs, 0)} runs in ${PROJECTS} projects (${fmt(total - CHILDREN, 0)} roots, ` +
           `one of them the parent of ${fmt(CHILDREN, 0)} steps), seeded with SQL in ` +
-          `${fmt(seedSeconds, 0)} s, counts tables written as migrations 0015 and 0016 do.`,
+          `${fmt(seedSeconds, 0)} s, counts tables written as migrations 0015 and 0016 do; then a ` +
+          `CHECKPOINT (${settleMs == null ? 'not allowed' : `${fmt(settleMs / 1000, 1)} s`}) wrote it out before measuring.`,
         `Writes flowing: ${fmt(wrote.accepted, 0)} transitionRun accepted in ${fmt(wrote.seconds, 0)} s ` +
           `(${fmt(wrote.accepted / wrote.seconds, 0)}/s of ${WRITES_PER_SECOND}/s offered; refused ` +
           `${wrote.refused}, not sent because 32 were in flight ${wrote.skipped}; latency p50 / p99 ` +
