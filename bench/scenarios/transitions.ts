@@ -18,7 +18,7 @@ const TRANSITION = `mutation($id: ID!, $to: RunStatus!) {
 
 const LEVELS = [1, 8, 32];
 /** Interleaved rounds per level; each figure is the median of its rounds. */
-const ROUNDS = 3;
+const ROUNDS = 5;
 /** Levels with targets: there the ceiling runs too, and transactions per change are counted. */
 const TARGET_LEVELS = new Set([8, 32]);
 /** PostgreSQL backends flush their statistics when idle within 10 s (PGSTAT_IDLE_INTERVAL). */
@@ -77,52 +77,62 @@ export const transitions: Scenario = {
             const bare: Round[] = [];
             const top: Round[] = [];
             let perChange: number | null = null;
-            // Interleaved rounds (service, bare transaction, ceiling; again), each figure the
-            // median of its rounds: a few seconds in which PostgreSQL checkpoints or vacuums then
-            // sway one round, not the comparison.
+            // Interleaved rounds, each figure the median of its rounds: a few seconds in which
+            // PostgreSQL checkpoints or vacuums then sway one round, not the comparison. Odd rounds
+            // run service, bare transaction, ceiling; even rounds the reverse, so a machine that
+            // speeds up or slows down over the level favours none of them.
             for (let round = 1; round <= ROUNDS; round++) {
               const counted = targeted && round === 1;
-              if (counted) await new Promise((r) => setTimeout(r, STATS_SETTLE_MS));
-              const commitsBefore = counted ? await commits(sql) : 0;
-              log(`transitionRun, ${clients} clients, round ${round} of ${ROUNDS}`);
-              const acceptedBefore = accepted;
-              service.push(
-                await metered(serviceProcess.pid, () =>
-                  closedLoop({
-                    clients,
-                    seconds,
-                    operation: moveVia(client, serviceRuns, (ok) => (ok ? accepted++ : refused++)),
-                  }),
-                ),
-              );
-              service.at(-1)!.changes = accepted - acceptedBefore;
-              if (counted) {
-                await new Promise((r) => setTimeout(r, STATS_SETTLE_MS));
-                // The bench's own two statements (these reads) are left out.
-                perChange = ((await commits(sql)) - commitsBefore - 2) / service.at(-1)!.changes;
-              }
-              log(`  bare transaction, ${clients} clients`);
-              bare.push(
-                await metered(null, () =>
-                  runBareTransitions({ sql, runs: bareRuns, status, clients, seconds }),
-                ),
-              );
-              if (!targeted) continue;
-              log(`  ceiling (bare yoga, one statement), ${clients} clients`);
-              let ceilingChanges = 0;
-              top.push(
-                await metered(ceiling.pid, () =>
-                  closedLoop({
-                    clients,
-                    seconds,
-                    operation: moveVia(ceilingClient, ceilingRuns, (ok) => {
-                      if (!ok) throw new Error('the ceiling refused a change');
-                      ceilingChanges++;
+              const runService = async () => {
+                if (counted) await new Promise((r) => setTimeout(r, STATS_SETTLE_MS));
+                const commitsBefore = counted ? await commits(sql) : 0;
+                log(`transitionRun, ${clients} clients, round ${round} of ${ROUNDS}`);
+                const acceptedBefore = accepted;
+                service.push(
+                  await metered(serviceProcess.pid, () =>
+                    closedLoop({
+                      clients,
+                      seconds,
+                      operation: moveVia(client, serviceRuns, (ok) =>
+                        ok ? accepted++ : refused++,
+                      ),
                     }),
-                  }),
-                ),
-              );
-              top.at(-1)!.changes = ceilingChanges;
+                  ),
+                );
+                service.at(-1)!.changes = accepted - acceptedBefore;
+                if (counted) {
+                  await new Promise((r) => setTimeout(r, STATS_SETTLE_MS));
+                  // The bench's own two statements (these reads) are left out.
+                  perChange = ((await commits(sql)) - commitsBefore - 2) / service.at(-1)!.changes;
+                }
+              };
+              const runBare = async () => {
+                log(`  bare transaction, ${clients} clients, round ${round}`);
+                bare.push(
+                  await metered(null, () =>
+                    runBareTransitions({ sql, runs: bareRuns, status, clients, seconds }),
+                  ),
+                );
+              };
+              const runCeiling = async () => {
+                log(`  ceiling (bare yoga, one statement), ${clients} clients, round ${round}`);
+                let ceilingChanges = 0;
+                top.push(
+                  await metered(ceiling.pid, () =>
+                    closedLoop({
+                      clients,
+                      seconds,
+                      operation: moveVia(ceilingClient, ceilingRuns, (ok) => {
+                        if (!ok) throw new Error('the ceiling refused a change');
+                        ceilingChanges++;
+                      }),
+                    }),
+                  ),
+                );
+                top.at(-1)!.changes = ceilingChanges;
+              };
+              const systems = targeted ? [runService, runBare, runCeiling] : [runService, runBare];
+              for (const run of round % 2 === 1 ? systems : systems.reverse()) await run();
             }
             const [s, b] = [medianOf(service), medianOf(bare)];
             rows.push(...rowsFor(clients, s, b));
@@ -140,7 +150,8 @@ export const transitions: Scenario = {
             notes.push(
               `${clients} clients, ceiling: CPU ${fmt(cpuShare(top) * 100, 0)} % of a core ` +
                 `(${fmt(cpuPerOperation(top), 0)} µs per change); PostgreSQL ` +
-                `${describeDatabaseCpu(top)}; load generator CPU ${fmt(t.generatorCpu * 100, 0)} %.`,
+                `${describeDatabaseCpu(top)}; load generator CPU ${fmt(t.generatorCpu * 100, 0)} %. ` +
+                `Runstate over the ceiling within each round: ${describePairs(service, top)}.`,
             );
           }
         } finally {
@@ -172,7 +183,8 @@ export const transitions: Scenario = {
             'and, at 8 and 32 clients, the ceiling of this stack: a bare graphql-yoga server ' +
             '(bench/baseline/bare-transition-server.ts) sending the change as one statement over ' +
             'postgres.js, with nothing else (no auth, rules, change log or metrics). At each ' +
-            `number of clients the three run in turn, ${ROUNDS} rounds of it; each figure is the ` +
+            `number of clients the three run in turn, ${ROUNDS} rounds of it (every other round in ` +
+            'the reverse order); each figure is the ' +
             "median of its rounds' (the notes give every round), CPU is summed over the rounds, " +
             'and transactions are counted over the first.',
           rows,
@@ -248,6 +260,15 @@ function describeDatabaseCpu(rounds: readonly Round[]) {
   const share =
     sum(rounds.map((r) => r.databaseCpuSeconds)) / sum(rounds.map((r) => r.wallSeconds));
   return `${fmt(share * 100, 0)} % of a core (${fmt((share / medianOf(rounds).perSecond) * 1e6, 0)} µs per change)`;
+}
+
+/**
+ * Each round's ratio of changes/s (the two ran within seconds of each other), and their median:
+ * how far the machine's drift alone moves the comparison.
+ */
+function describePairs(service: readonly Round[], other: readonly Round[]) {
+  const ratios = service.map((r, i) => r.load.perSecond / other[i]!.load.perSecond);
+  return `${ratios.map((r) => `${fmt(r, 2)}×`).join(' / ')} (median ${fmt(median(ratios), 2)}×)`;
 }
 
 /** Every round's changes/s and p99, so the spread behind each median shows. */
