@@ -472,10 +472,10 @@ export const counts: Scenario = {
               `(EXPLAIN ANALYZE, planning + execution) ${fmt(pgTime.ms, 2)} ms.`,
           );
         }
-        const checkpoints = (await checkpointsStarted(sampler)) - checkpointsAtStart;
         return {
           pending: summarize(pending),
-          states: `${topShares(states, stateSamples)} (checkpoints started meanwhile: ${checkpoints})`,
+          states: topShares(states, stateSamples),
+          checkpoints: (await checkpointsStarted(sampler)) - checkpointsAtStart,
         };
       };
 
@@ -484,10 +484,11 @@ export const counts: Scenario = {
       const loadAtStart = loadavg()[0]!;
       const writer = startWriter(service.url, interleaved, WRITES_PER_SECOND);
       await new Promise((r) => setTimeout(r, 1500));
-      const { pending: pendingWriting, states: statesWriting } = await measure(
-        'writes flowing',
-        true,
-      );
+      const {
+        pending: pendingWriting,
+        states: statesWriting,
+        checkpoints: checkpointsWriting,
+      } = await measure('writes flowing', true);
       const wrote = await writer.stop();
       // Right after the writes, before the reaper folds them: the counts add the log's rows.
       const pendingAfterWrites = await pendingLogRows(sql);
@@ -504,7 +505,11 @@ export const counts: Scenario = {
       }
       const foldSeconds = (performance.now() - foldStarted) / 1000;
       const folded = await check(client, probes, sql, parentId);
-      const { pending: pendingQuiet, states: statesQuiet } = await measure('steady state', false);
+      const {
+        pending: pendingQuiet,
+        states: statesQuiet,
+        checkpoints: checkpointsQuiet,
+      } = await measure('steady state', false);
 
       const loadAtEnd = loadavg()[0]!;
       // What a count costs without the counts table.
@@ -545,6 +550,8 @@ export const counts: Scenario = {
           `${fmt(pendingQuiet.max, 0)}.`,
         `The service's PostgreSQL connections, sampled every 100 ms while it was queried (average number in each state): ` +
           `writes flowing: ${statesWriting}; steady state: ${statesQuiet}.`,
+        `Checkpoints PostgreSQL started while measuring (pg_stat_bgwriter): writes flowing ` +
+          `${checkpointsWriting}, steady state ${checkpointsQuiet}.`,
         `Exactness, checked against \`SELECT status, count(*) FROM runs …\` at a quiet moment: right ` +
           `after the writes stopped (${pendingAfterWrites} log rows not yet folded) ` +
           `${afterWrites.wrong.length ? '**differ**' : 'all four answers equal'}; after the fold ` +
